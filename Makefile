@@ -1,0 +1,65 @@
+# Two commands for a fresh Debian/Ubuntu machine with Python 3.11 (see README):
+#   make app    set up .venv from the pins and start distpose-app (ARGS="--source demo" etc.)
+#   make test   set up .venv (+ test tools, + Xvfb and GL packages when run as root) and run
+#               lint, the import contract and the test suite
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+# Debian packages: Qt's xcb platform and OpenGL (app), plus Xvfb for headless GUI tests.
+APT_RUNTIME := libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-icccm4 \
+  libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 \
+  libxcb-xinerama0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1 libfontconfig1 libdbus-1-3 \
+  libglib2.0-0
+APT_TEST := xvfb xauth $(APT_RUNTIME)
+
+.PHONY: app test lint unit system-deps-runtime system-deps-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.app-installed: $(BIN)/python requirements.txt setup.cfg pyproject.toml
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.app-installed requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# Installs Debian packages only when run as root and they are missing; otherwise says what to do.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "note: missing Debian packages (run as root or: sudo apt-get install $$missing)"; \
+	  fi; \
+	fi
+endef
+
+system-deps-runtime:
+	$(call apt_install,$(APT_RUNTIME))
+
+system-deps-test:
+	$(call apt_install,$(APT_TEST))
+
+app: system-deps-runtime $(VENV)/.app-installed
+	$(BIN)/distpose-app $(ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+unit: $(VENV)/.test-installed
+	$(BIN)/pytest -q
+
+test: system-deps-test lint unit
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info

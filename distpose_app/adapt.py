@@ -1,0 +1,304 @@
+"""Test-time adaptation of a lifter to an unknown lens.
+
+- `iso_adapt`: Inference Stage Optimisation (Cho et al., scenario 2): a few gradient steps on
+  unlabelled 2D minimising bone-length symmetry + consistency (+ an anchor to the unadapted
+  prediction), with a guard that reverts a degenerate or non-improving adaptation.
+- `fewshot_adapt`: scenario 1, K labelled frames (a mocap sensor is available): supervised MPJPE.
+
+Both work on a copy: the model passed in is never modified. Batch norm stays in eval mode (the
+running statistics of training; one video's statistics are too few and too correlated to
+replace them) and dropout is off, so an adaptation step is deterministic.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from distpose_app import losses, metrics
+from distpose_app.errors import DistposeError
+
+#: Fewest frames with a person that Adapt accepts (2 s at 30 fps).
+MIN_ADAPT_FRAMES = 60
+
+PARAM_GROUPS = ("bn", "last", "all")
+
+
+@dataclass
+class IsoConfig:
+    """ISO settings. Defaults are the measured best of `distpose evaluate` (see README)."""
+
+    steps: int = 20
+    lr: float = 1e-4
+    params: str = "bn"  # which parameters move: "bn" (batch-norm affine), "last", "all"
+    optimizer: str = "adam"  # "adam", or "sgd" (plain steps, as MAML's inner loop takes them)
+    crop_frames: int = 32  # output frames per crop
+    crops_per_step: int = 8
+    symmetry_weight: float = 1.0
+    consistency_weight: float = 1.0
+    anchor_weight: float = 0.1
+    collapse_ratio: float = 0.9  # revert if mean bone length falls below this x the unadapted
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.params not in PARAM_GROUPS:
+            raise DistposeError(f"unknown parameter group {self.params!r}; use {PARAM_GROUPS}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise DistposeError(f"unknown optimizer {self.optimizer!r}; use adam or sgd")
+        if self.steps < 0 or self.lr <= 0 or self.crop_frames < 1 or self.crops_per_step < 1:
+            raise DistposeError("ISO steps must be >= 0, lr > 0, crops >= 1")
+
+
+@dataclass
+class AdaptResult:
+    """What an adaptation returns. `state_dict` is the adapted model's (or, when not accepted,
+    the unadapted one's); `before`/`after` hold pose statistics of the whole buffer."""
+
+    state_dict: dict
+    accepted: bool
+    reason: str
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+    config: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-able statistics (no weights), for sidecars and logs."""
+        out = asdict(self)
+        out.pop("state_dict")
+        return out
+
+
+def select_parameters(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter]:
+    """The parameters that adapt: batch-norm affine ("bn"), the output layer ("last"), "all"."""
+    if group == "all":
+        return list(model.parameters())
+    if group == "bn":
+        return [
+            p
+            for m in model.modules()
+            if isinstance(m, torch.nn.BatchNorm1d)
+            for p in (m.weight, m.bias)
+            if p is not None
+        ]
+    if group == "last":
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+        return list(convs[-1].parameters())
+    raise DistposeError(f"unknown parameter group {group!r}; use {PARAM_GROUPS}")
+
+
+@torch.no_grad()
+def lift_sequence(model: torch.nn.Module, keypoints_2d: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Lift a whole sequence, padding the ends by edge replication as VideoPose3D does.
+
+    keypoints_2d (T, 17, 2) normalised screen coordinates -> (T, 17, 3) metres, root-relative.
+    For a causal model all padding goes before the first frame.
+    """
+    x = torch.as_tensor(np.asarray(keypoints_2d), dtype=torch.float32)
+    rf = model.receptive_field
+    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
+    past = rf - 1 - future
+    padded = torch.cat([x[:1].expand(past, -1, -1), x, x[-1:].expand(future, -1, -1)], dim=0)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = model(padded[None].to(device))[0].cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def pose_statistics(poses: np.ndarray) -> dict:
+    """Label-free statistics of lifted poses (T, 17, 3) metres: symmetry and consistency in mm,
+    consistency as a percentage of bone length, and the mean bone length in mm."""
+    from distpose_app.skeleton import bone_lengths
+
+    return {
+        "symmetry_mm": 1000 * metrics.bone_symmetry_error(poses),
+        "consistency_mm": 1000 * metrics.bone_consistency(poses),
+        "consistency_pct": 100 * metrics.bone_consistency_ratio(poses),
+        "mean_bone_mm": 1000 * float(np.mean(bone_lengths(poses))),
+    }
+
+
+def _crops(x: torch.Tensor, rf: int, crop_frames: int, count: int, rng: np.random.Generator):
+    """`count` random windows (count, rf - 1 + crop_frames, 17, 2) of x (T, 17, 2)."""
+    length = min(rf - 1 + crop_frames, x.shape[0])
+    starts = rng.integers(0, x.shape[0] - length + 1, size=count)
+    return torch.stack([x[s : s + length] for s in starts])
+
+
+def _frozen_copy(model: torch.nn.Module, group: str) -> tuple[torch.nn.Module, list]:
+    adapted = copy.deepcopy(model)
+    adapted.eval()
+    for p in adapted.parameters():
+        p.requires_grad_(False)
+    params = select_parameters(adapted, group)
+    for p in params:
+        p.requires_grad_(True)
+    return adapted, params
+
+
+def iso_adapt(
+    model: torch.nn.Module,
+    keypoints_2d: np.ndarray,
+    config: IsoConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> AdaptResult:
+    """Adapt `model` to the lens behind `keypoints_2d` with the paper's self-supervised losses.
+
+    keypoints_2d: (T, 17, 2) normalised screen coordinates of frames with a person (T >=
+    MIN_ADAPT_FRAMES and >= the receptive field). Returns an AdaptResult; the guard rejects the
+    adaptation (accepted=False, the unadapted weights returned) when the loss did not fall, the
+    bones collapsed (mean length below `collapse_ratio` x the unadapted), or anything became
+    non-finite. `should_cancel()` is polled every step; cancelling returns the unadapted weights.
+    """
+    config = config or IsoConfig()
+    config.validate()
+    start = time.perf_counter()
+    kp = np.asarray(keypoints_2d, dtype=np.float32)
+    if kp.ndim != 3 or kp.shape[1:] != (17, 2):
+        raise DistposeError(f"keypoints must have shape (T, 17, 2), got {kp.shape}")
+    kp = kp[np.isfinite(kp).all(axis=(1, 2))]
+    rf = model.receptive_field
+    needed = max(MIN_ADAPT_FRAMES, rf)
+    if kp.shape[0] < needed:
+        raise DistposeError(
+            f"too few frames with a person to adapt: {kp.shape[0]} (need at least {needed})"
+        )
+    original_state = copy.deepcopy(model.state_dict())
+    device = next(model.parameters()).device
+    base_poses = lift_sequence(model, kp)
+    before = pose_statistics(base_poses)
+
+    adapted, params = _frozen_copy(model, config.params)
+    opt_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+    optimiser = opt_class(params, lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    x = torch.as_tensor(kp, device=device)
+    # Fixed crops for the acceptance test, so "did the loss fall" compares like with like.
+    eval_crops = _crops(x, rf, config.crop_frames, config.crops_per_step, rng)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        eval_anchor = model(eval_crops)
+
+    def loss_on(crops: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        return losses.iso_loss(
+            adapted(crops),
+            anchor,
+            config.symmetry_weight,
+            config.consistency_weight,
+            config.anchor_weight,
+        )
+
+    with torch.no_grad():
+        loss_before = float(loss_on(eval_crops, eval_anchor))
+
+    def rejected(reason: str, steps: int) -> AdaptResult:
+        return AdaptResult(
+            original_state, False, reason, before, before, steps,
+            time.perf_counter() - start, asdict(config),
+        )  # fmt: skip
+
+    for step in range(config.steps):
+        if should_cancel is not None and should_cancel():
+            return rejected("cancelled", step)
+        crops = _crops(x, rf, config.crop_frames, config.crops_per_step, rng)
+        with torch.no_grad():
+            anchor = model(crops) if config.anchor_weight > 0 else None
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_on(crops, anchor)
+        if not torch.isfinite(loss):
+            return rejected("the loss became non-finite", step)
+        loss.backward()
+        optimiser.step()
+        if progress is not None:
+            progress(step + 1, config.steps)
+
+    with torch.no_grad():
+        loss_after = float(loss_on(eval_crops, eval_anchor))
+    model.train(was_training)
+    for p in adapted.parameters():
+        p.requires_grad_(False)
+    poses = lift_sequence(adapted, kp)
+    after = pose_statistics(poses)
+    if not np.isfinite(poses).all() or not np.isfinite(loss_after):
+        return rejected("the adapted output is not finite", config.steps)
+    if after["mean_bone_mm"] < config.collapse_ratio * before["mean_bone_mm"]:
+        return rejected(
+            f"degenerate: bones shrank from {before['mean_bone_mm']:.0f} to "
+            f"{after['mean_bone_mm']:.0f} mm on average",
+            config.steps,
+        )
+    if config.steps > 0 and not loss_after < loss_before:
+        return rejected(
+            f"the self-supervised loss did not fall ({1000 * loss_before:.2f} -> "
+            f"{1000 * loss_after:.2f} mm)",
+            config.steps,
+        )
+    after["loss_before_mm"] = 1000 * loss_before
+    after["loss_after_mm"] = 1000 * loss_after
+    return AdaptResult(
+        copy.deepcopy(adapted.state_dict()),
+        True,
+        "adapted",
+        before,
+        after,
+        config.steps,
+        time.perf_counter() - start,
+        asdict(config),
+    )
+
+
+def fewshot_adapt(
+    model: torch.nn.Module,
+    keypoints_2d: np.ndarray,
+    positions_3d: np.ndarray,
+    labelled: np.ndarray,
+    steps: int = 50,
+    lr: float = 1e-4,
+    params: str = "all",
+    seed: int = 0,
+) -> AdaptResult:
+    """Scenario 1: supervised adaptation from K labelled frames under the same lens.
+
+    keypoints_2d (T, 17, 2) normalised screen coordinates; positions_3d (T, 17, 3) metres
+    root-relative (only rows in `labelled` are read); labelled (K,) frame indices. Each step uses
+    every labelled frame, with its receptive-field window (edge-padded) as input.
+    """
+    start = time.perf_counter()
+    kp = torch.as_tensor(np.asarray(keypoints_2d, np.float32))
+    rf = model.receptive_field
+    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
+    past = rf - 1 - future
+    padded = torch.cat([kp[:1].expand(past, -1, -1), kp, kp[-1:].expand(future, -1, -1)])
+    idx = np.asarray(labelled, dtype=int)
+    if idx.size == 0:
+        raise DistposeError("few-shot adaptation needs at least one labelled frame")
+    windows = torch.stack([padded[i : i + rf] for i in idx])
+    target = torch.as_tensor(np.asarray(positions_3d, np.float32)[idx])[:, None]
+    adapted, trainable = _frozen_copy(model, params)
+    optimiser = torch.optim.Adam(trainable, lr=lr)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        loss_before = float(losses.mpjpe_loss(adapted(windows), target))
+    for _ in range(steps):
+        optimiser.zero_grad(set_to_none=True)
+        loss = losses.mpjpe_loss(adapted(windows), target)
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        loss_after = float(losses.mpjpe_loss(adapted(windows), target))
+    accepted = np.isfinite(loss_after) and loss_after <= loss_before
+    state = copy.deepcopy((adapted if accepted else model).state_dict())
+    stats = {"labelled_mpjpe_mm_before": 1000 * loss_before}
+    after = {"labelled_mpjpe_mm_after": 1000 * loss_after}
+    reason = "adapted" if accepted else "the labelled error did not fall"
+    return AdaptResult(state, accepted, reason, stats, after, steps, time.perf_counter() - start)

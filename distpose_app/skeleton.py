@@ -1,0 +1,186 @@
+"""The Human3.6M 17-joint skeleton that every stage of distpose speaks, and the
+mapping from MediaPipe's 33 pose landmarks onto it.
+
+Joint order and parents follow VideoPose3D (facebookresearch/VideoPose3D), so that
+weights and numbers are comparable with the literature. Positions are always arrays
+of shape (..., 17, D) with D = 2 (pixels or normalised screen units) or 3 (metres).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NUM_JOINTS = 17
+
+JOINT_NAMES: tuple[str, ...] = (
+    "Hip",  # 0  pelvis centre, the root
+    "RHip",  # 1
+    "RKnee",  # 2
+    "RFoot",  # 3  ankle
+    "LHip",  # 4
+    "LKnee",  # 5
+    "LFoot",  # 6  ankle
+    "Spine",  # 7  mid-back
+    "Thorax",  # 8  base of the neck, between the shoulders
+    "Neck",  # 9  "Neck/Nose" in H36M: the head's centre
+    "Head",  # 10 top of the head
+    "LShoulder",  # 11
+    "LElbow",  # 12
+    "LWrist",  # 13
+    "RShoulder",  # 14
+    "RElbow",  # 15
+    "RWrist",  # 16
+)
+
+PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+
+# Subject's own left/right (not the image's): used by flip augmentation.
+LEFT_JOINTS: tuple[int, ...] = (4, 5, 6, 11, 12, 13)
+RIGHT_JOINTS: tuple[int, ...] = (1, 2, 3, 14, 15, 16)
+CENTRE_JOINTS: tuple[int, ...] = (0, 7, 8, 9, 10)
+
+# Index permutation that swaps left and right joints (flip augmentation).
+FLIP_PERMUTATION: tuple[int, ...] = tuple(
+    {**dict(zip(LEFT_JOINTS, RIGHT_JOINTS)), **dict(zip(RIGHT_JOINTS, LEFT_JOINTS))}.get(j, j)
+    for j in range(NUM_JOINTS)
+)
+
+# Bones as (parent, child) pairs, one per non-root joint, in joint order.
+BONES: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(PARENTS) if p >= 0)
+BONE_NAMES: tuple[str, ...] = tuple(f"{JOINT_NAMES[p]}-{JOINT_NAMES[c]}" for p, c in BONES)
+
+# Symmetric bone pairs (left bone index, right bone index) into BONES: hips (pelvis to hip
+# joint), thighs, shins, shoulders (thorax to shoulder), upper arms, forearms.
+_BONE_INDEX = {bone: i for i, bone in enumerate(BONES)}
+SYMMETRIC_BONE_PAIRS: tuple[tuple[int, int], ...] = tuple(
+    (_BONE_INDEX[left], _BONE_INDEX[right])
+    for left, right in (
+        ((0, 4), (0, 1)),  # hip
+        ((4, 5), (1, 2)),  # thigh
+        ((5, 6), (2, 3)),  # shin
+        ((8, 11), (8, 14)),  # shoulder
+        ((11, 12), (14, 15)),  # upper arm
+        ((12, 13), (15, 16)),  # forearm
+    )
+)
+SYMMETRIC_PAIR_NAMES: tuple[str, ...] = (
+    "hip",
+    "thigh",
+    "shin",
+    "shoulder",
+    "upper_arm",
+    "forearm",
+)
+
+
+def bone_vectors(positions: np.ndarray) -> np.ndarray:
+    """Child minus parent for every bone. (..., 17, D) -> (..., 16, D), same units."""
+    parents = [p for p, _ in BONES]
+    children = [c for _, c in BONES]
+    return positions[..., children, :] - positions[..., parents, :]
+
+
+def bone_lengths(positions: np.ndarray) -> np.ndarray:
+    """Euclidean length of every bone. (..., 17, D) -> (..., 16), same units as the input."""
+    return np.linalg.norm(bone_vectors(positions), axis=-1)
+
+
+def flip_pose(positions: np.ndarray) -> np.ndarray:
+    """Mirror x (negate the first coordinate) and swap left/right joints.
+
+    Works for camera-frame 3D (metres, x right) and for normalised screen coordinates
+    (centred at 0). Shape (..., 17, D) -> (..., 17, D).
+    """
+    flipped = np.array(positions, copy=True)[..., FLIP_PERMUTATION, :]
+    flipped[..., 0] *= -1
+    return flipped
+
+
+# ---------------------------------------------------------------------------------------
+# MediaPipe Pose (BlazePose, 33 landmarks) -> H36M-17
+# ---------------------------------------------------------------------------------------
+MP_NOSE = 0
+MP_LEFT_EAR, MP_RIGHT_EAR = 7, 8
+MP_LEFT_SHOULDER, MP_RIGHT_SHOULDER = 11, 12
+MP_LEFT_ELBOW, MP_RIGHT_ELBOW = 13, 14
+MP_LEFT_WRIST, MP_RIGHT_WRIST = 15, 16
+MP_LEFT_HIP, MP_RIGHT_HIP = 23, 24
+MP_LEFT_KNEE, MP_RIGHT_KNEE = 25, 26
+MP_LEFT_ANKLE, MP_RIGHT_ANKLE = 27, 28
+NUM_MEDIAPIPE_LANDMARKS = 33
+
+# Where the spine joint sits on the pelvis -> thorax segment (H36M's Spine is about midway).
+SPINE_FRACTION = 0.5
+# Head top = ear midpoint + HEAD_TOP_FRACTION * (ear midpoint - thorax). The ear midpoint is
+# about 20-25 cm above the thorax in adults and the crown 12-15 cm above the ears: 0.6.
+HEAD_TOP_FRACTION = 0.6
+
+# Joint by joint (H36M index: MediaPipe landmarks used):
+#   0 Hip       midpoint of left_hip(23) and right_hip(24)
+#   1 RHip      right_hip(24)        4 LHip      left_hip(23)
+#   2 RKnee     right_knee(26)       5 LKnee     left_knee(25)
+#   3 RFoot     right_ankle(28)      6 LFoot     left_ankle(27)
+#   7 Spine     Hip + SPINE_FRACTION * (Thorax - Hip)
+#   8 Thorax    midpoint of left_shoulder(11) and right_shoulder(12)
+#   9 Neck      midpoint of the ears (7, 8): the head's centre, where the mocap's head joint
+#               sits (the nose lies ~10 cm in front of it)
+#  10 Head      Neck + HEAD_TOP_FRACTION * (Neck - Thorax): the crown, which MediaPipe lacks
+#  11 LShoulder left_shoulder(11)   14 RShoulder right_shoulder(12)
+#  12 LElbow    left_elbow(13)      15 RElbow    right_elbow(14)
+#  13 LWrist    left_wrist(15)      16 RWrist    right_wrist(16)
+_MP_DIRECT = {
+    1: MP_RIGHT_HIP,
+    2: MP_RIGHT_KNEE,
+    3: MP_RIGHT_ANKLE,
+    4: MP_LEFT_HIP,
+    5: MP_LEFT_KNEE,
+    6: MP_LEFT_ANKLE,
+    11: MP_LEFT_SHOULDER,
+    12: MP_LEFT_ELBOW,
+    13: MP_LEFT_WRIST,
+    14: MP_RIGHT_SHOULDER,
+    15: MP_RIGHT_ELBOW,
+    16: MP_RIGHT_WRIST,
+}
+
+
+def mediapipe_to_h36m(
+    landmarks: np.ndarray, visibility: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map MediaPipe's 33 pose landmarks to the H36M-17 joints.
+
+    landmarks: (..., 33, D) with D = 2 or 3, any units (pixels for 2D detections, metres for
+    `pose_world_landmarks`). visibility: (..., 33) in [0, 1], or None for all ones.
+    Returns (joints (..., 17, D) in the input's units, confidence (..., 17)); a derived joint's
+    confidence is the minimum over the landmarks it is built from.
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.shape[-2] != NUM_MEDIAPIPE_LANDMARKS:
+        raise ValueError(
+            f"expected {NUM_MEDIAPIPE_LANDMARKS} MediaPipe landmarks, got shape {landmarks.shape}"
+        )
+    if visibility is None:
+        visibility = np.ones(landmarks.shape[:-1])
+    visibility = np.asarray(visibility, dtype=np.float64)
+
+    out = np.zeros(landmarks.shape[:-2] + (NUM_JOINTS, landmarks.shape[-1]))
+    conf = np.zeros(landmarks.shape[:-2] + (NUM_JOINTS,))
+    for joint, landmark in _MP_DIRECT.items():
+        out[..., joint, :] = landmarks[..., landmark, :]
+        conf[..., joint] = visibility[..., landmark]
+
+    def mid(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        point = 0.5 * (landmarks[..., a, :] + landmarks[..., b, :])
+        return point, np.minimum(visibility[..., a], visibility[..., b])
+
+    hip, hip_c = mid(MP_LEFT_HIP, MP_RIGHT_HIP)
+    thorax, thorax_c = mid(MP_LEFT_SHOULDER, MP_RIGHT_SHOULDER)
+    head, head_c = mid(MP_LEFT_EAR, MP_RIGHT_EAR)
+    out[..., 0, :], conf[..., 0] = hip, hip_c
+    out[..., 8, :], conf[..., 8] = thorax, thorax_c
+    out[..., 7, :] = hip + SPINE_FRACTION * (thorax - hip)
+    conf[..., 7] = np.minimum(hip_c, thorax_c)
+    out[..., 9, :], conf[..., 9] = head, head_c
+    out[..., 10, :] = head + HEAD_TOP_FRACTION * (head - thorax)
+    conf[..., 10] = np.minimum(head_c, thorax_c)
+    return out, conf

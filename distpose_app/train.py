@@ -1,0 +1,394 @@
+"""Training: `baseline` (pinhole 2D, as VideoPose3D), `augmented` (lens sampler as augmentation)
+and `meta` (MAML over lens tasks, Cho et al. 2021).
+
+Data: camera-frame 3D joints of synthetic webcam views of real mocap (`dataset.py`). 2D inputs
+are re-projected every batch, through a freshly sampled lens for `augmented`/`meta`, so the
+model never sees the same distortion twice. Windows never cross a sequence boundary.
+
+MAML design (all choices are written here and in the README's method section):
+- A task = one sequence (one virtual camera) under one sampled lens. Support: `support_windows`
+  windows from the first half of the sequence; query: `query_windows` from the second half, so
+  support and query frames are disjoint but share camera, lens and subject.
+- Inner loop: `inner_steps` SGD steps with `inner_lr` on the support loss — the ISO loss
+  (symmetry + consistency, scenario 2), the supervised MPJPE (scenario 1), or both — over the
+  `inner_params` group (default batch-norm affine: the group ISO moves at test time).
+- Outer loss: supervised MPJPE on the query after the inner steps; Adam on all weights.
+  First-order (FOMAML: inner gradients treated as constants) by default; `second_order=True`
+  back-propagates through the inner step (torch.func.functional_call + autograd.grad with
+  create_graph).
+- Batch norm: meta-training starts from the `augmented` checkpoint and runs with batch norm in
+  eval mode (its running statistics frozen) and dropout off, exactly as adaptation runs at test
+  time on one video: per-task batch statistics from 2 windows would be noise, and a train/test
+  mismatch in the inner loop is what MAML is most sensitive to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from distpose_app import losses
+from distpose_app.errors import DistposeError
+from distpose_app.evaluate import MODEL_FPS
+from distpose_app.lens import Intrinsics, LensSampler, NoLens, normalize_screen_coordinates
+from distpose_app.model import TemporalModel, load_checkpoint, save_checkpoint
+from distpose_app.progress import Progress
+from distpose_app.skeleton import FLIP_PERMUTATION
+
+MODES = ("baseline", "augmented", "meta")
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "augmented"
+    # model
+    filter_widths: tuple[int, ...] = (3, 3, 3)
+    channels: int = 256
+    dropout: float = 0.25
+    causal: bool = True
+    # optimisation
+    steps: int = 2000
+    batch_windows: int = 128
+    chunk_frames: int = 16  # output frames per window
+    lr: float = 1e-3
+    lr_final: float = 1e-4  # exponential decay from lr to lr_final over the run
+    noise_px: float = 1.0  # detector-like Gaussian noise on the 2D, pixels (per 1000 px width)
+    flip: bool = True
+    seed: int = 0
+    val_every: int = 250
+    # meta
+    init: str = ""  # checkpoint to start meta-training from (the augmented model)
+    tasks_per_batch: int = 16
+    support_windows: int = 2
+    query_windows: int = 2
+    inner_steps: int = 1
+    inner_lr: float = 1e-2
+    inner_params: str = "bn"
+    inner_loss: str = "iso"  # iso | supervised | both
+    second_order: bool = False
+    sampler: dict = field(default_factory=dict)  # filled from LensSampler.describe()
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise DistposeError(f"unknown training mode {self.mode!r}; use one of {MODES}")
+        if self.mode == "meta" and not self.init:
+            raise DistposeError("meta-training starts from a trained model: pass --init CKPT")
+        if self.inner_loss not in ("iso", "supervised", "both"):
+            raise DistposeError(f"unknown inner loss {self.inner_loss!r}")
+        if self.steps < 1 or self.batch_windows < 1 or self.chunk_frames < 1:
+            raise DistposeError("steps, batch windows and chunk frames must be positive")
+
+
+class WindowSampler:
+    """Draws windows of camera-frame 3D and turns them into (2D input, 3D target) batches.
+
+    positions_3d (N, 17, 3) metres camera coords; sequence (N,) contiguous ids; intrinsics
+    (S, 4) fx, fy, cx, cy pixels; image_size (S, 2) width, height pixels.
+    """
+
+    def __init__(self, positions_3d, sequence, intrinsics, image_size, window: int, rng):
+        self.positions = np.asarray(positions_3d, np.float32)
+        self.sequence = np.asarray(sequence)
+        self.intrinsics = np.asarray(intrinsics, np.float64)
+        self.image_size = np.asarray(image_size, np.float64)
+        self.window = window
+        self.rng = rng
+        bounds = np.flatnonzero(np.diff(self.sequence)) + 1
+        self.seq_start = np.concatenate([[0], bounds])
+        self.seq_end = np.concatenate([bounds, [len(self.sequence)]])
+        self.seq_id = self.sequence[self.seq_start]
+        long_enough = (self.seq_end - self.seq_start) >= window
+        if not long_enough.any():
+            raise DistposeError(f"no sequence has the {window} frames a training window needs")
+        self.starts = np.concatenate(
+            [
+                np.arange(s, e - window + 1)
+                for s, e in zip(self.seq_start, self.seq_end)
+                if e - s >= window
+            ]
+        )
+        # Sequences long enough for a meta task (support and query halves).
+        self.task_seqs = np.flatnonzero((self.seq_end - self.seq_start) >= 2 * window)
+        self._max_radius = np.array(
+            [self._intrinsics(s).corner_radius for s in range(len(self.intrinsics))]
+        )
+
+    def _intrinsics(self, s: int) -> Intrinsics:
+        fx, fy, cx, cy = self.intrinsics[s]
+        w, h = self.image_size[s]
+        return Intrinsics(fx, fy, cx, cy, int(w), int(h))
+
+    def random_starts(self, count: int) -> np.ndarray:
+        return self.rng.choice(self.starts, size=count)
+
+    def task_starts(self, count: int, support: int, query: int):
+        """One task: windows from the first half of a sequence (support) and from the second
+        half (query). Returns (support starts (support,), query starts (query,))."""
+        k = self.rng.choice(self.task_seqs)
+        s, e = self.seq_start[k], self.seq_end[k]
+        mid = (s + e) // 2
+        sup = self.rng.integers(s, mid - self.window + 1, size=support)
+        qry = self.rng.integers(mid, e - self.window + 1, size=query)
+        return sup, qry
+
+    def sample_lens(self, s: int, sampler: LensSampler | None):
+        return NoLens() if sampler is None else sampler.sample(self.rng, self._max_radius[s])
+
+    def make_batch(self, starts, lenses, noise_px: float, flip: bool):
+        """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole).
+        Returns (inputs (B, L, 17, 2) normalised screen coords, targets (B, L, 17, 3) metres
+        root-relative) as float32 tensors."""
+        idx = np.asarray(starts)[:, None] + np.arange(self.window)
+        cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
+        seq = self.sequence[np.asarray(starts)]
+        xy = cam[..., :2] / cam[..., 2:3]
+        if lenses is not None:
+            xy = np.stack([lens.distort(v) for lens, v in zip(lenses, xy)])
+        k = self.intrinsics[seq]  # (B, 4)
+        size = self.image_size[seq]  # (B, 2)
+        px = xy * k[:, None, None, :2] + k[:, None, None, 2:]
+        if noise_px > 0:
+            px = px + self.rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
+        w = size[:, None, None, 0]
+        h = size[:, None, None, 1]
+        x2d = normalize_screen_coordinates(px, w, h)
+        target = cam - cam[..., :1, :]
+        if flip:
+            mirrored = self.rng.random(len(starts)) < 0.5
+            x2d[mirrored] = x2d[mirrored][..., FLIP_PERMUTATION, :] * np.array([-1.0, 1.0])
+            target[mirrored] = target[mirrored][..., FLIP_PERMUTATION, :] * np.array(
+                [-1.0, 1.0, 1.0]
+            )
+        return torch.as_tensor(x2d, dtype=torch.float32), torch.as_tensor(
+            target, dtype=torch.float32
+        )
+
+
+def output_slice(model: TemporalModel, window: int) -> slice:
+    """Which input frames of a window the model's outputs belong to."""
+    past = model.receptive_field - 1 - model.lookahead_frames
+    return slice(past, window - model.lookahead_frames)
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    return config.lr * (config.lr_final / config.lr) ** (step / max(config.steps - 1, 1))
+
+
+def supervised_step(model, optimiser, sampler, lens_sampler, config, window):
+    starts = sampler.random_starts(config.batch_windows)
+    lenses = None
+    if lens_sampler is not None:
+        seqs = sampler.sequence[starts]
+        lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
+    x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip)
+    model.train()
+    pred = model(x)
+    loss = losses.mpjpe_loss(pred, y[:, output_slice(model, window)])
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss)
+
+
+def inner_loss(config: TrainConfig, pred, target) -> torch.Tensor:
+    loss = 0.0
+    if config.inner_loss in ("iso", "both"):
+        loss = loss + losses.symmetry_loss(pred) + losses.consistency_loss(pred)
+    if config.inner_loss in ("supervised", "both"):
+        loss = loss + losses.mpjpe_loss(pred, target)
+    return loss
+
+
+def adapted_parameters(model, params: dict, names: list[str], x, target, config, out_slice):
+    """MAML inner loop: `config.inner_steps` SGD steps on the support loss over `names`.
+    Returns the adapted parameter dict (differentiable w.r.t. `params` when second order)."""
+    fast = dict(params)
+    for _ in range(config.inner_steps):
+        pred = functional_call(model, fast, (x,))
+        loss = inner_loss(config, pred, target[:, out_slice])
+        grads = torch.autograd.grad(
+            loss, [fast[n] for n in names], create_graph=config.second_order
+        )
+        for n, g in zip(names, grads):
+            fast[n] = fast[n] - config.inner_lr * g
+    return fast
+
+
+def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names):
+    """One MAML outer step over `tasks_per_batch` lens tasks. Returns the mean query MPJPE."""
+    model.eval()  # batch norm on running statistics, dropout off: see the module docstring
+    params = dict(model.named_parameters())
+    sl = output_slice(model, window)
+    optimiser.zero_grad(set_to_none=True)
+    total = 0.0
+    for _ in range(config.tasks_per_batch):
+        sup, qry = sampler.task_starts(1, config.support_windows, config.query_windows)
+        s = sampler.sequence[sup[0]]
+        lens = sampler.sample_lens(s, lens_sampler)
+        flip = bool(sampler.rng.random() < 0.5) and config.flip
+        x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * (len(sup) + len(qry)),
+                                  config.noise_px, False)  # fmt: skip
+        if flip:
+            x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
+            y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
+        ns = len(sup)
+        fast = adapted_parameters(model, params, inner_names, x[:ns], y[:ns], config, sl)
+        if not config.second_order:
+            # FOMAML: the adapted weights are treated as a shift of the originals.
+            fast = {n: params[n] + (fast[n] - params[n]).detach() for n in params}
+        pred = functional_call(model, fast, (x[ns:],))
+        loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
+        loss.backward()
+        total += float(loss)
+    optimiser.step()
+    return total
+
+
+@torch.no_grad()
+def validation_mpjpe(model, sampler, lens_sampler, config, window, batches: int = 4) -> float:
+    """Mean MPJPE (metres) on a fixed set of validation windows (fixed seed)."""
+    state = sampler.rng
+    sampler.rng = np.random.default_rng(1234)
+    model.eval()
+    errors = []
+    for _ in range(batches):
+        starts = sampler.random_starts(config.batch_windows)
+        lenses = None
+        if lens_sampler is not None:
+            lenses = [sampler.sample_lens(s, lens_sampler) for s in sampler.sequence[starts]]
+        x, y = sampler.make_batch(starts, lenses, config.noise_px, False)
+        errors.append(float(losses.mpjpe_loss(model(x), y[:, output_slice(model, window)])))
+    sampler.rng = state
+    return float(np.mean(errors))
+
+
+def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume: bool = True,
+          progress: bool = True) -> Path:  # fmt: skip
+    """Train a model; writes out_dir/{last.pt, best.pt, log.jsonl, config.json}.
+
+    train_data / val_data: objects with positions_3d, sequence, intrinsics, image_size (the
+    dataset builder's SyntheticSet or the external format). Resumes from out_dir/last.pt when
+    present and `resume`. Returns the path of the best-validation checkpoint.
+    """
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    if config.mode == "meta":
+        model, init_meta = load_checkpoint(config.init)
+    else:
+        model = TemporalModel(
+            filter_widths=tuple(config.filter_widths),
+            channels=config.channels,
+            dropout=config.dropout,
+            causal=config.causal,
+        )
+    lens_sampler = None if config.mode == "baseline" else LensSampler()
+    config.sampler = lens_sampler.describe() if lens_sampler else {"lens": "none"}
+    window = model.receptive_field - 1 + config.chunk_frames
+    sampler = WindowSampler(train_data.positions_3d, train_data.sequence, train_data.intrinsics,
+                            train_data.image_size, window, rng)  # fmt: skip
+    val = WindowSampler(val_data.positions_3d, val_data.sequence, val_data.intrinsics,
+                        val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
+    inner_names = [
+        n for n, _ in model.named_parameters() if _in_group(model, n, config.inner_params)
+    ]
+
+    step, best, elapsed = 0, float("inf"), 0.0
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, best, elapsed = state["step"], state["best"], state["elapsed"]
+        sampler.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    log = open(out / "log.jsonl", "a")
+    bar = Progress(config.steps, f"train {config.mode}", enabled=progress)
+    bar.update(step)
+    t0 = time.perf_counter() - elapsed
+    running = []
+    while step < config.steps:
+        for g in optimiser.param_groups:
+            g["lr"] = _lr_at(config, step)
+        if config.mode == "meta":
+            loss = meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names)
+        else:
+            loss = supervised_step(model, optimiser, sampler, lens_sampler, config, window)
+        running.append(loss)
+        step += 1
+        if step % config.val_every == 0 or step == config.steps:
+            val_mpjpe = validation_mpjpe(model, val, lens_sampler, config, window)
+            record = {"step": step, "train_mpjpe_mm": 1000 * float(np.mean(running)),
+                      "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
+                      "seconds": time.perf_counter() - t0}  # fmt: skip
+            running = []
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            meta = _metadata(config, step, record, window)
+            if val_mpjpe < best:
+                best = val_mpjpe
+                save_checkpoint(out / "best.pt", model, meta)
+            _save_resume(last, model, optimiser, step, best, time.perf_counter() - t0, sampler)
+        bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
+    bar.close()
+    log.close()
+    save_checkpoint(out / "final.pt", model, _metadata(config, step, {}, window))
+    return out / "best.pt"
+
+
+def _in_group(model, name: str, group: str) -> bool:
+    from distpose_app.adapt import select_parameters
+
+    ids = {id(p) for p in select_parameters(model, group)}
+    return id(dict(model.named_parameters())[name]) in ids
+
+
+def _metadata(config: TrainConfig, step: int, record: dict, window: int) -> dict:
+    from distpose_app import __version__
+
+    return {
+        "name": config.mode,
+        "distpose_version": __version__,
+        "fps": MODEL_FPS,
+        "train_config": asdict(config),
+        "lens_sampler": config.sampler,
+        "step": step,
+        "validation": record,
+        "adaptation": {
+            "inner_steps": config.inner_steps,
+            "inner_lr": config.inner_lr,
+            "inner_params": config.inner_params,
+            "inner_loss": config.inner_loss,
+        }
+        if config.mode == "meta"
+        else {},
+    }
+
+
+def _save_resume(path: Path, model, optimiser, step, best, elapsed, sampler) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "step": step,
+            "best": best,
+            "elapsed": elapsed,
+            "rng": sampler.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
