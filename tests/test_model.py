@@ -1,0 +1,205 @@
+"""TemporalModel shapes and timing, streaming = full window, BN folding, checkpoints, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from distpose_app import model as M
+from distpose_app.errors import DistposeError, WeightsError
+
+
+def _model(widths=(3, 3, 3), causal=False, channels=32, seed=0) -> M.TemporalModel:
+    """A small model with non-trivial BN running statistics (so folding is really tested)."""
+    torch.manual_seed(seed)
+    model = M.TemporalModel(filter_widths=widths, channels=channels, dropout=0.25, causal=causal)
+    with torch.no_grad():
+        for bn in [model.expand_bn, *model.layers_bn]:
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+def _sequence(frames, seed=0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).uniform(-1, 1, (frames, 17, 2))).float()
+
+
+@pytest.mark.parametrize(
+    "widths, rf", [((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((3, 3, 3, 3, 3), 243), ((3, 3), 9)]
+)
+def test_shapes_and_receptive_field(widths, rf):
+    for causal in (False, True):
+        model = M.TemporalModel(filter_widths=widths, channels=8, causal=causal).eval()
+        assert model.receptive_field == rf
+        assert model.lookahead_frames == (0 if causal else (rf - 1) // 2)
+        with torch.no_grad():
+            out = model(torch.zeros(2, rf + 4, 17, 2))
+        assert out.shape == (2, 5, 17, 3)
+        rebuilt = M.TemporalModel(**model.config)
+        assert rebuilt.receptive_field == rf and rebuilt.causal == causal
+
+
+def test_root_joint_is_exactly_zero_and_training_mode_runs():
+    model = _model().train()
+    out = model(_sequence(40)[None].repeat(3, 1, 1, 1))
+    assert torch.all(out[:, :, 0] == 0)
+    assert out[:, :, 1:].abs().sum() > 0
+    out.sum().backward()  # gradients flow through the root subtraction
+    assert model.expand_conv.weight.grad is not None
+
+
+def test_bad_filter_widths_rejected():
+    with pytest.raises(DistposeError):
+        M.TemporalModel(filter_widths=(3, 2, 3))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_output_depends_on_exactly_the_documented_frames(causal):
+    """Output i is frame t = i + RF-1-lookahead; it must see frames t-(RF-1-L)..t+L only."""
+    model = _model(causal=causal)
+    rf, look = model.receptive_field, model.lookahead_frames
+    x = _sequence(80)
+    with torch.no_grad():
+        base = model(x[None])[0]
+    t = 50
+    i = t - (rf - 1 - look)
+    first = t - (rf - 1 - look)
+    for frame, expect_change in [(t + look, True), (t + look + 1, False), (first, True),
+                                 (first - 1, False)]:  # fmt: skip
+        y = x.clone()
+        y[frame] += 0.5
+        with torch.no_grad():
+            changed = not torch.allclose(model(y[None])[0, i], base[i])
+        assert changed == expect_change, (frame, t)
+    if causal:
+        # changing every frame after t leaves the output for t (and before) unchanged
+        y = x.clone()
+        y[t + 1 :] = _sequence(80 - t - 1, seed=5)
+        with torch.no_grad():
+            assert torch.equal(model(y[None])[0, : i + 1], base[: i + 1])
+
+
+def test_bn_folding_equals_conv_then_bn():
+    model = _model(widths=(3, 3))
+    conv, bn = model.layers_conv[0], model.layers_bn[0]
+    h = torch.randn(1, 32, 7)
+    with torch.no_grad():
+        ref = bn(conv(h))[0, :, 0]  # first output column: input columns 0, 3, 6 (dilation 3)
+    w, b = M.fold_batch_norm(conv, bn)
+    folded = w @ h[0, :, [0, 3, 6]].T.reshape(-1) + b
+    assert torch.allclose(folded, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("widths", [(3, 3, 3), (3, 3, 3, 3)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_streaming_equals_full_window(widths, causal):
+    model = _model(widths=widths, causal=causal)
+    x = _sequence(200, seed=1)
+    with torch.no_grad():
+        full = model(x[None])[0].numpy()
+    lifter = M.StreamingLifter(model)
+    assert lifter.output_lag == model.lookahead_frames
+    outs = [lifter.push(k.numpy()) for k in x]
+    rf = model.receptive_field
+    assert all(o is None for o in outs[: rf - 1])
+    stream = np.stack(outs[rf - 1 :])
+    assert stream.shape == full.shape
+    np.testing.assert_allclose(stream, full, atol=1e-5)
+    # reset forgets history; push_batch gives the same outputs again
+    lifter.reset()
+    np.testing.assert_allclose(lifter.push_batch(x[: rf + 20].numpy()), full[:21], atol=1e-5)
+    assert np.all(stream[:, 0] == 0)
+
+
+def test_streaming_refresh_picks_up_new_weights():
+    model = _model(widths=(3, 3))
+    lifter = M.StreamingLifter(model)
+    with torch.no_grad():
+        model.shrink.bias += 0.3
+    lifter.refresh()
+    x = _sequence(12)
+    with torch.no_grad():
+        full = model(x[None])[0].numpy()
+    np.testing.assert_allclose(lifter.push_batch(x.numpy()), full, atol=1e-5)
+
+
+def test_naive_lifter_matches_streaming():
+    model = _model(widths=(3, 3), causal=True)
+    x = _sequence(20).numpy()
+    naive, stream = M.NaiveLifter(model), M.StreamingLifter(model)
+    for k in x:
+        a, b = naive.push(k), stream.push(k)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = _model(widths=(3, 3), causal=True)
+    path = M.save_checkpoint(tmp_path / "sub" / "m.pt", model, {"name": "x", "mm": np.float32(2)})
+    assert [p.name for p in path.parent.iterdir()] == ["m.pt"]  # no temp file left behind
+    loaded, meta = M.load_checkpoint(path)
+    assert not loaded.training
+    assert meta["name"] == "x" and meta["mm"] == 2.0
+    assert meta["format_version"] == M.FORMAT_VERSION and meta["num_joints"] == 17
+    assert meta["config"] == model.config
+    x = _sequence(30)[None]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_checkpoint_errors(tmp_path):
+    model = _model(widths=(3, 3))
+    good = M.save_checkpoint(tmp_path / "good.pt", model, {})
+
+    with pytest.raises(WeightsError, match="not found.*missing.pt"):
+        M.load_checkpoint(tmp_path / "missing.pt")
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="truncated.pt: truncated"):
+        M.load_checkpoint(truncated)
+
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(WeightsError, match="not a distpose checkpoint"):
+        M.load_checkpoint(other)
+
+    payload = torch.load(good, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "v99.pt")
+    with pytest.raises(WeightsError, match="format version 99"):
+        M.load_checkpoint(tmp_path / "v99.pt")
+
+    sixteen = M.TemporalModel(num_joints=16, filter_widths=(3, 3), channels=8)
+    M.save_checkpoint(tmp_path / "j16.pt", sixteen, {})
+    with pytest.raises(WeightsError, match="16 joints, expected 17"):
+        M.load_checkpoint(tmp_path / "j16.pt")
+
+    payload = torch.load(good, weights_only=True)
+    payload["config"]["channels"] = 64  # the weights are 32 wide
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(WeightsError, match="mismatch.pt: weights do not match"):
+        M.load_checkpoint(tmp_path / "mismatch.pt")
+
+
+def test_load_pretrained_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(M, "PRETRAINED_DIR", tmp_path)
+    M.save_checkpoint(tmp_path / "causal27.pt", _model(widths=(3, 3)), {"name": "c"})
+    model, meta = M.load_pretrained("causal27")
+    assert meta["name"] == "c" and model.receptive_field == 9
+    with pytest.raises(WeightsError, match="no pretrained model 'nope'.*available: causal27"):
+        M.load_pretrained("nope")
+
+
+def test_resolve_device(monkeypatch):
+    assert M.resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert M.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(DistposeError, match="CUDA requested but not available"):
+        M.resolve_device("cuda")
+    with pytest.raises(DistposeError, match="unknown device 'tpu'"):
+        M.resolve_device("tpu")
