@@ -1,0 +1,33 @@
+"""Export recordings as BVH (animation tools) and CSV (analysis), each with a JSON sidecar.
+
+    from distpose_app.export import ExportOptions, Recording, export_recording
+    export_recording(Recording(positions, timestamps), "take.bvh", "take.csv")
+
+See docs/export.md for the formats, axes and clean-up options.
+"""
+
+from .bvh_writer import BVH_JOINT_NAMES, bvh_text, unwrap_euler
+from .csv_writer import csv_columns, csv_text
+from .exporter import Motion, export_recording, prepare_motion
+from .filters import one_euro_filter
+from .recording import CHANNEL_ORDERS, ExportOptions, Recording, sidecar_path, write_atomic
+from .skeleton_fit import fit_skeleton, robust_bone_lengths
+
+__all__ = [
+    "BVH_JOINT_NAMES",
+    "CHANNEL_ORDERS",
+    "ExportOptions",
+    "Motion",
+    "Recording",
+    "bvh_text",
+    "csv_columns",
+    "csv_text",
+    "export_recording",
+    "fit_skeleton",
+    "one_euro_filter",
+    "prepare_motion",
+    "robust_bone_lengths",
+    "sidecar_path",
+    "unwrap_euler",
+    "write_atomic",
+]

@@ -1,0 +1,193 @@
+"""What the exporter consumes (`Recording`) and how it cleans it up (`ExportOptions`), plus the
+atomic file writing and the JSON sidecar shared by both formats."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from distpose_app.errors import DataFormatError, DistposeError
+from distpose_app.skeleton import NUM_JOINTS
+
+CHANNEL_ORDERS: tuple[str, ...] = ("ZXY", "ZYX", "XYZ")
+UNIT_SCALES: dict[str, float] = {"cm": 100.0, "m": 1.0, "mm": 1000.0}
+
+
+@dataclass
+class Recording:
+    """A recorded performance as the live pipeline or `distpose process` produces it.
+
+    positions: (F, 17, 3) metres in camera coordinates (x right, y down, z forward), H36M-17
+        order; NaN rows for frames where no person was tracked. Either root-relative (the
+        lifter's output) or with a global trajectory.
+    timestamps_s: (F,) seconds, increasing (capture times; only differences matter).
+    confidence: (F, 17) 2D detection confidence in [0, 1].
+    tracked: (F,) bool, True where a person was found.
+    unseen: optional (F, 17) bool, joints the detector did not see (kept for the caller; the
+        exporter treats them like seen joints).
+    metadata: free dict; the exporter copies `source`, `lens` (state and adaptation
+        statistics) and `model` (name, version) into the sidecar.
+    """
+
+    positions: np.ndarray
+    timestamps_s: np.ndarray
+    confidence: np.ndarray | None = None
+    tracked: np.ndarray | None = None
+    unseen: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.positions = np.asarray(self.positions, dtype=np.float64)
+        if self.positions.ndim != 3 or self.positions.shape[1:] != (NUM_JOINTS, 3):
+            raise DataFormatError(
+                f"recording positions must have shape (frames, {NUM_JOINTS}, 3), "
+                f"got {self.positions.shape}"
+            )
+        frames = self.positions.shape[0]
+        self.timestamps_s = np.asarray(self.timestamps_s, dtype=np.float64).reshape(-1)
+        if self.timestamps_s.shape != (frames,):
+            raise DataFormatError(
+                f"recording has {frames} frames but {self.timestamps_s.size} timestamps"
+            )
+        if self.confidence is None:
+            self.confidence = np.where(np.isfinite(self.positions).all(-1), 1.0, 0.0)
+        self.confidence = np.asarray(self.confidence, dtype=np.float64)
+        if self.confidence.shape != (frames, NUM_JOINTS):
+            raise DataFormatError(
+                f"recording confidence must have shape ({frames}, {NUM_JOINTS}), "
+                f"got {self.confidence.shape}"
+            )
+        if self.tracked is None:
+            self.tracked = np.isfinite(self.positions).all(axis=(1, 2))
+        self.tracked = np.asarray(self.tracked, dtype=bool).reshape(-1)
+        if self.tracked.shape != (frames,):
+            raise DataFormatError(f"recording has {frames} frames but {self.tracked.size} flags")
+        if self.unseen is not None:
+            self.unseen = np.asarray(self.unseen, dtype=bool)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.positions.shape[0])
+
+
+@dataclass
+class ExportOptions:
+    """Clean-up and format options. Units are stated in each name's comment.
+
+    one_euro: One Euro filter (Casiez et al. 2012) on the 3D joints.
+    min_cutoff_hz: its cutoff frequency at rest (Hz); lower = smoother when still.
+    beta: its speed coefficient in Hz per (m/s), i.e. 1/m: cutoff = min_cutoff + beta * speed.
+    d_cutoff_hz: cutoff of the speed estimate (Hz).
+    rigid: constant bone lengths over the recording (the BVH always has them).
+    align_world: upright from the mean spine direction, floor at the lowest foot, centred.
+    root_lock: keep the root above the origin (horizontal motion removed; height kept).
+    max_gap_s: untracked stretches up to this long are interpolated; longer ones stay gaps.
+    units: BVH length unit, "cm" (default), "m" or "mm". The CSV is always in metres.
+    channel_order: BVH rotation channel order, "ZXY" (default), "ZYX" or "XYZ".
+    """
+
+    one_euro: bool = True
+    min_cutoff_hz: float = 1.0
+    beta: float = 1.5
+    d_cutoff_hz: float = 1.0
+    rigid: bool = True
+    align_world: bool = True
+    root_lock: bool = False
+    max_gap_s: float = 0.5
+    units: str = "cm"
+    channel_order: str = "ZXY"
+
+    def validate(self) -> None:
+        """Raise DistposeError naming the first invalid option."""
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise DistposeError(
+                f"channel order {self.channel_order!r} is not supported; use one of "
+                + ", ".join(CHANNEL_ORDERS)
+            )
+        if self.units not in UNIT_SCALES:
+            raise DistposeError(
+                f"units {self.units!r} are not supported; use one of " + ", ".join(UNIT_SCALES)
+            )
+        for name in ("min_cutoff_hz", "d_cutoff_hz"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise DistposeError(f"{name} must be a positive frequency in Hz, got {value}")
+        if not (np.isfinite(self.beta) and self.beta >= 0):
+            raise DistposeError(f"beta must be >= 0 (1/m), got {self.beta}")
+        if not (np.isfinite(self.max_gap_s) and self.max_gap_s >= 0):
+            raise DistposeError(f"max_gap_s must be >= 0 seconds, got {self.max_gap_s}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _json_default(value):
+    """Make numpy scalars and arrays JSON-serialisable."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder and os.replace.
+
+    A failure leaves no file under `path` (and no temporary file); a missing or unwritable
+    folder raises DistposeError naming the path.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise DistposeError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise DistposeError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise DistposeError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+    return path
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """`<file>.json` beside the exported file (e.g. take.bvh -> take.bvh.json)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def _strict_json(value):
+    """Numpy -> Python and NaN/inf -> None, recursively, so that the sidecar is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return _strict_json(value.tolist())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_sidecar(path: str | os.PathLike, info: dict) -> Path:
+    """Write the JSON sidecar for the exported file `path` atomically; returns its path."""
+    info = _strict_json(info)
+    text = json.dumps(info, indent=2, default=_json_default, allow_nan=False) + "\n"
+    return write_atomic(sidecar_path(path), text)
