@@ -14,7 +14,7 @@ APT_RUNTIME := libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-ic
   libglib2.0-0
 APT_TEST := xvfb xauth $(APT_RUNTIME)
 
-.PHONY: app test lint unit system-deps-runtime system-deps-test clean
+.PHONY: app test lint unit system-deps-runtime system-deps-test clean weights
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,13 @@ test: system-deps-test lint unit
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
+
+# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data; about an hour
+# on 2 CPU cores. Each run resumes from runs/<mode>/last.pt if interrupted.
+TRAIN := $(BIN)/distpose train --threads 2
+weights: $(VENV)/.app-installed
+	$(TRAIN) baseline --steps 3000 --out runs/baseline --export pretrained/baseline.pt
+	$(TRAIN) augmented --steps 3000 --out runs/augmented --export pretrained/augmented.pt
+	$(TRAIN) meta --init pretrained/augmented.pt --steps 1500 --lr 1e-4 --out runs/meta \
+	  --export pretrained/meta.pt
+	$(BIN)/distpose evaluate --threads 2 --json pretrained/evaluation.json

@@ -194,7 +194,7 @@ def supervised_step(model, optimiser, sampler, lens_sampler, config, window):
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
-    return float(loss)
+    return loss.item()
 
 
 def inner_loss(config: TrainConfig, pred, target) -> torch.Tensor:
@@ -246,7 +246,7 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         pred = functional_call(model, fast, (x[ns:],))
         loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
         loss.backward()
-        total += float(loss)
+        total += loss.item()
     optimiser.step()
     return total
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 # cv2 (and so mediapipe) points Qt at its own plugins, which breaks the xcb platform under a
 # real display: import it first, then drop its variables before any QApplication exists.
 import cv2  # noqa: F401
+import pytest
 
 os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
 os.environ.pop("QT_QPA_FONTDIR", None)

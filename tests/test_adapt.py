@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from distpose_app import adapt, losses
+from distpose_app.errors import DistposeError
+from distpose_app.model import TemporalModel
+from distpose_app.skeleton import PARENTS
+
+
+def _symmetric_pose() -> np.ndarray:
+    offsets = {
+        1: (-0.1, 0, 0), 2: (0, 0.45, 0), 3: (0, 0.42, 0),
+        4: (0.1, 0, 0), 5: (0, 0.45, 0), 6: (0, 0.42, 0),
+        7: (0, -0.25, 0), 8: (0, -0.25, 0), 9: (0, -0.12, 0), 10: (0, -0.12, 0),
+        11: (0.17, 0, 0), 12: (0, 0.28, 0), 13: (0, 0.25, 0),
+        14: (-0.17, 0, 0), 15: (0, 0.28, 0), 16: (0, 0.25, 0),
+    }  # fmt: skip
+    pose = np.zeros((17, 3))
+    for j in range(1, 17):
+        pose[j] = pose[PARENTS[j]] + offsets[j]
+    return pose
+
+
+def test_iso_losses_zero_for_rigid_symmetric_sequence():
+    pose = _symmetric_pose()
+    angles = np.linspace(0, 1.5, 12)
+    seq = np.stack([pose @ np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0],
+                                     [-np.sin(a), 0, np.cos(a)]]).T for a in angles])  # fmt: skip
+    x = torch.tensor(seq[None], dtype=torch.float64)
+    assert float(losses.symmetry_loss(x)) == pytest.approx(0.0, abs=1e-9)
+    assert float(losses.consistency_loss(x)) == pytest.approx(0.0, abs=1e-9)
+    assert float(losses.iso_loss(x, x, anchor_weight=1.0)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_iso_losses_hand_computed():
+    a, b = _symmetric_pose(), _symmetric_pose()
+    a[13, 1] += 0.06  # left forearm 0.31 in frame 0 (right stays 0.25)
+    b[13, 1] += 0.02  # 0.27 in frame 1
+    x = torch.tensor(np.stack([a, b])[None], dtype=torch.float64)
+    # symmetry: forearm pair off by 0.06 and 0.02, other five pairs 0; mean over 2 x 6 entries
+    assert float(losses.symmetry_loss(x)) == pytest.approx((0.06 + 0.02) / 12)
+    # consistency: the left forearm deviates 0.02 from its mean in both frames; 2 x 16 entries
+    assert float(losses.consistency_loss(x)) == pytest.approx(2 * 0.02 / 32)
+    shifted = x + torch.tensor([0.0, 0.0, 0.3], dtype=torch.float64)
+    assert float(losses.mpjpe_loss(shifted, x)) == pytest.approx(0.3)
+
+
+def _tiny_model(seed=0) -> TemporalModel:
+    torch.manual_seed(seed)
+    model = TemporalModel(filter_widths=(3, 3), channels=16, dropout=0.0, causal=True)
+    return model.eval()
+
+
+def _keypoints(frames=90, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)[:, None, None] / 30.0
+    base = rng.uniform(-0.5, 0.5, size=(1, 17, 2))
+    return (base + 0.05 * np.sin(2 * np.pi * 0.5 * t + rng.uniform(0, 6, (1, 17, 2)))).astype(
+        np.float32
+    )
+
+
+def test_iso_adapt_moves_only_selected_parameters_and_reports_statistics():
+    model = _tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = adapt.iso_adapt(model, _keypoints(), adapt.IsoConfig(steps=5, lr=1e-3, params="bn"))
+    # The model passed in is untouched.
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert set(res.before) >= {"symmetry_mm", "consistency_pct", "mean_bone_mm"}
+    assert res.steps == 5
+    if res.accepted:
+        changed = [k for k in before if not torch.equal(before[k], res.state_dict[k])]
+        assert changed and all(".bn" in k or "_bn" in k or "norm" in k for k in changed), changed
+        assert res.after["loss_after_mm"] < res.after["loss_before_mm"]
+
+
+def test_guard_reverts_a_degenerate_adaptation():
+    # With no anchor and every weight free, the trivial minimiser of symmetry + consistency
+    # (every bone shrinking to zero) is easy to reach: the guard must refuse it.
+    model = _tiny_model(1)
+    config = adapt.IsoConfig(steps=60, lr=1e-2, params="all", anchor_weight=0.0)
+    res = adapt.iso_adapt(model, _keypoints(seed=1), config)
+    assert not res.accepted
+    assert "degenerate" in res.reason
+    for k, v in model.state_dict().items():
+        assert torch.equal(res.state_dict[k], v)
+
+
+def test_iso_adapt_cancel_and_refusals():
+    model = _tiny_model()
+    res = adapt.iso_adapt(model, _keypoints(), should_cancel=lambda: True)
+    assert not res.accepted and res.reason == "cancelled"
+    with pytest.raises(DistposeError, match="too few frames"):
+        adapt.iso_adapt(model, _keypoints(frames=adapt.MIN_ADAPT_FRAMES - 1))
+    with pytest.raises(DistposeError, match="unknown parameter group"):
+        adapt.iso_adapt(model, _keypoints(), adapt.IsoConfig(params="everything"))
+    # NaN frames (no person) are dropped before counting.
+    kp = _keypoints(frames=adapt.MIN_ADAPT_FRAMES + 5)
+    kp[:10] = np.nan
+    with pytest.raises(DistposeError, match="too few frames"):
+        adapt.iso_adapt(model, kp)
+
+
+def test_progress_is_reported_every_step():
+    seen = []
+    adapt.iso_adapt(_tiny_model(), _keypoints(), adapt.IsoConfig(steps=4),
+                    progress=lambda i, n: seen.append((i, n)))  # fmt: skip
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_fewshot_reduces_labelled_error():
+    model = _tiny_model()
+    kp = _keypoints()
+    target = np.tile(_symmetric_pose(), (len(kp), 1, 1))
+    res = adapt.fewshot_adapt(model, kp, target, np.arange(0, 90, 9), steps=30, lr=1e-2)
+    assert res.accepted
+    assert res.after["labelled_mpjpe_mm_after"] < 0.5 * res.before["labelled_mpjpe_mm_before"]
+
+
+def test_lift_sequence_keeps_frame_count():
+    model = _tiny_model()
+    out = adapt.lift_sequence(model, _keypoints(frames=40))
+    assert out.shape == (40, 17, 3)
+    assert np.isfinite(out).all()
