@@ -141,10 +141,12 @@ class WindowSampler:
     def sample_lens(self, s: int, sampler: LensSampler | None):
         return NoLens() if sampler is None else sampler.sample(self.rng, self._max_radius[s])
 
-    def make_batch(self, starts, lenses, noise_px: float, flip: bool):
-        """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole).
+    def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None):
+        """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole);
+        rng: the generator for noise and flips (default the sampler's).
         Returns (inputs (B, L, 17, 2) normalised screen coords, targets (B, L, 17, 3) metres
         root-relative) as float32 tensors."""
+        rng = self.rng if rng is None else rng
         idx = np.asarray(starts)[:, None] + np.arange(self.window)
         cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
         seq = self.sequence[np.asarray(starts)]
@@ -155,13 +157,13 @@ class WindowSampler:
         size = self.image_size[seq]  # (B, 2)
         px = xy * k[:, None, None, :2] + k[:, None, None, 2:]
         if noise_px > 0:
-            px = px + self.rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
+            px = px + rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
         w = size[:, None, None, 0]
         h = size[:, None, None, 1]
         x2d = normalize_screen_coordinates(px, w, h)
         target = cam - cam[..., :1, :]
         if flip:
-            mirrored = self.rng.random(len(starts)) < 0.5
+            mirrored = rng.random(len(starts)) < 0.5
             x2d[mirrored] = x2d[mirrored][..., FLIP_PERMUTATION, :] * np.array([-1.0, 1.0])
             target[mirrored] = target[mirrored][..., FLIP_PERMUTATION, :] * np.array(
                 [-1.0, 1.0, 1.0]
@@ -181,20 +183,32 @@ def _lr_at(config: TrainConfig, step: int) -> float:
     return config.lr * (config.lr_final / config.lr) ** (step / max(config.steps - 1, 1))
 
 
-def supervised_step(model, optimiser, sampler, lens_sampler, config, window):
+def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, world=1):
+    """Draw the global batch, run this process's share forward and backward. Returns the loss.
+
+    Every process draws the same global batch (same seed) and keeps windows rank::world, so a
+    step under torchrun sees exactly the batch a single process would.
+    """
     starts = sampler.random_starts(config.batch_windows)
     lenses = None
     if lens_sampler is not None:
         seqs = sampler.sequence[starts]
         lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
     x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip)
+    x, y = x[rank::world], y[rank::world]
     model.train()
+    net = getattr(model, "module", model)
     pred = model(x)
-    loss = losses.mpjpe_loss(pred, y[:, output_slice(model, window)])
-    optimiser.zero_grad(set_to_none=True)
+    loss = losses.mpjpe_loss(pred, y[:, output_slice(net, window)])
     loss.backward()
-    optimiser.step()
     return loss.item()
+
+
+def supervised_step(model, optimiser, sampler, lens_sampler, config, window, rank=0, world=1):
+    optimiser.zero_grad(set_to_none=True)
+    loss = supervised_backward(model, sampler, lens_sampler, config, window, rank, world)
+    optimiser.step()
+    return loss
 
 
 def inner_loss(config: TrainConfig, pred, target) -> torch.Tensor:
@@ -221,20 +235,25 @@ def adapted_parameters(model, params: dict, names: list[str], x, target, config,
     return fast
 
 
-def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names):
-    """One MAML outer step over `tasks_per_batch` lens tasks. Returns the mean query MPJPE."""
+def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names, rank=0,
+              world=1):  # fmt: skip
+    """One MAML outer step over `tasks_per_batch` lens tasks. Returns the mean query MPJPE.
+    Under torchrun every process draws every task and runs tasks rank::world."""
     model.eval()  # batch norm on running statistics, dropout off: see the module docstring
     params = dict(model.named_parameters())
     sl = output_slice(model, window)
     optimiser.zero_grad(set_to_none=True)
     total = 0.0
-    for _ in range(config.tasks_per_batch):
+    for task in range(config.tasks_per_batch):
         sup, qry = sampler.task_starts(1, config.support_windows, config.query_windows)
         s = sampler.sequence[sup[0]]
         lens = sampler.sample_lens(s, lens_sampler)
         flip = bool(sampler.rng.random() < 0.5) and config.flip
+        task_rng = np.random.default_rng(sampler.rng.integers(2**63))  # this task's noise
+        if task % world != rank:
+            continue
         x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * (len(sup) + len(qry)),
-                                  config.noise_px, False)  # fmt: skip
+                                  config.noise_px, False, task_rng)  # fmt: skip
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
@@ -247,6 +266,10 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
         loss.backward()
         total += loss.item()
+    if world > 1:
+        from distpose_app.distributed import average_gradients
+
+        average_gradients(model.parameters())
     optimiser.step()
     return total
 
@@ -277,7 +300,12 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     dataset builder's SyntheticSet or the external format). Resumes from out_dir/last.pt when
     present and `resume`. Returns the path of the best-validation checkpoint.
     """
+    from distpose_app import distributed
+
     config.validate()
+    rank, world = distributed.init_from_env()
+    if config.mode != "meta" and config.batch_windows % world:
+        raise DistposeError(f"--batch {config.batch_windows} must divide by {world} processes")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -313,9 +341,15 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         step, best, elapsed = state["step"], state["best"], state["elapsed"]
         sampler.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    log = open(out / "log.jsonl", "a")
-    bar = Progress(config.steps, f"train {config.mode}", enabled=progress)
+    net = model  # the bare model: checkpoints, validation, meta steps
+    if world > 1 and config.mode != "meta":
+        distributed.convert_batch_norm(net)
+        model = torch.nn.parallel.DistributedDataParallel(net)
+    main = rank == 0  # only the first process writes files and shows progress
+    if main:
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    log = open(out / "log.jsonl", "a") if main else None
+    bar = Progress(config.steps, f"train {config.mode}", enabled=progress and main)
     bar.update(step)
     t0 = time.perf_counter() - elapsed
     running = []
@@ -323,13 +357,15 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         for g in optimiser.param_groups:
             g["lr"] = _lr_at(config, step)
         if config.mode == "meta":
-            loss = meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names)
+            loss = meta_step(net, optimiser, sampler, lens_sampler, config, window, inner_names,
+                             rank, world)  # fmt: skip
         else:
-            loss = supervised_step(model, optimiser, sampler, lens_sampler, config, window)
+            loss = supervised_step(model, optimiser, sampler, lens_sampler, config, window,
+                                   rank, world)  # fmt: skip
         running.append(loss)
         step += 1
-        if step % config.val_every == 0 or step == config.steps:
-            val_mpjpe = validation_mpjpe(model, val, lens_sampler, config, window)
+        if main and (step % config.val_every == 0 or step == config.steps):
+            val_mpjpe = validation_mpjpe(net, val, lens_sampler, config, window)
             record = {"step": step, "train_mpjpe_mm": 1000 * float(np.mean(running)),
                       "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
                       "seconds": time.perf_counter() - t0}  # fmt: skip
@@ -339,12 +375,13 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
             meta = _metadata(config, step, record, window)
             if val_mpjpe < best:
                 best = val_mpjpe
-                save_checkpoint(out / "best.pt", model, meta)
-            _save_resume(last, model, optimiser, step, best, time.perf_counter() - t0, sampler)
+                save_checkpoint(out / "best.pt", net, meta)
+            _save_resume(last, net, optimiser, step, best, time.perf_counter() - t0, sampler)
         bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
     bar.close()
-    log.close()
-    save_checkpoint(out / "final.pt", model, _metadata(config, step, {}, window))
+    if main:
+        log.close()
+        save_checkpoint(out / "final.pt", net, _metadata(config, step, {}, window))
     return out / "best.pt"
 
 
