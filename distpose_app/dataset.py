@@ -32,7 +32,7 @@ from distpose_app.errors import DataFormatError, DistposeError
 from distpose_app.skeleton import NUM_JOINTS
 
 # Bump whenever the builder's output for the same parameters changes: it is part of the cache key.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 # ---------------------------------------------------------------------------------------
 # Splits
@@ -60,6 +60,33 @@ def _style_of(name: str) -> str:
     return parts[2] if len(parts) == 4 else ""
 
 
+CLIP_SEPARATOR = "#"
+# Training and evaluation cut every file into 3 s clips (see `clips`).
+DEFAULT_CLIP_FRAMES = 90
+
+
+def clips(sequences: Sequence[Any], clip_frames: int, min_frames: int | None = None) -> list:
+    """Cut mocap sequences into consecutive clips of `clip_frames` frames (the remainder kept
+    when it has at least `min_frames`, default half a clip), named `<file>#<k>`.
+
+    Why: a webcam sees a person for seconds from 1-3 m, not a 10 m walk from far enough away to
+    keep all of it in frame. Each clip gets its own virtual cameras, so the person can stand
+    close and off-centre, where a lens matters. Clips keep their file's split.
+    """
+    import dataclasses
+
+    min_frames = clip_frames // 2 if min_frames is None else min_frames
+    out = []
+    for seq in sequences:
+        n = len(seq.positions)
+        for k, start in enumerate(range(0, n, clip_frames)):
+            part = seq.positions[start : start + clip_frames]
+            if len(part) >= min_frames:
+                name = f"{seq.name}{CLIP_SEPARATOR}{k:02d}"
+                out.append(dataclasses.replace(seq, name=name, positions=part))
+    return out
+
+
 def split_of(sequence: Any) -> str:
     """'train', 'val' or 'test' for a mocap sequence (a `MocapSequence` or its file name).
 
@@ -73,7 +100,8 @@ def split_of(sequence: Any) -> str:
         style = getattr(sequence, "style", "") or _style_of(name)
     if style in TEST_STYLES:
         return "test"
-    if zlib.crc32(_stem(name).encode()) % VAL_MODULUS == 0:
+    source_file = _stem(name).split(CLIP_SEPARATOR)[0]  # every clip of a file shares its split
+    if zlib.crc32(source_file.encode()) % VAL_MODULUS == 0:
         return "val"
     return "train"
 
@@ -85,14 +113,16 @@ def split_of(sequence: Any) -> str:
 class CameraConfig:
     """Distribution of virtual webcams. Distances and heights in metres, angles in degrees."""
 
-    distance_m: tuple[float, float] = (1.5, 5.0)  # horizontal, camera to the subject's mean
+    # Webcam range: a user stands 1.2-3.5 m from the camera (the camera steps back, see
+    # grow_distance, only when a clip's motion would leave the image).
+    distance_m: tuple[float, float] = (1.2, 3.5)  # horizontal, camera to the subject's mean
     height_m: tuple[float, float] = (0.5, 2.0)  # above the mocap floor (y = 0)
     hfov_deg: tuple[float, float] = (50.0, 120.0)
     image_sizes: tuple[tuple[int, int], ...] = ((640, 480), (800, 600), (1280, 720), (1920, 1080))
     # The camera looks at the subject's mean position, then turns by up to these angles so that
     # the subject need not sit in the image centre (uniform in +-value).
-    jitter_yaw_deg: float = 20.0
-    jitter_pitch_deg: float = 12.0
+    jitter_yaw_deg: float = 30.0
+    jitter_pitch_deg: float = 15.0
     roll_deg: float = 3.0  # webcams stand roughly level
     margin: float = 0.02  # fraction of the image width kept free at every border
     min_depth_m: float = 0.3  # every joint at least this far in front of the camera
@@ -550,10 +580,12 @@ def load_or_build(
     camera: CameraConfig = CameraConfig(),
     cache_dir: str | Path = ".cache",
     progress: bool = True,
+    clip_frames: int = DEFAULT_CLIP_FRAMES,
 ) -> SyntheticSet:
     """The synthetic set of `split` from the Bandai-Namco archive, from the cache when built
     before: cache_dir/synthetic-<split>-<key>.npz, the key hashing every parameter and
-    BUILDER_VERSION. Arguments as in `build_synthetic`. Missing archive -> DistposeError."""
+    BUILDER_VERSION. Arguments as in `build_synthetic`; clip_frames > 0 first cuts every file
+    into clips of that many frames (`clips`). Missing archive -> DistposeError."""
     archive = Path(archive)
     if not archive.is_file():
         raise DistposeError(f"mocap archive not found: {archive}")
@@ -569,6 +601,7 @@ def load_or_build(
         lens_sampler=lens_sampler,
         noise=noise,
         camera=camera,
+        **({"clip_frames": clip_frames} if clip_frames else {}),
     )
     path = Path(cache_dir) / f"synthetic-{split}-{key}.npz"
     if path.is_file():
@@ -577,6 +610,8 @@ def load_or_build(
         return cached
     start = time.monotonic()
     sequences = mocap.load_bandai(archive, cache_dir=cache_dir, progress=progress)
+    if clip_frames:
+        sequences = clips(sequences, clip_frames)
     built = build_synthetic(
         sequences, split, views_per_sequence, seed, lens_sampler, noise, progress, camera
     )

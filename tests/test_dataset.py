@@ -3,6 +3,7 @@ external .npz format. Tiny synthetic skeletons generated here; one test reads th
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 from dataclasses import dataclass, replace
@@ -337,17 +338,19 @@ def test_load_or_build_caches_by_parameters(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "distpose_app.mocap", fake)
     monkeypatch.setattr(distpose_app, "mocap", fake, raising=False)
     cache = tmp_path / "cache"
-    a = ds.load_or_build(archive, "all", 1, seed=0, cache_dir=cache, progress=False)
-    b = ds.load_or_build(archive, "all", 1, seed=0, cache_dir=cache, progress=False)
+    kw = dict(cache_dir=cache, progress=False, clip_frames=0)
+    a = ds.load_or_build(archive, "all", 1, seed=0, **kw)
+    b = ds.load_or_build(archive, "all", 1, seed=0, **kw)
     assert len(calls) == 1 and len(list(cache.glob("synthetic-all-*.npz"))) == 1
     np.testing.assert_array_equal(a.keypoints_2d, b.keypoints_2d)
     np.testing.assert_array_equal(a.names, b.names)
     assert b.fps == a.fps and b.meta["seed"] == 0 and "build_seconds" in b.meta
-    ds.load_or_build(archive, "all", 1, seed=1, cache_dir=cache, progress=False)
-    ds.load_or_build(
-        archive, "all", 1, seed=0, lens_sampler=LensSampler(), cache_dir=cache, progress=False
-    )
-    assert len(calls) == 3 and len(list(cache.glob("*.npz"))) == 3
+    ds.load_or_build(archive, "all", 1, seed=1, **kw)
+    ds.load_or_build(archive, "all", 1, seed=0, lens_sampler=LensSampler(), **kw)
+    # Clipping is a parameter of the cache too: 12-frame files cut into 6-frame clips.
+    clipped = ds.load_or_build(archive, "all", 1, seed=0, **{**kw, "clip_frames": 6})
+    assert len(calls) == 4 and len(list(cache.glob("*.npz"))) == 4
+    assert clipped.num_sequences == 8 and len(clipped) == len(a)
     assert not list(cache.glob(".*tmp"))  # atomic writes leave no temporaries
     with pytest.raises(DistposeError, match="missing.tar.xz"):
         ds.load_or_build(tmp_path / "missing.tar.xz", "test", cache_dir=cache)
@@ -520,3 +523,16 @@ def test_real_bandai_sequences_build(bandai_archive):
         assert np.all(
             (data.keypoints_2d[sl] >= 0).all(-1) & (data.keypoints_2d[sl] <= [w, h]).all(-1)
         )
+
+
+def test_clips_cut_files_and_keep_their_split():
+    seqs = sequences(3, 25)
+    seqs[0] = dataclasses.replace(seqs[0], name="dataset-2_walk_elderly_001")
+    out = ds.clips(seqs, 10)  # 25 frames -> 10 + 10 + 5 (a 5-frame remainder is half a clip)
+    assert [len(c.positions) for c in out] == [10, 10, 5] * 3
+    assert out[0].name == "dataset-2_walk_elderly_001#00"
+    np.testing.assert_array_equal(out[1].positions, seqs[0].positions[10:20])
+    assert ds.clips(seqs, 10, min_frames=6)[2].name.endswith("#00")  # remainder dropped
+    for clip in out:
+        source = next(s for s in seqs if clip.name.startswith(s.name))
+        assert ds.split_of(clip) == ds.split_of(source)
