@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("lens", "distpose_app.commands.lens", "describe a lens string and its corner displacement"),
     ("train", "distpose_app.commands.train", "train a lifter: baseline, augmented or meta (MAML)"),
     ("evaluate", "distpose_app.commands.evaluate", "score models and adaptations across lenses"),
+    ("process", "distpose_app.commands.process", "lift a video or camera to 3D, export BVH/CSV"),
 )
 
 

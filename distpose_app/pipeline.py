@@ -1,0 +1,595 @@
+"""The live pipeline without Qt: 2D keypoints (detected, or given by the demo) → cleaned, optionally
+undistorted, normalised → the streaming lifter → a 3D pose, with per-stage timing, a buffer of
+recent 2D for Adapt, adapted-weight swapping, and recording for export.
+
+Used by the GUI's live thread (through `LiveSession`), `distpose process`, benchmarks and soak
+tests. Everything here runs on the caller's thread; only `CaptureThread` (capture.py) has its own.
+
+Robustness rules (issue 6): a frame whose keypoints are missing, NaN or far outside the image is
+*untracked*. A few isolated bad joints in a tracked frame are filled from the previous frame
+(or the parent joint), so NaN never reaches the lifter, the 3D view or the exports. During a
+short gap (<= hold_frames) the last 2D is fed again so the lifter's clock keeps running and the
+held pose is shown, but recorded as untracked; after a longer gap the lifter starts afresh.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distpose_app.capture import CaptureThread, Frame, FrameSource
+from distpose_app.errors import DistposeError
+from distpose_app.lens import Intrinsics, Lens, normalize_screen_coordinates, undistort_pixels
+from distpose_app.skeleton import NUM_JOINTS, PARENTS
+
+STAGES: tuple[str, ...] = ("capture", "mediapipe", "lifter", "draw")
+# Joints that must be valid for a frame to count as tracked: pelvis, hips, thorax, shoulders.
+CORE_JOINTS: tuple[int, ...] = (0, 1, 4, 8, 11, 14)
+# At least this many of the 17 joints must be valid (the rest are filled).
+MIN_VALID_JOINTS = 12
+
+
+class StageStats:
+    """Rolling timing per stage over the last `window` events: latency (mean seconds per call,
+    reported in ms) and rate (events per second of wall time). Thread-safe: the GUI thread
+    adds "draw" while the live thread adds the others."""
+
+    def __init__(self, window: int = 60):
+        self.window = window
+        self._lock = threading.Lock()
+        self._events: dict[str, deque] = {}
+        self._totals: dict[str, list[float]] = {}  # stage: [calls, seconds] since reset
+
+    def add(self, stage: str, seconds: float, now: float | None = None) -> None:
+        """One call of `stage` that took `seconds`, ending at `now` (time.monotonic())."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._events.setdefault(stage, deque(maxlen=self.window)).append((now, seconds))
+            total = self._totals.setdefault(stage, [0, 0.0])
+            total[0] += 1
+            total[1] += seconds
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """{stage: {"fps": events per second and "latency_ms": mean ms over the window,
+        "calls" and "mean_ms" since reset}} for the stages seen."""
+        out = {}
+        with self._lock:
+            for stage, events in self._events.items():
+                if not events:
+                    continue
+                times = [e[0] for e in events]
+                span = times[-1] - times[0]
+                fps = (len(times) - 1) / span if span > 0 else 0.0
+                latency = 1000.0 * float(np.mean([e[1] for e in events]))
+                calls, seconds = self._totals[stage]
+                out[stage] = {
+                    "fps": fps,
+                    "latency_ms": latency,
+                    "calls": int(calls),
+                    "mean_ms": 1000.0 * seconds / calls,
+                }
+        return out
+
+    def text(self) -> str:
+        """One status-bar line: "capture 30 fps 1.2 ms · mediapipe 29 fps 27.0 ms · ..."."""
+        s = self.summary()
+        parts = [
+            f"{name} {s[name]['fps']:.0f} fps {s[name]['latency_ms']:.1f} ms"
+            for name in (*STAGES, *sorted(set(s) - set(STAGES)))
+            if name in s
+        ]
+        return " · ".join(parts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._events.clear()
+            self._totals.clear()
+
+
+@dataclass
+class FrameResult:
+    """What the pipeline returns for one input frame.
+
+    index, timestamp_s: the input frame's number and time (s). image: its picture (BGR uint8) or
+    None. keypoints_2d: (17, 2) pixels as detected in the (distorted) image, NaN where missing,
+    or None when no person was found; confidence: (17,) in [0, 1] (zeros when none). tracked:
+    a person was found in this input frame.
+
+    pose_3d: (17, 3) float metres, camera axes (x right, y down, z forward), root-relative (joint
+    0 at the origin); finite or None (no pose yet: lifter warming up or a long gap). It is the
+    pose of frame pose_index at pose_timestamp_s, which trails the input by the lifter's
+    lookahead (0 frames for a causal model). pose_tracked: that frame had a person (False: a
+    held pose during a short gap). pose_confidence: (17,) its 2D confidence.
+    truth_3d: (17, 3) metres, ground truth of the pose frame (demo source), else None;
+    mpjpe_mm: root-relative MPJPE of pose_3d against it, mm. world_3d: MediaPipe's own 3D of
+    the input frame (detect.Detection.world_3d) or None. timings: seconds spent per stage on
+    this frame ("capture" = time the frame waited before processing, "mediapipe", "lifter").
+    """
+
+    index: int
+    timestamp_s: float
+    image: np.ndarray | None = None
+    keypoints_2d: np.ndarray | None = None
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
+    tracked: bool = False
+    pose_3d: np.ndarray | None = None
+    pose_index: int = -1
+    pose_timestamp_s: float = float("nan")
+    pose_tracked: bool = False
+    pose_confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
+    truth_3d: np.ndarray | None = None
+    mpjpe_mm: float | None = None
+    world_3d: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """Per-push bookkeeping, paired with the lifter's output `output_lag` pushes later."""
+
+    index: int
+    timestamp_s: float
+    tracked: bool
+    confidence: np.ndarray
+    truth_3d: np.ndarray | None
+
+
+def valid_joints(
+    keypoints_px: np.ndarray, size: tuple[int, int], margin: float = 0.1
+) -> np.ndarray:
+    """(17,) bool: joints that are finite and within the image enlarged by `margin` (a fraction
+    of width and height) on each side. keypoints_px (17, 2) pixels; size (width, height)."""
+    kp = np.asarray(keypoints_px, dtype=np.float64)
+    width, height = size
+    finite = np.isfinite(kp).all(axis=-1)
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (kp[:, 0] >= -margin * width)
+            & (kp[:, 0] <= (1 + margin) * width)
+            & (kp[:, 1] >= -margin * height)
+            & (kp[:, 1] <= (1 + margin) * height)
+        )
+    return finite & inside
+
+
+def fill_missing(
+    keypoints: np.ndarray, valid: np.ndarray, previous: np.ndarray | None
+) -> np.ndarray:
+    """Replace invalid joints of keypoints (17, D): from `previous` (17, D) when given, else
+    from the nearest valid ancestor (a collapsed bone beats a NaN). Needs a valid root."""
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    if previous is not None:
+        out[~valid] = previous[~valid]
+        return out
+    for j in range(NUM_JOINTS):  # parents come before children in H36M order
+        if not valid[j]:
+            p = PARENTS[j]
+            out[j] = out[p] if p >= 0 else np.nan
+    return out
+
+
+class LivePipeline:
+    """Lifts a stream of frames or 2D keypoints to 3D poses. Not thread-safe: call it from one
+    thread (the GUI queues its commands onto the live thread).
+
+    model: a TemporalModel (distpose_app.model), moved to `device` ("auto", "cpu", "cuda");
+    the weights passed in are kept as the unadapted ones for `revert()`.
+    size: (width, height) pixels of the frames; None takes it from intrinsics or the first frame.
+    intrinsics, known_lens: a known lens undistorts the 2D before lifting (intrinsics default
+    to Intrinsics.from_hfov(hfov_deg, width, height)); None leaves the 2D as seen (the lens is
+    then unknown and Adapt is the remedy).
+    detector: something with detect(image_bgr) -> Detection | None; built (MediaPipe, tracking
+    mode) on the first frame that has no keypoints of its own.
+    pad_start: after a (re)start, pretend the past repeated the first frame (VideoPose3D's edge
+    padding) so a pose comes at once instead of after a receptive field of frames.
+    hold_frames: longest gap (frames) bridged by feeding the last 2D again.
+    buffer_frames: how many recent tracked frames of normalised 2D `adapt_buffer()` keeps.
+    """
+
+    def __init__(
+        self,
+        model,
+        device: str = "auto",
+        size: tuple[int, int] | None = None,
+        intrinsics: Intrinsics | None = None,
+        known_lens: Lens | None = None,
+        hfov_deg: float = 70.0,
+        detector=None,
+        pad_start: bool = True,
+        hold_frames: int = 5,
+        buffer_frames: int = 900,
+        margin: float = 0.1,
+    ):
+        from distpose_app.model import StreamingLifter, resolve_device
+
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self._original_state = copy.deepcopy(self.model.state_dict())
+        self.is_adapted = False
+        self.lifter = StreamingLifter(self.model, self.device)
+        self.hfov_deg = hfov_deg
+        self.size = tuple(size) if size is not None else None
+        if self.size is None and intrinsics is not None:
+            self.size = (intrinsics.width, intrinsics.height)
+        self.intrinsics = intrinsics
+        self.known_lens = known_lens
+        self.detector = detector
+        self._own_detector = False
+        self.pad_start = pad_start
+        self.hold_frames = hold_frames
+        self.margin = margin
+        self.stats = StageStats()
+        self.recorder = Recorder()
+        self._adapt_2d: deque[np.ndarray] = deque(maxlen=buffer_frames)
+        self._recent: deque[np.ndarray] = deque(maxlen=self.lifter.receptive_field)
+        self._pending: deque[_Pending] = deque(maxlen=self.lifter.receptive_field)
+        self._last_px: np.ndarray | None = None  # last filled keypoints, pixels
+        self._last_norm: np.ndarray | None = None  # last lifter input
+        self._gap = 0  # consecutive untracked frames
+        self._started = False  # the lifter has history since the last reset
+        self._index = 0
+        self.frames_processed = 0
+        self.frames_tracked = 0
+        if self.size is not None:
+            self._check_intrinsics()
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def receptive_field(self) -> int:
+        return self.lifter.receptive_field
+
+    @property
+    def output_lag(self) -> int:
+        """Frames by which pose_3d trails the input (the model's lookahead)."""
+        return self.lifter.output_lag
+
+    def _check_intrinsics(self) -> None:
+        if self.known_lens is None:
+            return
+        width, height = self.size
+        if self.intrinsics is None:
+            self.intrinsics = Intrinsics.from_hfov(self.hfov_deg, width, height)
+        elif (self.intrinsics.width, self.intrinsics.height) != (width, height):
+            raise DistposeError(
+                f"the lens calibration is for {self.intrinsics.width}x{self.intrinsics.height} "
+                f"images but the frames are {width}x{height}"
+            )
+
+    def set_known_lens(self, lens: Lens | None, intrinsics: Intrinsics | None = None) -> None:
+        """Undistort with `lens` from now on (None: unknown lens, no undistortion). The lifter
+        and the Adapt buffer restart, since the 2D they hold was prepared differently."""
+        self.known_lens, self.intrinsics = lens, intrinsics
+        if self.size is not None:
+            self._check_intrinsics()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (new source or lens): lifter history, gap state, Adapt buffer."""
+        self._restart_lifter()
+        self._adapt_2d.clear()
+        self._last_px = None
+        self._last_norm = None
+        self._gap = 0
+
+    def _restart_lifter(self) -> None:
+        self.lifter.reset()
+        self._pending.clear()
+        self._recent.clear()
+        self._started = False
+
+    # -- weights ------------------------------------------------------------------------------
+    def set_model_state(self, state_dict: dict) -> None:
+        """Use adapted weights (e.g. AdaptResult.state_dict) from the next frame on. The
+        lifter is refilled with the recent frames, so the pose does not blink out."""
+        self.model.load_state_dict(state_dict)
+        self.model.eval()
+        self.is_adapted = True
+        self._refresh_lifter()
+
+    def revert(self) -> None:
+        """Back to the weights the pipeline was built with."""
+        self.model.load_state_dict(self._original_state)
+        self.is_adapted = False
+        self._refresh_lifter()
+
+    def model_copy(self, original: bool = False):
+        """A deep copy of the current (or original) model on the pipeline's device, for a
+        background adaptation that must not touch the live weights."""
+        model = copy.deepcopy(self.model)
+        if original:
+            model.load_state_dict(self._original_state)
+        return model.eval()
+
+    def _refresh_lifter(self) -> None:
+        recent = list(self._recent)
+        self.lifter.refresh()
+        self._recent.clear()
+        for norm in recent:  # replay: the history (and output timing) carries over
+            self.lifter.push(norm)
+            self._recent.append(norm)
+
+    @property
+    def buffer_frames(self) -> int:
+        """How many frames adapt_buffer() would return (cheap, for a status display)."""
+        return len(self._adapt_2d)
+
+    def adapt_buffer(self) -> np.ndarray:
+        """(T, 17, 2) float32 normalised screen coordinates (as fed to the lifter: undistorted
+        when a lens is known) of the last T tracked frames, oldest first, for iso_adapt."""
+        if not self._adapt_2d:
+            return np.zeros((0, NUM_JOINTS, 2), np.float32)
+        return np.stack(self._adapt_2d).astype(np.float32)
+
+    # -- processing ---------------------------------------------------------------------------
+    def process_frame(self, frame: Frame, captured_at: float | None = None) -> FrameResult:
+        """Detect (unless the frame carries keypoints, as the demo's do) and lift one frame.
+        captured_at: time.monotonic() when the frame arrived, for the capture latency (default:
+        frame.received_s, which CaptureThread sets)."""
+        start = time.monotonic()
+        captured_at = frame.received_s if captured_at is None else captured_at
+        height, width = frame.image.shape[:2]
+        if self.size is None:
+            self.size = (width, height)
+            self._check_intrinsics()
+        elif self.size != (width, height):
+            raise DistposeError(
+                f"frame {frame.index} is {width}x{height}, the stream was {self.size[0]}x"
+                f"{self.size[1]}"
+            )
+        timings = {}
+        if captured_at is not None:
+            timings["capture"] = max(start - captured_at, 0.0)
+            self.stats.add("capture", timings["capture"], start)
+        world = None
+        if frame.keypoints_2d is not None:
+            kp, conf = frame.keypoints_2d, frame.confidence
+        else:
+            if self.detector is None:
+                from distpose_app.detect import PoseDetector
+
+                self.detector = PoseDetector(static_image_mode=False)
+                self._own_detector = True
+            t = time.monotonic()
+            detection = self.detector.detect(frame.image)
+            timings["mediapipe"] = time.monotonic() - t
+            self.stats.add("mediapipe", timings["mediapipe"])
+            kp = conf = None
+            if detection is not None:
+                kp, conf, world = detection.keypoints_2d, detection.confidence, detection.world_3d
+        result = self.process_keypoints(
+            kp, conf, frame.timestamp_s, frame.index, frame.truth_3d, timings=timings
+        )
+        result.image = frame.image
+        result.world_3d = world
+        return result
+
+    def process_keypoints(
+        self,
+        keypoints_px: np.ndarray | None,
+        confidence: np.ndarray | None = None,
+        timestamp_s: float | None = None,
+        index: int | None = None,
+        truth_3d: np.ndarray | None = None,
+        timings: dict | None = None,
+    ) -> FrameResult:
+        """Lift one frame's 2D. keypoints_px: (17, 2) pixels in the (distorted) image, NaN for
+        joints not seen, or None for no person; confidence (17,) in [0, 1] (None: ones);
+        timestamp_s seconds (None: index / 30); truth_3d (17, 3) camera metres (demo)."""
+        if self.size is None:
+            raise DistposeError("the image size is unknown: give size= or intrinsics=")
+        index = self._index if index is None else int(index)
+        self._index = index + 1
+        timestamp_s = index / 30.0 if timestamp_s is None else float(timestamp_s)
+        timings = {} if timings is None else timings
+        t0 = time.monotonic()
+
+        kp_out, conf = None, np.zeros(NUM_JOINTS)
+        filled = None
+        if keypoints_px is not None:
+            kp_out = np.array(keypoints_px, dtype=np.float64).reshape(NUM_JOINTS, 2)
+            conf = (
+                np.ones(NUM_JOINTS)
+                if confidence is None
+                else np.nan_to_num(np.asarray(confidence, np.float64).reshape(NUM_JOINTS))
+            )
+            valid = valid_joints(kp_out, self.size, self.margin)
+            kp_out[~np.isfinite(kp_out).all(-1)] = np.nan
+            if valid[list(CORE_JOINTS)].all() and valid.sum() >= MIN_VALID_JOINTS:
+                filled = fill_missing(kp_out, valid, self._last_px)
+                conf = np.where(valid, conf, 0.0)
+        tracked = filled is not None
+
+        norm = None
+        if tracked:
+            norm = self._normalise(filled)
+            if not np.isfinite(norm).all():  # e.g. undistortion outside the lens's range
+                tracked, norm = False, None
+        if tracked:
+            if self._gap > self.hold_frames:
+                self._restart_lifter()
+            self._gap = 0
+            self._last_px = filled
+            self._last_norm = norm
+            self._adapt_2d.append(norm)
+            self.frames_tracked += 1
+        else:
+            self._gap += 1
+            if self._gap <= self.hold_frames and self._last_norm is not None:
+                norm = self._last_norm  # keep the lifter's clock: hold the last 2D
+            elif self._started or self._last_norm is not None:
+                self._end_segment()  # a long gap: finish the segment, start afresh later
+
+        pose, meta = None, None
+        if norm is not None:
+            meta = _Pending(index, timestamp_s, tracked, conf, truth_3d)
+            pose, meta = self._push(norm, meta)
+        timings["lifter"] = time.monotonic() - t0
+        self.stats.add("lifter", timings["lifter"])
+        self.frames_processed += 1
+
+        result = FrameResult(index, timestamp_s, None, kp_out, conf, tracked, timings=timings)
+        if pose is not None and meta is not None:
+            self._fill_pose(result, pose, meta)
+        elif norm is None and self.recorder.is_recording:
+            self.recorder.add(result)  # no person and nothing pending: an untracked row now
+        return result
+
+    def _normalise(self, keypoints_px: np.ndarray) -> np.ndarray:
+        px = keypoints_px
+        if self.known_lens is not None and not self.known_lens.is_identity:
+            px = undistort_pixels(px, self.intrinsics, self.known_lens)
+        return normalize_screen_coordinates(px, *self.size).astype(np.float32)
+
+    def _push(self, norm: np.ndarray, meta: _Pending) -> tuple[np.ndarray | None, _Pending | None]:
+        lag = self.output_lag
+        if not self._started and self.pad_start:
+            for _ in range(self.receptive_field - 1 - lag):
+                self.lifter.push(norm)
+                self._recent.append(norm)
+        self._started = True
+        pose = self.lifter.push(norm)
+        self._recent.append(norm)
+        self._pending.append(meta)
+        if pose is None or len(self._pending) <= lag:
+            return None, None
+        pose = np.asarray(pose, dtype=np.float64)
+        if not np.isfinite(pose).all():  # broken weights: never show or record NaN
+            return None, None
+        return pose, self._pending[-(lag + 1)]
+
+    def _fill_pose(self, result: FrameResult, pose: np.ndarray, meta: _Pending) -> None:
+        result.pose_3d = pose
+        result.pose_index = meta.index
+        result.pose_timestamp_s = meta.timestamp_s
+        result.pose_tracked = meta.tracked
+        result.pose_confidence = meta.confidence
+        if meta.truth_3d is not None:
+            truth = np.asarray(meta.truth_3d, dtype=np.float64)
+            truth = truth - truth[:1]
+            result.truth_3d = truth
+            result.mpjpe_mm = 1000.0 * float(np.linalg.norm(pose - truth, axis=-1).mean())
+        if self.recorder.is_recording:
+            self.recorder.add(result)
+
+    def flush(self) -> list[FrameResult]:
+        """At the end of a stream (or of a tracked segment): the poses still owed for the last
+        output_lag frames by a model with lookahead, got by repeating the last input
+        (VideoPose3D's edge padding); recorded when recording. The lifter then starts afresh."""
+        return self._end_segment()
+
+    def _end_segment(self) -> list[FrameResult]:
+        out = []
+        waiting = list(self._pending)[-self.output_lag :] if self.output_lag else []
+        if self._started and self._last_norm is not None:
+            for meta in waiting:
+                pose = self.lifter.push(self._last_norm)
+                result = FrameResult(meta.index, meta.timestamp_s)
+                if pose is not None and np.isfinite(pose).all():
+                    self._fill_pose(result, np.asarray(pose, dtype=np.float64), meta)
+                    out.append(result)
+                elif self.recorder.is_recording:
+                    self.recorder.add(result)
+        self._restart_lifter()
+        self._last_px = None  # the person may reappear elsewhere: no filling from stale joints
+        self._last_norm = None
+        return out
+
+    def close(self) -> None:
+        """Release the detector if the pipeline built it."""
+        if self._own_detector and self.detector is not None:
+            self.detector.close()
+            self.detector = None
+
+
+class Recorder:
+    """Accumulates poses into an export `Recording` between start() and stop(). One row per
+    pose frame: positions (17, 3) metres, NaN for frames without a person (held poses are not
+    recorded as motion); the exporter bridges short gaps. Thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.is_recording = False
+        self.metadata: dict = {}
+        self._rows: list[tuple[float, np.ndarray, np.ndarray, bool]] = []
+
+    def start(self, metadata: dict | None = None) -> None:
+        """Start a new take (the previous one is discarded)."""
+        with self._lock:
+            self._rows = []
+            self.metadata = dict(metadata or {})
+            self.is_recording = True
+
+    def add(self, result: FrameResult) -> None:
+        """Append the pose of `result` (a FrameResult with pose_3d, or an input frame with
+        none, recorded as an untracked row)."""
+        if result.pose_3d is not None:
+            tracked = bool(result.pose_tracked)
+            ts, conf = result.pose_timestamp_s, result.pose_confidence
+            pos = result.pose_3d if tracked else np.full((NUM_JOINTS, 3), np.nan)
+        else:
+            tracked, ts, conf = False, result.timestamp_s, np.zeros(NUM_JOINTS)
+            pos = np.full((NUM_JOINTS, 3), np.nan)
+        with self._lock:
+            self._rows.append((float(ts), np.asarray(pos, float), np.asarray(conf, float), tracked))
+
+    @property
+    def num_frames(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def stop(self):
+        """End the take and return it as a Recording (see to_recording)."""
+        with self._lock:
+            self.is_recording = False
+        return self.to_recording()
+
+    def to_recording(self):
+        """The frames so far as distpose_app.export.Recording (positions (F, 17, 3) metres
+        camera axes, NaN when untracked; timestamps_s (F,); confidence (F, 17); tracked (F,))."""
+        from distpose_app.export import Recording
+
+        with self._lock:
+            rows = list(self._rows)
+            metadata = dict(self.metadata)
+        if not rows:
+            return Recording(np.zeros((0, NUM_JOINTS, 3)), np.zeros(0), np.zeros((0, NUM_JOINTS)),
+                             np.zeros(0, bool), metadata=metadata)  # fmt: skip
+        ts, pos, conf, tracked = zip(*rows)
+        return Recording(np.stack(pos), np.array(ts), np.stack(conf), np.array(tracked),
+                         metadata=metadata)  # fmt: skip
+
+
+class LiveSession:
+    """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
+    drives. step() -> FrameResult (one processed frame), None (no new frame yet), or the
+    StopIteration class (the source ended); raises the SourceError when the source failed
+    (camera lost). The source is opened here (errors surface at once) and closed by close()."""
+
+    def __init__(self, source: FrameSource, pipeline: LivePipeline, realtime: bool = True):
+        self.source = source
+        self.pipeline = pipeline
+        source.open()
+        self.capture = CaptureThread(source, realtime=realtime)
+        self.capture.start()
+
+    @property
+    def frames_dropped(self) -> int:
+        return self.capture.frames_dropped
+
+    def step(self, timeout: float = 0.02):
+        frame = self.capture.get(timeout)
+        if frame is None:
+            if self.capture.exhausted:
+                if self.capture.error is not None:
+                    raise self.capture.error
+                return StopIteration
+            return None
+        return self.pipeline.process_frame(frame)
+
+    def close(self) -> None:
+        self.capture.stop()

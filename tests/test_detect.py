@@ -1,0 +1,67 @@
+"""MediaPipe pose on real photos that ship in pip packages (no download, no ../shared)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from distpose_app.skeleton import MP_LEFT_SHOULDER, MP_RIGHT_HIP, bone_lengths
+
+
+@pytest.fixture(scope="module")
+def cameraman():
+    from skimage import data
+
+    return cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)
+
+
+@pytest.fixture(scope="module")
+def detection(cameraman):
+    from distpose_app.detect import PoseDetector
+
+    with PoseDetector(static_image_mode=True) as detector:
+        return detector.detect(cameraman)
+
+
+@pytest.mark.slow
+def test_finds_the_cameraman(detection, cameraman):
+    assert detection is not None
+    h, w = cameraman.shape[:2]
+    kp, conf = detection.keypoints_2d, detection.confidence
+    assert kp.shape == (17, 2) and conf.shape == (17,) and detection.landmarks_2d.shape == (33, 2)
+    assert np.isfinite(kp).all() and ((conf >= 0) & (conf <= 1)).all()
+    seen = conf > 0.5
+    assert seen.sum() >= 10
+    assert ((kp[seen] >= 0) & (kp[seen] <= [w, h])).all()  # confident joints lie in the image
+    # upright: head above thorax above pelvis (image y grows downwards)
+    assert kp[10, 1] < kp[8, 1] < kp[0, 1]
+    # H36M joints are MediaPipe landmarks in pixels (RHip = right_hip, LShoulder = left_shoulder)
+    np.testing.assert_allclose(kp[1], detection.landmarks_2d[MP_RIGHT_HIP])
+    np.testing.assert_allclose(kp[11], detection.landmarks_2d[MP_LEFT_SHOULDER])
+    # he stands in the left half of the picture
+    assert kp[seen, 0].mean() < w / 2
+
+
+@pytest.mark.slow
+def test_world_3d_is_metric_and_hip_centred(detection):
+    world = detection.world_3d
+    assert world.shape == (17, 3) and np.isfinite(world).all()
+    assert np.linalg.norm(world[0]) < 0.05  # MediaPipe's world origin is the hips' midpoint
+    thigh = bone_lengths(world)[[1, 4]]  # RHip-RKnee, LHip-LKnee
+    assert ((thigh > 0.25) & (thigh < 0.65)).all()
+    assert world[10, 1] < world[0, 1]  # y down: the head is above (smaller y) the hips
+
+
+@pytest.mark.slow
+def test_no_person_and_bad_input():
+    from distpose_app.detect import PoseDetector
+
+    detector = PoseDetector()
+    assert detector.detect(np.zeros((120, 160, 3), np.uint8)) is None
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect(np.zeros((120, 160), np.uint8))
+    detector.close()
+    detector.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        detector.detect(np.zeros((120, 160, 3), np.uint8))

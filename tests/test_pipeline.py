@@ -1,0 +1,199 @@
+"""The live pipeline: lifter timing and padding, bad keypoints, known lens, weights, recording."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from distpose_app.capture import FakeSource, SourceError
+from distpose_app.demo import DemoSource
+from distpose_app.lens import Intrinsics, normalize_screen_coordinates, parse_lens
+from distpose_app.model import TemporalModel
+from distpose_app.pipeline import LivePipeline, LiveSession, StageStats, fill_missing, valid_joints
+
+SIZE = (640, 360)
+
+
+def _model(causal=True, seed=0):
+    torch.manual_seed(seed)
+    model = TemporalModel(channels=32, causal=causal, filter_widths=(3, 3))
+    for bn in [model.expand_bn, *model.layers_bn]:  # non-trivial running statistics
+        bn.running_mean.uniform_(-0.1, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _demo_2d(frames=40):
+    source = DemoSource(size=SIZE, draw=False)
+    return source.pose_at(np.arange(frames) / 30.0)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_outputs_appear_after_the_receptive_field(causal):
+    model = _model(causal)
+    rf, lag = model.receptive_field, model.lookahead_frames
+    _, px = _demo_2d()
+    pipe = LivePipeline(model, "cpu", size=SIZE, pad_start=False)
+    results = [pipe.process_keypoints(k, None, i / 30, i) for i, k in enumerate(px)]
+    first = next(i for i, r in enumerate(results) if r.pose_3d is not None)
+    assert first == rf - 1  # 9 frames for widths (3, 3)
+    assert [r.pose_index for r in results[first:]] == list(range(rf - 1 - lag, len(px) - lag))
+    # the streamed pose equals the whole-window forward pass (VideoPose3D's model)
+    norm = torch.as_tensor(normalize_screen_coordinates(px, *SIZE), dtype=torch.float32)
+    with torch.no_grad():
+        batch = model(norm[None])[0].numpy()
+    stream = np.stack([r.pose_3d for r in results[first:]])
+    np.testing.assert_allclose(stream, batch, atol=1e-4)
+    assert (stream[:, 0] == 0).all()  # root-relative
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_pad_start_gives_a_pose_from_the_first_frame(causal):
+    model = _model(causal)
+    lag = model.lookahead_frames
+    _, px = _demo_2d(20)
+    pipe = LivePipeline(model, "cpu", size=SIZE)
+    results = [pipe.process_keypoints(k, None, i / 30, i) for i, k in enumerate(px)]
+    assert all(r.pose_3d is None for r in results[:lag]) and results[lag].pose_index == 0
+    tail = pipe.flush()  # the lookahead's last frames, by edge padding
+    assert [r.pose_index for r in tail] == list(range(20 - lag, 20))
+
+
+def test_bad_keypoints_never_give_nan():
+    rng = np.random.default_rng(0)
+    _, px = _demo_2d(120)
+    pipe = LivePipeline(_model(False), "cpu", size=SIZE, hold_frames=3)
+    pipe.recorder.start()
+    inputs = []
+    for i, k in enumerate(px):
+        k = k.copy()
+        kind = i % 10
+        if kind == 1:
+            k[rng.integers(0, 17, 3)] = np.nan  # a few joints lost
+        elif kind == 2:
+            k[13] = [1e6, -1e6]  # a wrist far out of the image
+        elif kind == 3 and i > 60:
+            k[:] = np.nan  # no person at all
+        elif kind == 4 and i > 60:
+            k = None
+        elif kind == 5:
+            k[16] = np.inf
+        if 90 <= i < 100:
+            k = None  # a long gap: the lifter restarts
+        inputs.append(k)
+    results = [pipe.process_keypoints(k, None, i / 30, i) for i, k in enumerate(inputs)]
+    results += pipe.flush()
+    poses = [r.pose_3d for r in results if r.pose_3d is not None]
+    assert len(poses) > 80 and all(np.isfinite(p).all() for p in poses)
+    assert not results[93].tracked and results[93].pose_3d is None  # long gap: nothing held
+    assert results[63].keypoints_2d is not None and not results[63].tracked
+    assert np.isnan(results[63].keypoints_2d).all()  # the raw 2D is reported as it came
+    recording = pipe.recorder.stop()
+    assert recording.num_frames == 120
+    np.testing.assert_array_equal(recording.timestamps_s, np.arange(120) / 30)  # in order
+    tracked = recording.tracked
+    assert np.isfinite(recording.positions[tracked]).all()
+    assert np.isnan(recording.positions[~tracked]).all()
+    assert not tracked[90:100].any()
+    assert tracked[[i for i in range(60) if i % 10 != 1]].all()  # kind 1 may lose a core joint
+    assert pipe.buffer_frames == len(pipe.adapt_buffer()) == tracked.sum()
+    assert np.isfinite(pipe.adapt_buffer()).all()
+
+
+def test_helpers():
+    kp = np.array([[10.0, 10.0]] * 17)
+    kp[3] = [np.nan, 0]
+    kp[5] = [-100.0, 10]  # 10% margin of 640 is 64 px
+    kp[6] = [-60.0, 10]
+    assert valid_joints(kp, SIZE).tolist() == [j not in (3, 5) for j in range(17)]
+    kp[0] = [1.0, 2.0]
+    filled = fill_missing(kp, valid_joints(kp, SIZE), None)
+    np.testing.assert_array_equal(filled[3], kp[2])  # RFoot from its parent RKnee
+    np.testing.assert_array_equal(filled[5], kp[4])
+    previous = np.full((17, 2), 7.0)
+    np.testing.assert_array_equal(fill_missing(kp, valid_joints(kp, SIZE), previous)[5], [7, 7])
+
+
+def test_known_lens_undistorts_before_lifting():
+    lens = parse_lens("brown:-0.25,0.05")
+    intrinsics = Intrinsics.from_hfov(90.0, *SIZE)
+    source = DemoSource(lens=lens, hfov_deg=90.0, size=SIZE, frames=12, draw=False)
+    pipe = LivePipeline(_model(), "cpu", intrinsics=intrinsics, known_lens=lens)
+    distorted = []
+    while (frame := source.read()) is not None:
+        pipe.process_frame(frame)
+        distorted.append(frame.keypoints_2d)
+    k = intrinsics.matrix
+    dist = np.array([-0.25, 0.05, 0, 0, 0])
+    ideal = cv2.undistortPoints(np.concatenate(distorted)[:, None], k, dist, P=k)[:, 0]
+    expected = normalize_screen_coordinates(ideal.reshape(12, 17, 2), *SIZE)
+    np.testing.assert_allclose(pipe.adapt_buffer(), expected, atol=1e-4)
+    assert np.abs(pipe.adapt_buffer() - normalize_screen_coordinates(
+        np.stack(distorted), *SIZE)).max() > 0.01  # fmt: skip
+    # the demo's truth reaches the result with the live MPJPE
+    r = pipe.process_frame(DemoSource(lens=lens, size=SIZE, draw=False).read())
+    manual = 1000 * np.linalg.norm(r.pose_3d - r.truth_3d, axis=-1).mean()
+    assert r.mpjpe_mm == pytest.approx(manual) and (r.truth_3d[0] == 0).all()
+    with pytest.raises(Exception, match="640x360"):
+        LivePipeline(_model(), "cpu", size=(320, 180), intrinsics=intrinsics, known_lens=lens)
+
+
+def test_adapted_weights_and_revert():
+    _, px = _demo_2d(30)
+    pipe = LivePipeline(_model(), "cpu", size=SIZE)
+    for i in range(20):
+        base = pipe.process_keypoints(px[i], None, i / 30, i).pose_3d
+    original = {k: v.clone() for k, v in pipe.model.state_dict().items()}
+    adapted = pipe.model_copy()
+    with torch.no_grad():
+        adapted.shrink.bias.add_(torch.linspace(-0.1, 0.1, 51))  # per joint: not a shift
+    pipe.set_model_state(adapted.state_dict())
+    assert pipe.is_adapted
+    after = pipe.process_keypoints(px[20], None, 20 / 30, 20).pose_3d
+    assert after is not None  # no blink: the lifter was refilled
+    pipe.revert()
+    again = pipe.process_keypoints(px[21], None, 21 / 30, 21).pose_3d
+    for key, value in pipe.model.state_dict().items():
+        torch.testing.assert_close(value, original[key])
+    assert not pipe.is_adapted
+    fresh = LivePipeline(_model(), "cpu", size=SIZE)
+    ref = [fresh.process_keypoints(px[i], None, i / 30, i).pose_3d for i in range(22)]
+    np.testing.assert_allclose(again, ref[21], atol=1e-5)
+    assert np.abs(after - ref[20]).max() > 1e-3 and base is not None
+
+
+def test_stage_stats():
+    stats = StageStats(window=10)
+    for i in range(5):
+        stats.add("mediapipe", 0.020 + 0.002 * i, now=100.0 + i / 25)
+    s = stats.summary()["mediapipe"]
+    assert s["fps"] == pytest.approx(25.0) and s["latency_ms"] == pytest.approx(24.0)
+    assert s["calls"] == 5 and s["mean_ms"] == pytest.approx(24.0)
+    assert stats.text() == "mediapipe 25 fps 24.0 ms"
+
+
+def test_live_session_runs_and_reports_a_lost_camera():
+    source = DemoSource(size=SIZE, frames=15, draw=False)
+    session = LiveSession(source, LivePipeline(_model(), "cpu"), realtime=False)
+    results = []
+    while (item := session.step(timeout=1.0)) is not StopIteration:
+        if item is not None:
+            results.append(item)
+    session.close()
+    assert 0 < len(results) <= 15 and len(results) + session.frames_dropped == 15
+    assert all(r.pose_3d is not None and r.mpjpe_mm is not None for r in results)
+    assert "capture" in session.pipeline.stats.summary()
+
+    lost = LiveSession(FakeSource(size=SIZE, fail_after=3, delay_s=0.01),
+                       LivePipeline(_model(), "cpu", detector=_NoPerson()))  # fmt: skip
+    with pytest.raises(SourceError, match="unplugged"):
+        for _ in range(500):
+            lost.step(timeout=0.05)
+    lost.close()
+
+
+class _NoPerson:
+    def detect(self, image):
+        return None

@@ -1,0 +1,86 @@
+"""`distpose process`: detector + lifter over a video file, exports, bad values."""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from distpose_app.commands import process
+from distpose_app.errors import DistposeError, LensError
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    process.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from distpose_app.model import TemporalModel, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    save_checkpoint(path, TemporalModel(channels=32, filter_widths=(3, 3), causal=True).eval())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def blank_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "blank.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (96, 64))
+    for _ in range(9):
+        writer.write(np.full((64, 96, 3), 40, np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.mark.slow
+def test_no_person_still_writes_one_row_per_frame(blank_video, weights, tmp_path):
+    csv = tmp_path / "take.csv"
+    bvh = tmp_path / "take.bvh"
+    code = process.run(_args(str(blank_video), "--weights", weights, "--csv", str(csv),
+                             "--bvh", str(bvh), "--device", "cpu", "--quiet"))  # fmt: skip
+    assert code == 0
+    table = pd.read_csv(csv)
+    assert len(table) == 9 and (table["tracked"] == 0).all()
+    np.testing.assert_allclose(table["timestamp_s"], np.arange(9) / 25.0, atol=1e-6)
+    assert not bvh.exists()  # no motion to write
+
+
+def test_bad_values_are_one_line_errors(blank_video, weights, tmp_path):
+    with pytest.raises(DistposeError, match="--frames"):
+        process.run(_args(str(blank_video), "--frames", "-3"))
+    with pytest.raises(DistposeError, match="does not exist"):
+        process.run(_args(str(blank_video), "--csv", str(tmp_path / "no" / "x.csv")))
+    with pytest.raises(DistposeError, match="--frames"):
+        process.run(_args("0"))  # a camera without a frame count
+    with pytest.raises(LensError):
+        process.run(_args(str(blank_video), "--weights", weights, "--lens", "wobbly:1"))
+    with pytest.raises(DistposeError, match="unknown device"):
+        process.run(_args(str(blank_video), "--weights", weights, "--device", "tpu"))
+    with pytest.raises(DistposeError, match="missing.avi"):
+        process.run(_args(str(tmp_path / "missing.avi"), "--weights", weights))
+    with pytest.raises(DistposeError, match="nope.pt"):
+        process.run(_args(str(blank_video), "--weights", str(tmp_path / "nope.pt")))
+
+
+@pytest.mark.slow
+def test_street_walk(media_dir, weights, tmp_path):
+    clip = media_dir / "openpose_street_walk.avi"
+    if not clip.is_file():
+        pytest.skip("openpose_street_walk.avi absent")
+    csv, bvh = tmp_path / "walk.csv", tmp_path / "walk.bvh"
+    code = process.run(_args(str(clip), "--weights", weights, "--frames", "40", "--csv", str(csv),
+                             "--bvh", str(bvh), "--device", "cpu", "--quiet"))  # fmt: skip
+    assert code == 0
+    table = pd.read_csv(csv)
+    assert len(table) == 40 and table["tracked"].mean() > 0.9
+    np.testing.assert_allclose(table["timestamp_s"], np.arange(40) / 50.0, atol=1e-6)
+    assert bvh.read_text().startswith("HIERARCHY")
+    assert (tmp_path / "walk.bvh.json").is_file()
