@@ -64,12 +64,16 @@ test: system-deps-test lint unit
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
 
-# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data; about an hour
-# on 2 CPU cores. Each run resumes from runs/<mode>/last.pt if interrupted.
-TRAIN := $(BIN)/distpose train --threads 2
-weights: $(VENV)/.app-installed
-	$(TRAIN) baseline --steps 3000 --out runs/baseline --export pretrained/baseline.pt
-	$(TRAIN) augmented --steps 3000 --out runs/augmented --export pretrained/augmented.pt
-	$(TRAIN) meta --init pretrained/augmented.pt --steps 1500 --lr 1e-4 --out runs/meta \
-	  --export pretrained/meta.pt
-	$(BIN)/distpose evaluate --threads 2 --json pretrained/evaluation.json
+# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data. baseline and
+# augmented are independent (run them side by side on 2 cores with `make -j2 weights`); each run
+# resumes from runs/<mode>/last.pt if interrupted.
+TRAIN := $(BIN)/distpose train --threads 1
+pretrained/baseline.pt: | $(VENV)/.app-installed
+	$(TRAIN) baseline --steps 1500 --out runs/baseline --export $@
+pretrained/augmented.pt: | $(VENV)/.app-installed
+	$(TRAIN) augmented --steps 1500 --out runs/augmented --export $@
+pretrained/meta.pt: pretrained/augmented.pt
+	$(TRAIN) meta --init pretrained/augmented.pt --steps 600 --lr 1e-4 --out runs/meta --export $@
+pretrained/evaluation.json: pretrained/baseline.pt pretrained/augmented.pt pretrained/meta.pt
+	$(BIN)/distpose evaluate --threads 2 --json $@
+weights: pretrained/evaluation.json

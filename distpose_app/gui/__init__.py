@@ -1,0 +1,1 @@
+"""The PyQt5 window (the only part of distpose that imports Qt): `app.main` starts it."""

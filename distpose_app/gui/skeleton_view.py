@@ -1,0 +1,111 @@
+"""The live 3D skeleton: a pyqtgraph.opengl view with a floor grid, bones coloured by the
+subject's side (left blue, right orange, centre light grey), joints as dots, joints the detector
+did not see dimmed. Left mouse drag orbits, the wheel zooms (pyqtgraph's own controls); Home
+resets the camera."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph.opengl as gl
+from PyQt5 import QtCore, QtWidgets
+from pyqtgraph import Vector
+
+from distpose_app.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, RIGHT_JOINTS
+
+LEFT_COLOUR = (0.25, 0.55, 1.0, 1.0)
+RIGHT_COLOUR = (1.0, 0.55, 0.15, 1.0)
+CENTRE_COLOUR = (0.9, 0.9, 0.9, 1.0)
+# A joint below this detector confidence is drawn at DIM_ALPHA: still there (the lifter guessed
+# it from context) but visibly less trustworthy.
+SEEN_CONFIDENCE = 0.5
+DIM_ALPHA = 0.25
+BACKGROUND = (28, 30, 36)
+
+
+def joint_colours(confidence: np.ndarray | None = None) -> np.ndarray:
+    """RGBA (17, 4) in [0, 1] per joint: side colour, alpha DIM_ALPHA where confidence (17,)
+    is below SEEN_CONFIDENCE."""
+    colours = np.tile(np.array(CENTRE_COLOUR), (NUM_JOINTS, 1))
+    colours[list(LEFT_JOINTS)] = LEFT_COLOUR
+    colours[list(RIGHT_JOINTS)] = RIGHT_COLOUR
+    if confidence is not None:
+        conf = np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0)
+        colours[conf < SEEN_CONFIDENCE, 3] = DIM_ALPHA
+    return colours
+
+
+def camera_to_view(pose_3d: np.ndarray) -> np.ndarray:
+    """Camera-frame pose (17, 3) metres (x right, y down, z forward) -> the view's frame
+    (x right, y away from the camera, z up), hip above the origin, lowest joint on the floor.
+
+    Only a change of axes and a translation for display; the pose itself is untouched."""
+    p = np.asarray(pose_3d, dtype=float)
+    view = np.stack([p[:, 0], p[:, 2], -p[:, 1]], axis=1)
+    view[:, :2] -= view[0, :2]
+    view[:, 2] -= np.nanmin(view[:, 2])
+    return view
+
+
+class SkeletonView(gl.GLViewWidget):
+    """3D view of one H36M-17 pose; `set_pose(pose_3d, confidence)` redraws, `clear_pose()`
+    hides the skeleton (no person)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        # GLViewWidget has no size hint: in a layout it can otherwise get 0 px (NOTES.md).
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
+        self.setBackgroundColor(BACKGROUND)
+        self.setFocusPolicy(QtCore.Qt.StrongFocus)
+        self.setAccessibleName("3D skeleton view")
+        grid = gl.GLGridItem(color=(255, 255, 255, 60))
+        grid.setSize(4, 4)
+        grid.setSpacing(0.25, 0.25)
+        self.addItem(grid)
+        self._bones = gl.GLLinePlotItem(mode="lines", width=4, antialias=True)
+        self._joints = gl.GLScatterPlotItem(size=9, pxMode=True)
+        # Translucent items need blending; depth test keeps far bones behind near ones.
+        self._bones.setGLOptions("translucent")
+        self._joints.setGLOptions("translucent")
+        self.addItem(self._bones)
+        self.addItem(self._joints)
+        self.reset_camera()
+
+    def initializeGL(self) -> None:  # noqa: N802 (Qt's name)
+        # pyqtgraph 0.14 caches each item class's compiled shader program on the class, and a
+        # program is valid only in the GL context that compiled it: a later view (a new window)
+        # has a new context, so make the items compile theirs again.
+        for klass in (gl.GLLinePlotItem, gl.GLScatterPlotItem):
+            if getattr(klass, "_shaderProgram", None) is not None:
+                klass._shaderProgram = None
+        super().initializeGL()
+
+    def reset_camera(self) -> None:
+        """Look from in front of the subject (where the real camera is), slightly above."""
+        self.setCameraPosition(pos=Vector(0.0, 0.0, 0.8), distance=3.2, elevation=10, azimuth=-90)
+
+    def set_pose(self, pose_3d: np.ndarray | None, confidence: np.ndarray | None = None) -> None:
+        """Show pose_3d (17, 3) metres in camera coordinates; confidence (17,) in [0, 1] dims
+        the unseen joints. None or a non-finite pose hides the skeleton."""
+        if pose_3d is None or not np.isfinite(pose_3d).all():
+            self.clear_pose()
+            return
+        view = camera_to_view(pose_3d)
+        colours = joint_colours(confidence)
+        ends = np.array(BONES).reshape(-1)
+        # A bone takes the colour of its child joint, and the child's dimming.
+        bone_colours = np.repeat(colours[np.array(BONES)[:, 1]], 2, axis=0)
+        self._bones.setData(pos=view[ends], color=bone_colours)
+        self._joints.setData(pos=view, color=colours)
+        self._bones.setVisible(True)
+        self._joints.setVisible(True)
+
+    def clear_pose(self) -> None:
+        self._bones.setVisible(False)
+        self._joints.setVisible(False)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.key() == QtCore.Qt.Key_Home:
+            self.reset_camera()
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,211 @@
+"""The live window under Xvfb with the real xcb platform (pytest-xvfb starts it; offscreen would
+hide the OpenGL and plugin problems: ../shared/NOTES.md). A tiny lifter checkpoint keeps every
+test fast; the demo source needs no camera and no MediaPipe."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("pytestqt")
+
+from distpose_app.adapt import MIN_ADAPT_FRAMES, IsoConfig  # noqa: E402
+from distpose_app.bvh import read_bvh  # noqa: E402
+from distpose_app.gui import session as live  # noqa: E402
+from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
+from distpose_app.gui.skeleton_view import LEFT_COLOUR, RIGHT_COLOUR  # noqa: E402
+from distpose_app.model import TemporalModel, save_checkpoint  # noqa: E402
+
+pytestmark = pytest.mark.gui
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    model = TemporalModel(filter_widths=(3, 3), channels=32, dropout=0.0, causal=True)
+    return str(save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.pt", model.eval()))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch, tiny_weights):
+    monkeypatch.setenv("DISTPOSE_APP_DATA", str(tmp_path / "appdata"))
+    options = AppOptions(source="demo", lens="strong", device="cpu", weights=tiny_weights)
+    options.pace = False  # as fast as the pipeline goes: tests need frames, not real time
+    options.demo_size = (640, 360)  # rendering the demo's picture is most of a frame's time
+    win = MainWindow(options)
+    qtbot.addWidget(win)
+    win.resize(1100, 600)
+    win.show()
+    qtbot.waitUntil(lambda: win.frames_drawn >= 5, timeout=15000)
+    yield win
+    win.close()
+
+
+def call_on_live_thread(qtbot, win, fn):
+    """Run fn(session) on the live thread (as the window does) and return its result."""
+    box = []
+    win.worker.call_soon(fn, box.append)
+    qtbot.waitUntil(lambda: bool(box), timeout=5000)
+    if isinstance(box[0], Exception):
+        raise box[0]
+    return box[0]
+
+
+def rgb_of(widget) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a widget's grab()."""
+    image = widget.grab().toImage().convertToFormat(4)  # QImage.Format_RGB32 (BGRA bytes)
+    ptr = image.constBits()
+    ptr.setsize(image.byteCount())
+    bgra = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)
+    return bgra[:, : image.width(), 2::-1].copy()
+
+
+def colour_pixels(rgb: np.ndarray, colour, tol: int = 40) -> int:
+    target = np.array(colour[:3]) * 255
+    return int((np.abs(rgb.astype(int) - target).max(axis=-1) < tol).sum())
+
+
+def test_window_opens_with_demo_and_shows_both_skeletons(qtbot, window):
+    qtbot.waitUntil(lambda: window.frames_drawn >= 20, timeout=15000)
+    assert window.session_info.spec == "demo"
+    assert "demo" in window.windowTitle()
+    assert window.mpjpe_label.text().startswith("MPJPE")
+    assert "lifter" in window.stage_label.text() and "draw" in window.stage_label.text()
+    # The 3D view is a real OpenGL scene: varied pixels, both side colours present.
+    rgb = rgb_of(window.view3d)
+    assert rgb.std() > 5
+    assert colour_pixels(rgb, LEFT_COLOUR) > 20
+    assert colour_pixels(rgb, RIGHT_COLOUR) > 20
+    video = rgb_of(window.video)
+    assert colour_pixels(video, LEFT_COLOUR) > 20 and colour_pixels(video, RIGHT_COLOUR) > 20
+    # Every menu action is reachable by keyboard.
+    named = [a for a in window.actions() if a.text()]
+    assert all(not a.shortcut().isEmpty() for a in named)
+
+
+def test_adapt_runs_to_completion_and_revert_restores_weights(qtbot, window):
+    window.adapt_config = IsoConfig(steps=3, lr=1e-3, crops_per_step=2)
+    qtbot.waitUntil(lambda: window.worker.frames_processed >= MIN_ADAPT_FRAMES + 5, timeout=20000)
+    original = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    window.act_adapt.trigger()
+    qtbot.waitUntil(lambda: window.last_adapt_result is not None, timeout=30000)
+    result = window.last_adapt_result
+    assert result.accepted, result.reason
+    qtbot.waitUntil(lambda: window.adapted, timeout=5000)
+    assert "symmetry" in window.adapt_label.text() and "consistency" in window.adapt_label.text()
+    adapted = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    assert any(not torch.equal(original[k], adapted[k]) for k in original)
+    # Saved for this camera, offered next time.
+    assert live.saved_adaptation_path(window.session_info.camera_key).is_file()
+    assert window.act_saved.isEnabled()
+
+    window.act_revert.trigger()
+    qtbot.waitUntil(lambda: not window.adapted, timeout=5000)
+    reverted = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    assert all(torch.equal(original[k], reverted[k]) for k in original)
+
+    window.act_saved.trigger()
+    qtbot.waitUntil(lambda: window.adapted, timeout=5000)
+    again = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    assert all(torch.equal(adapted[k], again[k]) for k in adapted)
+
+
+def test_adapt_refuses_with_too_few_frames(window):
+    model = TemporalModel(filter_widths=(3, 3), channels=8)
+    window._adapt_snapshot((model, np.zeros((12, 17, 2), np.float32)))
+    text = window.adapt_label.text()
+    assert "needs at least" in text and "holds 12" in text
+    assert window.adapt_task is None and window.act_adapt.isEnabled()
+
+
+def test_record_then_export_writes_files_the_readers_accept(qtbot, window, tmp_path):
+    window.act_record.trigger()
+    assert window.is_recording
+    qtbot.waitUntil(lambda: "REC" in window.rec_label.text() and window.frames_drawn > 40)
+    start = window.frames_drawn
+    qtbot.waitUntil(lambda: window.frames_drawn >= start + 40, timeout=15000)
+    window.act_record.trigger()
+    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
+    frames = window.recording.num_frames
+    assert frames >= 40
+    assert window.act_export_bvh.isEnabled()
+    bvh_path, csv_path = tmp_path / "take.bvh", tmp_path / "take.csv"
+    window.export(bvh_path=str(bvh_path), csv_path=str(csv_path))
+    qtbot.waitUntil(lambda: window.exports_done == 1, timeout=15000)
+    assert window.last_export is not None, window.statusBar().currentMessage()
+    assert window.last_export["frames"] == frames
+    bvh = read_bvh(bvh_path)
+    assert bvh.num_frames == frames and len(bvh.names) >= 17
+    table = pd.read_csv(csv_path)
+    assert len(table) == frames
+    assert (bvh_path.parent / "take.bvh.json").is_file()
+
+
+def test_export_to_missing_folder_reports_and_keeps_recording(qtbot, window, tmp_path):
+    window.act_record.trigger()
+    start = window.frames_drawn
+    qtbot.waitUntil(lambda: window.frames_drawn >= start + 20, timeout=15000)
+    window.act_record.trigger()
+    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
+    window.export(bvh_path=str(tmp_path / "nope" / "take.bvh"))
+    qtbot.waitUntil(lambda: window.exports_done == 1, timeout=5000)
+    assert "export failed" in window.last_warning and "nope" in window.last_warning
+    assert window.recording is not None and window.act_export_bvh.isEnabled()
+
+
+def test_known_lens_from_calibration_reaches_the_pipeline(qtbot, window, tmp_path):
+    path = tmp_path / "cam.yml"
+    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
+    fs.write("image_width", 640)  # the test demo's size
+    fs.write("image_height", 360)
+    fs.write("camera_matrix", np.array([[320.0, 0, 320], [0, 320.0, 180], [0, 0, 1]]))
+    fs.write("distortion_coefficients", np.array([[-0.3, 0.06, 0.0, 0.0, 0.0]]))
+    fs.release()
+    window.load_calibration(str(path))
+    assert window.act_lens_calib.isChecked()
+    assert "calibrated: cam.yml" in window.lens_label.text()
+    lens = call_on_live_thread(qtbot, window, lambda s: s.pipeline.known_lens)
+    assert lens.k1 == -0.3 and lens.k2 == 0.06
+    window.act_lens_unknown.trigger()
+    assert call_on_live_thread(qtbot, window, lambda s: s.pipeline.known_lens) is None
+    # A calibration for another image size is refused with a message, the lens stays unknown.
+    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
+    fs.write("camera_matrix", np.array([[640.0, 0, 640], [0, 640.0, 360], [0, 0, 1]]))
+    fs.release()
+    window.load_calibration(str(path))
+    qtbot.waitUntil(lambda: "1280x720" in window.last_warning, timeout=5000)
+    assert window.known_lens is None and window.act_lens_unknown.isChecked()
+    assert call_on_live_thread(qtbot, window, lambda s: s.pipeline.known_lens) is None
+
+
+def test_scripted_run_writes_a_screenshot(tmp_path, tiny_weights):
+    """`--frames N --screenshot PNG` through main() in a subprocess on the test's display."""
+    shot = tmp_path / "shot.png"
+    env = dict(os.environ, DISTPOSE_APP_DATA=str(tmp_path / "appdata"))
+    cmd = [sys.executable, "-c", "import sys; from distpose_app.gui.app import main; "
+           "sys.exit(main(sys.argv[1:]))", "--source", "demo", "--weights", tiny_weights,
+           "--device", "cpu", "--frames", "30", "--screenshot", str(shot), "--no-pace"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = cv2.imread(str(shot))[..., ::-1]
+    assert image.shape[0] >= 400 and image.shape[1] >= 800
+    assert image.std() > 10
+    assert colour_pixels(image, LEFT_COLOUR) > 50 and colour_pixels(image, RIGHT_COLOUR) > 50
+
+
+def test_bad_command_line_values_exit_2(capsys):
+    from distpose_app.gui.app import main
+
+    assert main(["--frames", "-3"]) == 2
+    assert main(["--source", "/no/such/video.mp4"]) == 2
+    assert main(["--source", "demo", "--lens", "brown:abc"]) == 2
+    err = capsys.readouterr().err
+    assert "--frames" in err and "/no/such/video.mp4" in err and "abc" in err
