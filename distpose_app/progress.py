@@ -17,10 +17,12 @@ class Progress:
     line at every 10% so that logs stay short.
     """
 
-    def __init__(self, total: int, desc: str = "", stream=None, enabled: bool = True):
+    def __init__(
+        self, total: int, desc: str = "", stream=None, enabled: bool = True, initial: int = 0
+    ):
         self.total = max(int(total), 0)
         self.desc = desc
-        self.n = 0
+        self.n = self.initial = int(initial)  # initial: steps done before (a resumed run)
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.start = time.monotonic()
@@ -41,7 +43,8 @@ class Progress:
         now = time.monotonic()
         frac = self.n / self.total if self.total else 1.0
         elapsed = now - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else float("nan")
+        done = self.n - self.initial
+        eta = elapsed * (self.total - self.n) / done if done > 0 else float("nan")
         bar = "#" * int(24 * min(frac, 1.0))
         line = (
             f"{self.desc} [{bar:<24}] {self.n}/{self.total} {100 * frac:5.1f}% "

@@ -349,8 +349,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     if main:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = open(out / "log.jsonl", "a") if main else None
-    bar = Progress(config.steps, f"train {config.mode}", enabled=progress and main)
-    bar.update(step)
+    bar = Progress(config.steps, f"train {config.mode}", enabled=progress and main, initial=step)
     t0 = time.perf_counter() - elapsed
     running = []
     while step < config.steps:
