@@ -1,29 +1,15 @@
 import numpy as np
 import pytest
 import torch
+from poses import symmetric_pose
 
 from distpose_app import adapt, losses
 from distpose_app.errors import DistposeError
 from distpose_app.model import TemporalModel
-from distpose_app.skeleton import PARENTS
-
-
-def _symmetric_pose() -> np.ndarray:
-    offsets = {
-        1: (-0.1, 0, 0), 2: (0, 0.45, 0), 3: (0, 0.42, 0),
-        4: (0.1, 0, 0), 5: (0, 0.45, 0), 6: (0, 0.42, 0),
-        7: (0, -0.25, 0), 8: (0, -0.25, 0), 9: (0, -0.12, 0), 10: (0, -0.12, 0),
-        11: (0.17, 0, 0), 12: (0, 0.28, 0), 13: (0, 0.25, 0),
-        14: (-0.17, 0, 0), 15: (0, 0.28, 0), 16: (0, 0.25, 0),
-    }  # fmt: skip
-    pose = np.zeros((17, 3))
-    for j in range(1, 17):
-        pose[j] = pose[PARENTS[j]] + offsets[j]
-    return pose
 
 
 def test_iso_losses_zero_for_rigid_symmetric_sequence():
-    pose = _symmetric_pose()
+    pose = symmetric_pose()
     angles = np.linspace(0, 1.5, 12)
     seq = np.stack([pose @ np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0],
                                      [-np.sin(a), 0, np.cos(a)]]).T for a in angles])  # fmt: skip
@@ -34,7 +20,7 @@ def test_iso_losses_zero_for_rigid_symmetric_sequence():
 
 
 def test_iso_losses_hand_computed():
-    a, b = _symmetric_pose(), _symmetric_pose()
+    a, b = symmetric_pose(), symmetric_pose()
     a[13, 1] += 0.06  # left forearm 0.31 in frame 0 (right stays 0.25)
     b[13, 1] += 0.02  # 0.27 in frame 1
     x = torch.tensor(np.stack([a, b])[None], dtype=torch.float64)
@@ -113,7 +99,7 @@ def test_progress_is_reported_every_step():
 def test_fewshot_reduces_labelled_error():
     model = _tiny_model()
     kp = _keypoints()
-    target = np.tile(_symmetric_pose(), (len(kp), 1, 1))
+    target = np.tile(symmetric_pose(), (len(kp), 1, 1))
     res = adapt.fewshot_adapt(model, kp, target, np.arange(0, 90, 9), steps=30, lr=1e-2)
     assert res.accepted
     assert res.after["labelled_mpjpe_mm_after"] < 0.5 * res.before["labelled_mpjpe_mm_before"]

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import torch
     sys.path.insert(0, {tests!r})
-    from test_train import _Seq, _walking
+    from poses import Sequence, walking
     from distpose_app import distributed
     from distpose_app.dataset import build_synthetic
     from distpose_app.lens import LensSampler
@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
 
     torch.set_num_threads(1)
     rank, world = distributed.init_from_env()
-    seqs = [_Seq(f"dataset-2_walk_normal_{{i:03d}}", _walking(90, i)) for i in range(4)]
+    seqs = [Sequence(f"dataset-2_walk_normal_{{i:03d}}", walking(90, i)) for i in range(4)]
     data = build_synthetic(seqs, None, views_per_sequence=1, seed=0, progress=False)
     torch.manual_seed(0)
     net = TemporalModel(filter_widths=(3, 3), channels=16, dropout=0.0, causal=True)

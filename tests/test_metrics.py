@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+from poses import symmetric_pose
 
 from distpose_app import metrics
-from distpose_app.skeleton import BONES, PARENTS, SYMMETRIC_BONE_PAIRS
+from distpose_app.skeleton import BONES, SYMMETRIC_BONE_PAIRS
 
 
 def _rotation_z(angle):
@@ -54,23 +55,8 @@ def test_mpjve_hand_computed():
     assert metrics.mpjve(pred, target) == pytest.approx(1.0)
 
 
-def _symmetric_pose():
-    """A rest pose with exactly mirrored left and right sides (metres)."""
-    pose = np.zeros((17, 3))
-    offsets = {
-        1: (-0.1, 0, 0), 2: (0, 0.45, 0), 3: (0, 0.42, 0),
-        4: (0.1, 0, 0), 5: (0, 0.45, 0), 6: (0, 0.42, 0),
-        7: (0, -0.25, 0), 8: (0, -0.25, 0), 9: (0, -0.12, 0), 10: (0, -0.12, 0),
-        11: (0.17, 0, 0), 12: (0, 0.28, 0), 13: (0, 0.25, 0),
-        14: (-0.17, 0, 0), 15: (0, 0.28, 0), 16: (0, 0.25, 0),
-    }  # fmt: skip
-    for j in range(1, 17):
-        pose[j] = pose[PARENTS[j]] + np.array(offsets[j])
-    return pose
-
-
 def test_bone_symmetry_and_consistency_zero_for_rigid_symmetric_sequence():
-    pose = _symmetric_pose()
+    pose = symmetric_pose()
     seq = np.stack([pose @ _rotation_z(a).T + a for a in np.linspace(0, 2, 10)])
     assert metrics.bone_symmetry_error(seq) == pytest.approx(0.0, abs=1e-12)
     assert metrics.bone_consistency(seq) == pytest.approx(0.0, abs=1e-12)
@@ -78,13 +64,13 @@ def test_bone_symmetry_and_consistency_zero_for_rigid_symmetric_sequence():
 
 
 def test_bone_symmetry_hand_computed():
-    pose = _symmetric_pose()
+    pose = symmetric_pose()
     pose[13] += np.array([0, 0.06, 0])  # left forearm 0.25 -> 0.31: one pair off by 0.06
     assert metrics.bone_symmetry_error(pose) == pytest.approx(0.06 / len(SYMMETRIC_BONE_PAIRS))
 
 
 def test_bone_consistency_hand_computed():
-    a, b = _symmetric_pose(), _symmetric_pose()
+    a, b = symmetric_pose(), symmetric_pose()
     b[13] += np.array([0, 0.02, 0])  # left forearm 0.25 then 0.27: std 0.01 on one bone
     seq = np.stack([a, b])
     assert metrics.bone_consistency(seq) == pytest.approx(0.01 / len(BONES))

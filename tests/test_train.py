@@ -2,55 +2,21 @@
 few steps, then run the evaluation protocol on them. Seconds, not minutes."""
 
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+from poses import Sequence, walking
 
 from distpose_app import evaluate as ev
 from distpose_app.dataset import build_synthetic
 from distpose_app.model import load_checkpoint
-from distpose_app.skeleton import PARENTS
 from distpose_app.train import TrainConfig, WindowSampler, train
-
-
-@dataclass
-class _Seq:
-    name: str
-    positions: np.ndarray
-    fps: float = 30.0
-    style: str = "normal"
-
-
-def _walking(frames: int, phase: float) -> np.ndarray:
-    """A crude walking figure: world metres, Y up, hips 0.9 m above the floor."""
-    offsets = {
-        1: (-0.1, 0, 0), 2: (0, -0.45, 0), 3: (0, -0.42, 0),
-        4: (0.1, 0, 0), 5: (0, -0.45, 0), 6: (0, -0.42, 0),
-        7: (0, 0.25, 0), 8: (0, 0.25, 0), 9: (0, 0.12, 0), 10: (0, 0.12, 0),
-        11: (0.17, 0, 0), 12: (0, -0.28, 0), 13: (0, -0.25, 0),
-        14: (-0.17, 0, 0), 15: (0, -0.28, 0), 16: (0, -0.25, 0),
-    }  # fmt: skip
-    t = np.arange(frames) / 30.0
-    out = np.zeros((frames, 17, 3))
-    out[:, 0] = np.stack([0.3 * np.sin(0.5 * t + phase), 0.9 + 0 * t, 0.8 * t], 1)
-    swing = 0.5 * np.sin(2 * np.pi * t + phase)
-    for j in range(1, 17):
-        off = np.tile(np.array(offsets[j], float), (frames, 1))
-        if j in (2, 3, 12, 13):  # right leg / left arm swing forward together
-            off[:, 2] = -off[:, 1] * np.sin(swing)
-            off[:, 1] = off[:, 1] * np.cos(swing)
-        if j in (5, 6, 15, 16):
-            off[:, 2] = off[:, 1] * np.sin(swing)
-            off[:, 1] = off[:, 1] * np.cos(swing)
-        out[:, j] = out[:, PARENTS[j]] + off
-    return out
 
 
 @pytest.fixture(scope="module")
 def tiny_sets():
-    seqs = [_Seq(f"dataset-2_walk_normal_{i:03d}", _walking(120, i)) for i in range(6)]
+    seqs = [Sequence(f"dataset-2_walk_normal_{i:03d}", walking(120, i)) for i in range(6)]
     data = build_synthetic(seqs, None, views_per_sequence=1, seed=0, progress=False)
     return data
 
