@@ -302,3 +302,39 @@ def fewshot_adapt(
     after = {"labelled_mpjpe_mm_after": 1000 * loss_after}
     reason = "adapted" if accepted else "the labelled error did not fall"
     return AdaptResult(state, accepted, reason, stats, after, steps, time.perf_counter() - start)
+
+
+def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, str | None]:
+    """A saved per-camera adaptation for `model`, or (None, warning) when it no longer loads.
+
+    path: a torch file holding a state_dict, or {"state_dict": ...} (what the window saves).
+    Returns (state_dict, None) when every tensor is finite and it fits `model` exactly (same
+    keys and shapes); (None, None) when there is no such file; (None, one-line warning naming
+    the file and the problem) otherwise: a stale adaptation is ignored, never fatal. `model`
+    is not modified.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged zip, pickle, truncated file: torch raises many types
+        return None, f"saved adaptation {path} ignored: unreadable ({type(exc).__name__})"
+    state = payload.get("state_dict", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        return None, f"saved adaptation {path} ignored: not a weights file"
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        which = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        return None, f"saved adaptation {path} ignored: made for another model ({which})"
+    for key, value in expected.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            shapes = f"{key} is {tuple(state[key].shape)}, the model has {tuple(value.shape)}"
+            return None, f"saved adaptation {path} ignored: made for another model ({shapes})"
+        if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
+            return None, f"saved adaptation {path} ignored: non-finite weights ({key})"
+    return {k: v.to(expected[k].device, expected[k].dtype) for k, v in state.items()}, None

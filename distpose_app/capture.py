@@ -337,7 +337,8 @@ class FakeSource:
         return self._fps
 
     def open(self) -> None:
-        self.opened = True
+        """(Re)open: a closed fake can be opened again, like a camera plugged back in."""
+        self.opened, self.closed = True, False
 
     def read(self) -> Frame | None:
         if not self.opened or self.closed:

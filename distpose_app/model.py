@@ -384,6 +384,43 @@ def load_pretrained(
     return load_checkpoint(path, map_location)
 
 
+def load_model_or_fallback(
+    path: str | Path | None,
+    fallback_name: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[TemporalModel, dict, str | None]:
+    """The user's weights at `path`, or the shipped model when they do not load.
+
+    Returns (model in eval mode, metadata, warning): warning is None when `path` loaded (or
+    was None), else one line naming the file, what is wrong with it and the model used instead.
+    fallback_name: pretrained/<name>.pt; None takes the first shipped model. Raises WeightsError
+    (naming both problems) only when the fallback does not load either. metadata["source"] is
+    the file the weights came from.
+    """
+    problem = None
+    if path is not None:
+        try:
+            model, meta = load_checkpoint(path, map_location)
+            meta["source"] = str(path)
+            return model, meta, None
+        except WeightsError as exc:
+            problem = str(exc)
+    name = fallback_name
+    if name is None:
+        shipped = available_pretrained()
+        if not shipped:
+            raise WeightsError(f"{problem + '; ' if problem else ''}no shipped model in "
+                               f"{PRETRAINED_DIR} to fall back to")  # fmt: skip
+        name = shipped[0]
+    try:
+        model, meta = load_pretrained(name, map_location)
+    except WeightsError as exc:
+        raise WeightsError(f"{problem + '; ' if problem else ''}fallback: {exc}") from None
+    meta["source"] = str(PRETRAINED_DIR / f"{name}.pt")
+    warning = f"{problem}; using the shipped model {name!r} instead" if problem else None
+    return model, meta, warning
+
+
 def speed_table(
     channels=(256, 512), filter_widths=((3, 3, 3), (3, 3, 3, 3)), pushes: int = 500,
     threads: int = 2, causal: bool = True,

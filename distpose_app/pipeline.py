@@ -14,6 +14,7 @@ held pose is shown, but recorded as untracked; after a longer gap the lifter sta
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distpose_app.capture import CaptureThread, Frame, FrameSource
-from distpose_app.errors import DistposeError
+from distpose_app.errors import DistposeError, WeightsError
 from distpose_app.lens import Intrinsics, Lens, normalize_screen_coordinates, undistort_pixels
 from distpose_app.skeleton import NUM_JOINTS, PARENTS
 
@@ -32,6 +33,8 @@ STAGES: tuple[str, ...] = ("capture", "mediapipe", "lifter", "draw")
 CORE_JOINTS: tuple[int, ...] = (0, 1, 4, 8, 11, 14)
 # At least this many of the 17 joints must be valid (the rest are filled).
 MIN_VALID_JOINTS = 12
+# A root-relative pose with a joint farther than this (metres) from the root is garbage.
+MAX_POSE_M = 100.0
 
 
 class StageStats:
@@ -128,6 +131,30 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class AdaptTicket:
+    """One background adaptation: `model` (a private copy) and `keypoints_2d` (T, 17, 2) the
+    Adapt buffer it adapts on, for stream `stream_id`. `should_cancel()` is what iso_adapt
+    polls; cancel(reason) is thread-safe."""
+
+    def __init__(self, ticket_id: int, stream_id: int, model, keypoints_2d: np.ndarray):
+        self.id, self.stream_id = ticket_id, stream_id
+        self.model, self.keypoints_2d = model, keypoints_2d
+        self.reason = ""
+        self._cancel = threading.Event()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        if not self._cancel.is_set():
+            self.reason = reason
+            self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def should_cancel(self) -> bool:
+        return self._cancel.is_set()
+
+
 @dataclass
 class _Pending:
     """Per-push bookkeeping, paired with the lifter's output `output_lag` pushes later."""
@@ -137,6 +164,11 @@ class _Pending:
     tracked: bool
     confidence: np.ndarray
     truth_3d: np.ndarray | None
+
+
+def _plausible(pose: np.ndarray) -> bool:
+    """A lifted pose (17, 3) metres that may be shown and recorded: finite and not absurd."""
+    return bool(np.isfinite(pose).all() and np.abs(pose).max() <= MAX_POSE_M)
 
 
 def valid_joints(
@@ -189,6 +221,14 @@ class LivePipeline:
     padding) so a pose comes at once instead of after a receptive field of frames.
     hold_frames: longest gap (frames) bridged by feeding the last 2D again.
     buffer_frames: how many recent tracked frames of normalised 2D `adapt_buffer()` keeps.
+    recorder: a Recorder to record into (default: a new one); pass the old pipeline's to keep a
+    take going across pipelines.
+
+    Streams and adaptations: `stream_id` changes whenever the 2D stream changes meaning (reset,
+    new source, new lens); an adaptation begun with `begin_adaptation()` is only applied by
+    `finish_adaptation()` if the stream is still the one it was computed for. After adapted
+    weights are applied, a pose that comes out non-finite or absurd (> MAX_POSE_M) reverts them
+    at once; `warnings` collects such events for the window (`take_warnings()`).
     """
 
     def __init__(
@@ -204,6 +244,7 @@ class LivePipeline:
         hold_frames: int = 5,
         buffer_frames: int = 900,
         margin: float = 0.1,
+        recorder: Recorder | None = None,
     ):
         from distpose_app.model import StreamingLifter, resolve_device
 
@@ -224,7 +265,13 @@ class LivePipeline:
         self.hold_frames = hold_frames
         self.margin = margin
         self.stats = StageStats()
-        self.recorder = Recorder()
+        self.recorder = recorder if recorder is not None else Recorder()
+        self.stream_id = 0
+        self.warnings: list[str] = []
+        self._previous_state: tuple | None = None  # (weights, is_adapted) before set_model_state
+        self._adaptation: AdaptTicket | None = None  # the one running, if any
+        self._tickets = 0
+        self._intrinsics_given = intrinsics is not None
         self._adapt_2d: deque[np.ndarray] = deque(maxlen=buffer_frames)
         self._recent: deque[np.ndarray] = deque(maxlen=self.lifter.receptive_field)
         self._pending: deque[_Pending] = deque(maxlen=self.lifter.receptive_field)
@@ -264,17 +311,37 @@ class LivePipeline:
         """Undistort with `lens` from now on (None: unknown lens, no undistortion). The lifter
         and the Adapt buffer restart, since the 2D they hold was prepared differently."""
         self.known_lens, self.intrinsics = lens, intrinsics
+        self._intrinsics_given = intrinsics is not None
         if self.size is not None:
             self._check_intrinsics()
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream (new source or lens): lifter history, gap state, Adapt buffer."""
+        """Forget the stream (new source or lens): lifter history, gap state, Adapt buffer. A
+        running adaptation (computed on the old buffer) is cancelled; stream_id changes."""
+        self.stream_id += 1
+        self.cancel_adaptation("the source or lens changed")
         self._restart_lifter()
         self._adapt_2d.clear()
         self._last_px = None
         self._last_norm = None
         self._gap = 0
+
+    def begin_stream(self, size: tuple[int, int] | None = None) -> None:
+        """A new source (another camera, a reconnected one): the poses still owed are recorded,
+        then the stream is forgotten (see reset) including its image size (None: taken from the
+        next frame; a lens calibration given explicitly keeps its own), and the recorder
+        continues after a gap. Weights, adapted or not, are kept."""
+        self.flush()
+        if not self._intrinsics_given:
+            self.intrinsics = None
+        self.size = tuple(size) if size is not None else None
+        if self.size is None and self._intrinsics_given and self.intrinsics is not None:
+            self.size = (self.intrinsics.width, self.intrinsics.height)
+        if self.size is not None:
+            self._check_intrinsics()
+        self.reset()
+        self.recorder.new_segment()
 
     def _restart_lifter(self) -> None:
         self.lifter.reset()
@@ -285,8 +352,21 @@ class LivePipeline:
     # -- weights ------------------------------------------------------------------------------
     def set_model_state(self, state_dict: dict) -> None:
         """Use adapted weights (e.g. AdaptResult.state_dict) from the next frame on. The
-        lifter is refilled with the recent frames, so the pose does not blink out."""
-        self.model.load_state_dict(state_dict)
+        lifter is refilled with the recent frames, so the pose does not blink out. Weights that
+        are non-finite or do not fit the model raise WeightsError and leave the current ones."""
+        import torch
+
+        bad = [k for k, v in state_dict.items() if torch.is_tensor(v) and not v.isfinite().all()]
+        if bad:
+            raise WeightsError(f"adapted weights are not finite ({bad[0]}); previous weights kept")
+        previous = copy.deepcopy(self.model.state_dict())
+        try:
+            self.model.load_state_dict(state_dict)
+        except (RuntimeError, KeyError, TypeError) as exc:
+            self.model.load_state_dict(previous)
+            detail = " ".join(str(exc).split())[:200]
+            raise WeightsError(f"adapted weights do not fit the model: {detail}") from None
+        self._previous_state = (previous, self.is_adapted)
         self.model.eval()
         self.is_adapted = True
         self._refresh_lifter()
@@ -295,7 +375,66 @@ class LivePipeline:
         """Back to the weights the pipeline was built with."""
         self.model.load_state_dict(self._original_state)
         self.is_adapted = False
+        self._previous_state = None
         self._refresh_lifter()
+
+    def take_warnings(self) -> list[str]:
+        """The warnings since the last call (auto-reverted adaptations...), oldest first."""
+        out, self.warnings = self.warnings, []
+        return out
+
+    def _diverged(self) -> None:
+        """Adapted weights gave a non-finite or absurd pose: back to the weights before them."""
+        state, adapted = self._previous_state or (self._original_state, False)
+        self.model.load_state_dict(state)
+        self.is_adapted = adapted
+        self._previous_state = None
+        self.warnings.append("the adapted weights diverged (non-finite or absurd poses): reverted")
+        self._refresh_lifter()
+
+    # -- adaptation bookkeeping ----------------------------------------------------------------
+    def begin_adaptation(self) -> AdaptTicket:
+        """Snapshot for a background adaptation: a private model copy and the Adapt buffer,
+        tagged with this stream. Raises DistposeError while another one is running (pressing
+        Adapt twice); pass the ticket's should_cancel to iso_adapt and the result to
+        finish_adaptation() on this (the live) thread."""
+        if self._adaptation is not None and not self._adaptation.cancelled:
+            raise DistposeError("an adaptation is already running: wait for it or cancel it")
+        self._tickets += 1
+        ticket = AdaptTicket(self._tickets, self.stream_id, self.model_copy(), self.adapt_buffer())
+        self._adaptation = ticket
+        return ticket
+
+    def cancel_adaptation(self, reason: str = "cancelled") -> None:
+        """Cancel the running adaptation (its result will be refused); no-op when none."""
+        if self._adaptation is not None:
+            self._adaptation.cancel(reason)
+            self._adaptation = None
+
+    def finish_adaptation(self, ticket: AdaptTicket, result) -> tuple[bool, str]:
+        """Apply an AdaptResult computed for `ticket` if it still may be -> (applied, message).
+        Refused, with the current weights kept, when it was cancelled, superseded, computed for
+        a stream that has since changed, rejected by the adaptation's guard, None (the
+        adaptation failed), or its weights do not load."""
+        current = self._adaptation is ticket
+        if current:
+            self._adaptation = None
+        if ticket.cancelled:
+            why = "" if ticket.reason == "cancelled" else f" ({ticket.reason})"
+            return False, f"adaptation cancelled{why}: previous weights kept"
+        if not current:
+            return False, "a newer adaptation replaced this one: previous weights kept"
+        if ticket.stream_id != self.stream_id:
+            return False, "the source changed while adapting: result discarded"
+        if result is None:
+            return False, "the adaptation failed: previous weights kept"
+        if not result.accepted:
+            return False, f"adaptation rejected ({result.reason}): previous weights kept"
+        try:
+            self.set_model_state(result.state_dict)
+        except DistposeError as exc:
+            return False, str(exc)
+        return True, "adapted"
 
     def model_copy(self, original: bool = False):
         """A deep copy of the current (or original) model on the pipeline's device, for a
@@ -458,8 +597,10 @@ class LivePipeline:
         if pose is None or len(self._pending) <= lag:
             return None, None
         pose = np.asarray(pose, dtype=np.float64)
-        if not np.isfinite(pose).all():  # broken weights: never show or record NaN
-            return None, None
+        if not _plausible(pose):
+            if self.is_adapted:  # the adaptation diverged: undo it at once
+                self._diverged()
+            return None, None  # broken weights: never show or record NaN
         return pose, self._pending[-(lag + 1)]
 
     def _fill_pose(self, result: FrameResult, pose: np.ndarray, meta: _Pending) -> None:
@@ -489,7 +630,7 @@ class LivePipeline:
             for meta in waiting:
                 pose = self.lifter.push(self._last_norm)
                 result = FrameResult(meta.index, meta.timestamp_s)
-                if pose is not None and np.isfinite(pose).all():
+                if pose is not None and _plausible(pose):
                     self._fill_pose(result, np.asarray(pose, dtype=np.float64), meta)
                     out.append(result)
                 elif self.recorder.is_recording:
@@ -509,19 +650,60 @@ class LivePipeline:
 class Recorder:
     """Accumulates poses into an export `Recording` between start() and stop(). One row per
     pose frame: positions (17, 3) metres, NaN for frames without a person (held poses are not
-    recorded as motion); the exporter bridges short gaps. Thread-safe."""
+    recorded as motion); the exporter bridges short gaps. Thread-safe.
 
-    def __init__(self):
+    Crash safety (issue 6): every row is also appended to a recovery file (distpose_app.recovery)
+    in `recovery_dir` (True: recovery.default_dir(); None or False: memory only), written and
+    fsync'ed at least every recovery.FLUSH_INTERVAL_S seconds, so that a killed process loses at
+    most that much of the take. A clean stop() deletes the file (keep_recovery=True keeps it until
+    discard_recovery()). A recovery file that cannot be written (disk full, no folder) does not
+    stop the recording: `recovery_error` says why and the take goes on in memory.
+
+    Timestamps always increase: after `new_segment()` (a new or reconnected source) or when a
+    source's clock goes back, the following rows continue after the last recorded one, leaving
+    the wall-clock time of the interruption as a gap.
+    """
+
+    CHUNK = 4096  # rows per preallocated block (compact: ~290 bytes a row)
+
+    def __init__(self, recovery_dir=True):
+        from distpose_app import recovery
+
+        self._recovery = recovery
         self._lock = threading.Lock()
         self.is_recording = False
         self.metadata: dict = {}
-        self._rows: list[tuple[float, np.ndarray, np.ndarray, bool]] = []
+        self.recovery_dir = recovery_dir
+        self.recovery_error: str | None = None
+        self._writer = None
+        self._kept_path = None  # a stopped take's file kept by stop(keep_recovery=True)
+        self._chunks: list[np.ndarray] = []
+        self._count = 0
+        self._offset = 0.0  # seconds added to the current segment's timestamps
+        self._last_t: float | None = None  # last recorded timestamp, seconds
+        self._last_wall = 0.0  # time.monotonic() of the last add
+        self._new_segment = False
 
+    # -- take -------------------------------------------------------------------------------
     def start(self, metadata: dict | None = None) -> None:
-        """Start a new take (the previous one is discarded)."""
+        """Start a new take (the previous one is discarded, with its kept recovery file)."""
         with self._lock:
-            self._rows = []
+            self._close_writer(keep=False)
+            if self._kept_path is not None:
+                self._recovery.discard(self._kept_path)
+                self._kept_path = None
+            self._chunks, self._count = [], 0
+            self._offset, self._last_t, self._new_segment = 0.0, None, False
             self.metadata = dict(metadata or {})
+            self.recovery_error = None
+            if self.recovery_dir:
+                folder = (
+                    self._recovery.default_dir() if self.recovery_dir is True else self.recovery_dir
+                )
+                try:
+                    self._writer = self._recovery.RecoveryWriter(folder, self.metadata)
+                except OSError as exc:
+                    self.recovery_error = f"no recovery file in {folder}: {exc.strerror or exc}"
             self.is_recording = True
 
     def add(self, result: FrameResult) -> None:
@@ -534,19 +716,104 @@ class Recorder:
         else:
             tracked, ts, conf = False, result.timestamp_s, np.zeros(NUM_JOINTS)
             pos = np.full((NUM_JOINTS, 3), np.nan)
+        pos = np.asarray(pos, float)
+        if tracked and not np.isfinite(pos).all():  # never record NaN as motion
+            tracked, pos = False, np.full((NUM_JOINTS, 3), np.nan)
+        conf = np.nan_to_num(np.asarray(conf, float))
+        now = time.monotonic()
         with self._lock:
-            self._rows.append((float(ts), np.asarray(pos, float), np.asarray(conf, float), tracked))
+            ts = float(ts) if np.isfinite(ts) else (self._last_t or 0.0)
+            back = self._last_t is not None and ts + self._offset <= self._last_t
+            if self._last_t is not None and (self._new_segment or back):
+                # a new stream (or a clock that went back): continue after the last row, leaving
+                # the real interruption (at least one frame time) as a gap
+                gap = max(now - self._last_wall, self._frame_time())
+                self._offset = self._last_t + gap - ts
+            self._new_segment = False
+            ts += self._offset
+            record = self._recovery.make_record(ts, pos, conf, tracked)
+            if self._count % self.CHUNK == 0:
+                self._chunks.append(np.zeros(self.CHUNK, self._recovery.RECORD))
+            self._chunks[-1][self._count % self.CHUNK] = record
+            self._count += 1
+            self._last_t, self._last_wall = ts, now
+            if self._writer is not None:
+                self._guard(lambda w: w.append(record))
+
+    def new_segment(self) -> None:
+        """The next rows come from a new (or reconnected) source whose clock restarts."""
+        with self._lock:
+            self._new_segment = True
+
+    def _frame_time(self) -> float:
+        """Median recent timestamp step, seconds (1/30 before there are two rows)."""
+        if self._count < 2:
+            return 1.0 / 30.0
+        t = np.concatenate(self._chunks)[max(0, self._count - 31) : self._count]["t"]
+        step = float(np.median(np.diff(t)))
+        return step if step > 0 else 1.0 / 30.0
+
+    def _guard(self, action) -> None:
+        """Run action(writer); on OSError (disk full...) keep recording in memory only."""
+        try:
+            action(self._writer)
+        except OSError as exc:
+            self.recovery_error = (
+                f"recovery file {self._writer.path} failed: {exc.strerror or exc}; "
+                "recording continues in memory"
+            )
+            self._writer.close()
+            self._writer = None
+
+    def flush(self) -> None:
+        """Write and fsync the recovery file now (cheap when nothing is queued)."""
+        with self._lock:
+            if self._writer is not None:
+                self._guard(lambda w: w.flush())
+
+    def flush_if_due(self) -> None:
+        """Flush if FLUSH_INTERVAL_S has passed: call while no frames come (a stalled camera)."""
+        with self._lock:
+            if self._writer is not None:
+                self._guard(lambda w: w.flush_if_due())
+
+    @property
+    def recovery_path(self):
+        """The recovery file of the current (or kept) take, or None."""
+        writer = self._writer
+        return writer.path if writer is not None else self._kept_path
 
     @property
     def num_frames(self) -> int:
         with self._lock:
-            return len(self._rows)
+            return self._count
 
-    def stop(self):
-        """End the take and return it as a Recording (see to_recording)."""
+    def stop(self, keep_recovery: bool = False):
+        """End the take and return it as a Recording (see to_recording). The recovery file is
+        deleted, or with keep_recovery=True kept (marked stopped) until discard_recovery(), so
+        that a take not yet saved survives a crash too."""
         with self._lock:
             self.is_recording = False
+            self._close_writer(keep=keep_recovery)
         return self.to_recording()
+
+    def _close_writer(self, keep: bool) -> None:
+        if self._writer is None:
+            return
+        path = self._writer.path
+        try:
+            self._writer.finish(keep=keep)
+            self._kept_path = path if keep else None
+        except OSError as exc:
+            self.recovery_error = f"recovery file {path}: {exc.strerror or exc}"
+        self._writer = None
+
+    def discard_recovery(self) -> None:
+        """The take is saved (or deliberately dropped): delete its kept recovery file."""
+        with self._lock:
+            if self._kept_path is not None:
+                self._recovery.discard(self._kept_path)
+                self._kept_path = None
 
     def to_recording(self):
         """The frames so far as distpose_app.export.Recording (positions (F, 17, 3) metres
@@ -554,13 +821,14 @@ class Recorder:
         from distpose_app.export import Recording
 
         with self._lock:
-            rows = list(self._rows)
+            rows = (
+                np.concatenate(self._chunks)[: self._count]
+                if self._count
+                else np.zeros(0, self._recovery.RECORD)
+            )
             metadata = dict(self.metadata)
-        if not rows:
-            return Recording(np.zeros((0, NUM_JOINTS, 3)), np.zeros(0), np.zeros((0, NUM_JOINTS)),
-                             np.zeros(0, bool), metadata=metadata)  # fmt: skip
-        ts, pos, conf, tracked = zip(*rows)
-        return Recording(np.stack(pos), np.array(ts), np.stack(conf), np.array(tracked),
+        return Recording(rows["pos"].astype(np.float64), rows["t"].copy(),
+                         rows["conf"].astype(np.float64), rows["tracked"].astype(bool),
                          metadata=metadata)  # fmt: skip
 
 
@@ -568,28 +836,72 @@ class LiveSession:
     """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
     drives. step() -> FrameResult (one processed frame), None (no new frame yet), or the
     StopIteration class (the source ended); raises the SourceError when the source failed
-    (camera lost). The source is opened here (errors surface at once) and closed by close()."""
+    (camera lost), which is also kept in `error`. The pipeline, its recording and its weights
+    survive that: `reconnect()` reopens the same source, `switch_source(other)` continues with
+    another, both without losing the take. The source is opened here (errors surface at once)
+    and closed by close(). lossless: never drop a frame (offline processing, tests)."""
 
-    def __init__(self, source: FrameSource, pipeline: LivePipeline, realtime: bool = True):
-        self.source = source
+    def __init__(
+        self,
+        source: FrameSource,
+        pipeline: LivePipeline,
+        realtime: bool = True,
+        lossless: bool = False,
+    ):
         self.pipeline = pipeline
+        self.realtime, self.lossless = realtime, lossless
+        self.error: Exception | None = None
+        self._dropped_before = 0
+        self.source = source
         source.open()
-        self.capture = CaptureThread(source, realtime=realtime)
-        self.capture.start()
+        self.capture = self._start_capture(source)
+
+    def _start_capture(self, source: FrameSource) -> CaptureThread:
+        capture = CaptureThread(source, realtime=self.realtime, lossless=self.lossless)
+        capture.start()
+        return capture
 
     @property
     def frames_dropped(self) -> int:
-        return self.capture.frames_dropped
+        """Frames the capture thread dropped (over every source of this session)."""
+        return self._dropped_before + self.capture.frames_dropped
 
     def step(self, timeout: float = 0.02):
         frame = self.capture.get(timeout)
         if frame is None:
+            self.pipeline.recorder.flush_if_due()  # a stalled source must not hold rows back
             if self.capture.exhausted:
                 if self.capture.error is not None:
+                    self.error = self.capture.error
+                    self.pipeline.flush()  # the lookahead's poses go into the take
+                    self.pipeline.recorder.flush()
                     raise self.capture.error
                 return StopIteration
             return None
         return self.pipeline.process_frame(frame)
 
+    def switch_source(self, source: FrameSource) -> None:
+        """Continue with `source` (opened here; SourceError if it cannot be): the pipeline
+        starts a new stream (lifter history, Adapt buffer, image size and a running adaptation
+        are for the old source), the recording goes on after a gap. On failure the session
+        stays on no source and can be retried."""
+        self.capture.stop()
+        self._dropped_before += self.capture.frames_dropped
+        self.pipeline.begin_stream()
+        self.error = None
+        if source is not self.source:
+            with contextlib.suppress(Exception):
+                self.source.close()
+        self.source = source
+        source.open()
+        self.capture = self._start_capture(source)
+
+    def reconnect(self) -> None:
+        """Reopen the current source (a camera plugged back in); SourceError if it cannot."""
+        with contextlib.suppress(Exception):
+            self.source.close()
+        self.switch_source(self.source)
+
     def close(self) -> None:
         self.capture.stop()
+        self.pipeline.recorder.flush()

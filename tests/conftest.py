@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 # cv2 (and so mediapipe) points Qt at its own plugins, which breaks the xcb platform under a
@@ -12,6 +13,9 @@ import pytest
 
 os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
 os.environ.pop("QT_QPA_FONTDIR", None)
+
+# Recordings write crash-recovery files; tests keep theirs out of the user's data folder.
+os.environ.setdefault("DISTPOSE_DATA_DIR", tempfile.mkdtemp(prefix="distpose-tests-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DISTPOSE_SHARED", REPO.parent / "shared"))

@@ -138,38 +138,45 @@ def run(args: argparse.Namespace) -> int:
     if is_camera and args.frames is None:
         raise DistposeError("a camera needs --frames N (how many frames to capture)")
 
+    from distpose_app.capture import open_source
+    from distpose_app.lens import parse_lens
+
+    # Cheap checks first, so a typo fails in a second, before torch and MediaPipe load.
+    known_lens = parse_lens(args.lens, max_radius=None) if args.lens else None
+    source = open_source(args.input)
+    source.open()  # a missing, empty or broken video is reported here, naming the file
+
     import numpy as np
     import torch
 
-    from distpose_app.capture import open_source
-    from distpose_app.lens import parse_lens
     from distpose_app.model import load_checkpoint, load_pretrained, resolve_device
     from distpose_app.pipeline import LivePipeline
 
     torch.set_num_threads(min(torch.get_num_threads(), 4))
-    known_lens = parse_lens(args.lens, max_radius=None) if args.lens else None
-    device = resolve_device(args.device)
-    if args.weights:
-        model, meta = load_checkpoint(args.weights, device)
-        model_name = Path(args.weights).stem
-    else:
-        model, meta = load_pretrained("live", device)
-        model_name = "live"
+    try:
+        device = resolve_device(args.device)
+        if args.weights:
+            model, meta = load_checkpoint(args.weights, device)
+            model_name = Path(args.weights).stem
+        else:
+            model, meta = load_pretrained("live", device)
+            model_name = "live"
+    except BaseException:
+        source.close()
+        raise
 
-    source = open_source(args.input)
     keypoints, confidence, timestamps, det_times, error = detect_all(
         source, args.frames, args.quiet
     )
     n = len(timestamps)
     if n == 0:
         raise error or DistposeError(f"{args.input}: no frames could be read")
-    if error is not None:
-        _log(f"warning: {error}; continuing with the {n} frames read")
 
     pipeline = LivePipeline(
         model, device, size=source.size, known_lens=known_lens, hfov_deg=args.hfov,
         buffer_frames=n,
     )  # fmt: skip
+    pipeline.recorder.recovery_dir = None  # offline: the input itself is the backup
     adaptation = None
     if args.adapt:
         from distpose_app.adapt import iso_adapt
