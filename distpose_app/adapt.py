@@ -262,16 +262,20 @@ def fewshot_adapt(
     keypoints_2d: np.ndarray,
     positions_3d: np.ndarray,
     labelled: np.ndarray,
-    steps: int = 50,
-    lr: float = 1e-4,
-    params: str = "all",
+    steps: int = 30,
+    lr: float = 1e-3,
+    params: str = "bn",
+    holdout_every: int = 5,
     seed: int = 0,
 ) -> AdaptResult:
     """Scenario 1: supervised adaptation from K labelled frames under the same lens.
 
     keypoints_2d (T, 17, 2) normalised screen coordinates; positions_3d (T, 17, 3) metres
-    root-relative (only rows in `labelled` are read); labelled (K,) frame indices. Each step uses
-    every labelled frame, with its receptive-field window (edge-padded) as input.
+    root-relative (only rows in `labelled` are read); labelled (K,) frame indices. Each step
+    fits every labelled frame (its receptive-field window, edge-padded, as input) except every
+    `holdout_every`-th, which is held out: the adaptation is accepted only if the held-out error
+    falls, since with K ~ 50 frames the fit alone says nothing about overfitting (measured: all
+    weights at lr 1e-4 for 50 steps fit the labels and raised the test MPJPE by 50%).
     """
     start = time.perf_counter()
     kp = torch.as_tensor(np.asarray(keypoints_2d, np.float32))
@@ -284,24 +288,32 @@ def fewshot_adapt(
         raise DistposeError("few-shot adaptation needs at least one labelled frame")
     windows = torch.stack([padded[i : i + rf] for i in idx])
     target = torch.as_tensor(np.asarray(positions_3d, np.float32)[idx])[:, None]
+    held = np.zeros(len(idx), bool)
+    if holdout_every > 1 and len(idx) >= 2 * holdout_every:
+        held[holdout_every - 1 :: holdout_every] = True
+    fit = ~held if held.any() else np.ones(len(idx), bool)
+    check = held if held.any() else fit
     adapted, trainable = _frozen_copy(model, params)
     optimiser = torch.optim.Adam(trainable, lr=lr)
     torch.manual_seed(seed)
-    with torch.no_grad():
-        loss_before = float(losses.mpjpe_loss(adapted(windows), target))
+
+    def error(mask) -> float:
+        with torch.no_grad():
+            return float(losses.mpjpe_loss(adapted(windows[mask]), target[mask]))
+
+    check_before = error(check)
     for _ in range(steps):
         optimiser.zero_grad(set_to_none=True)
-        loss = losses.mpjpe_loss(adapted(windows), target)
+        loss = losses.mpjpe_loss(adapted(windows[fit]), target[fit])
         loss.backward()
         optimiser.step()
-    with torch.no_grad():
-        loss_after = float(losses.mpjpe_loss(adapted(windows), target))
-    accepted = np.isfinite(loss_after) and loss_after <= loss_before
+    check_after = error(check)
+    accepted = bool(np.isfinite(check_after) and check_after < check_before)
     state = copy.deepcopy((adapted if accepted else model).state_dict())
-    stats = {"labelled_mpjpe_mm_before": 1000 * loss_before}
-    after = {"labelled_mpjpe_mm_after": 1000 * loss_after}
-    reason = "adapted" if accepted else "the labelled error did not fall"
-    return AdaptResult(state, accepted, reason, stats, after, steps, time.perf_counter() - start)
+    before = {"check_mpjpe_mm": 1000 * check_before, "check_frames": int(check.sum())}
+    after = {"check_mpjpe_mm": 1000 * check_after, "fit_frames": int(fit.sum())}
+    reason = "adapted" if accepted else "the held-out labelled error did not fall"
+    return AdaptResult(state, accepted, reason, before, after, steps, time.perf_counter() - start)
 
 
 def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, str | None]:

@@ -100,9 +100,18 @@ def test_fewshot_reduces_labelled_error():
     model = _tiny_model()
     kp = _keypoints()
     target = np.tile(symmetric_pose(), (len(kp), 1, 1))
-    res = adapt.fewshot_adapt(model, kp, target, np.arange(0, 90, 9), steps=30, lr=1e-2)
+    res = adapt.fewshot_adapt(model, kp, target, np.arange(0, 90, 3), steps=30, lr=1e-2,
+                              params="all")  # fmt: skip
     assert res.accepted
-    assert res.after["labelled_mpjpe_mm_after"] < 0.5 * res.before["labelled_mpjpe_mm_before"]
+    assert res.before["check_frames"] == 6 and res.after["fit_frames"] == 24
+    assert res.after["check_mpjpe_mm"] < 0.5 * res.before["check_mpjpe_mm"]
+    # The held-out frames decide: when they contradict the fitted ones, the fit is refused.
+    labelled = np.arange(0, 90, 3)
+    contradicting = target.copy()
+    contradicting[labelled[4::5]] *= -1
+    bad = adapt.fewshot_adapt(model, kp, contradicting, labelled, steps=30, lr=1e-2, params="all")
+    assert not bad.accepted and "held-out" in bad.reason
+    assert all(torch.equal(bad.state_dict[k], v) for k, v in model.state_dict().items())
 
 
 def test_lift_sequence_keeps_frame_count():

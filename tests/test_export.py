@@ -452,3 +452,14 @@ def test_one_euro_restarts_after_gap():
     valid[8:10] = False
     out = one_euro_filter(x, t, valid=valid)
     assert np.allclose(out[10], 1.0)  # no lag carried across the gap
+
+
+def test_exported_files_get_ordinary_permissions(tmp_path):
+    from distpose_app.export.recording import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "take.csv", "frame\n0\n")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any saved file

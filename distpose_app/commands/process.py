@@ -149,7 +149,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from distpose_app.model import load_checkpoint, load_pretrained, resolve_device
+    from distpose_app.model import (
+        DEFAULT_LIVE_MODEL,
+        load_checkpoint,
+        load_pretrained,
+        resolve_device,
+    )
     from distpose_app.pipeline import LivePipeline
 
     torch.set_num_threads(min(torch.get_num_threads(), 4))
@@ -159,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
             model, meta = load_checkpoint(args.weights, device)
             model_name = Path(args.weights).stem
         else:
-            model, meta = load_pretrained("live", device)
-            model_name = "live"
+            model, meta = load_pretrained(DEFAULT_LIVE_MODEL, device)
+            model_name = DEFAULT_LIVE_MODEL
     except BaseException:
         source.close()
         raise

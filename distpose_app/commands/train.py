@@ -29,6 +29,13 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("mode", choices=("baseline", "augmented", "meta"))
     p.add_argument("--out", help="run folder (default runs/<mode>); resumes from its last.pt")
@@ -55,7 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("meta (MAML)")
     g.add_argument("--init", help="checkpoint to start from (the augmented model)")
     g.add_argument("--tasks", type=_positive(int), default=16, help="tasks per meta batch")
-    g.add_argument("--inner-steps", type=_positive(int), default=1)
+    g.add_argument(
+        "--inner-steps",
+        type=_non_negative,
+        default=1,
+        help="0: plain fine-tuning under the meta settings (the ablation)",
+    )
     g.add_argument("--inner-lr", type=_positive(float), default=1e-2)
     g.add_argument("--inner-params", choices=("bn", "last", "all"), default="bn")
     g.add_argument("--inner-loss", choices=("iso", "supervised", "both"), default="iso")

@@ -138,6 +138,12 @@ def _json_default(value):
     return str(value)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder and os.replace.
 
@@ -154,6 +160,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
         raise DistposeError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 is not for exports
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
