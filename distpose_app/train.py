@@ -348,7 +348,8 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     main = rank == 0  # only the first process writes files and shows progress
     if main:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    log = open(out / "log.jsonl", "a") if main else None
+    # A fresh run starts a fresh log; a resumed one appends to it.
+    log = open(out / "log.jsonl", "a" if step else "w") if main else None
     bar = Progress(config.steps, f"train {config.mode}", enabled=progress and main, initial=step)
     t0 = time.perf_counter() - elapsed
     running = []

@@ -22,6 +22,7 @@ from distpose_app.gui import session as live  # noqa: E402
 from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
 from distpose_app.gui.skeleton_view import LEFT_COLOUR, RIGHT_COLOUR  # noqa: E402
 from distpose_app.model import TemporalModel, save_checkpoint  # noqa: E402
+from distpose_app.pipeline import AdaptTicket  # noqa: E402
 
 pytestmark = pytest.mark.gui
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +38,7 @@ def tiny_weights(tmp_path_factory):
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, tiny_weights):
     monkeypatch.setenv("DISTPOSE_APP_DATA", str(tmp_path / "appdata"))
+    monkeypatch.setenv("DISTPOSE_DATA_DIR", str(tmp_path / "data"))  # this test's recovery files
     options = AppOptions(source="demo", lens="strong", device="cpu", weights=tiny_weights)
     options.pace = False  # as fast as the pipeline goes: tests need frames, not real time
     options.demo_size = (640, 360)  # rendering the demo's picture is most of a frame's time
@@ -120,10 +122,12 @@ def test_adapt_runs_to_completion_and_revert_restores_weights(qtbot, window):
 
 def test_adapt_refuses_with_too_few_frames(window):
     model = TemporalModel(filter_widths=(3, 3), channels=8)
-    window._adapt_snapshot((model, np.zeros((12, 17, 2), np.float32)))
+    ticket = AdaptTicket(1, 0, model, np.zeros((12, 17, 2), np.float32))
+    window._adapt_snapshot(ticket, window.worker)
     text = window.adapt_label.text()
     assert "needs at least" in text and "holds 12" in text
     assert window.adapt_task is None and window.act_adapt.isEnabled()
+    assert ticket.cancelled  # the pipeline is free for the next press
 
 
 def test_record_then_export_writes_files_the_readers_accept(qtbot, window, tmp_path):

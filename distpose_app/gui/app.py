@@ -40,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         "string such as brown:-0.3,0.06 (demo only)",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--weights", metavar="PATH", help="a lifter checkpoint instead of the shipped")
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="a lifter checkpoint instead of the shipped one (if it does not load, the shipped "
+        "weights are used and the window says why)",
+    )
     p.add_argument("--frames", type=int, metavar="N", help="process N frames, then quit")
     p.add_argument(
         "--screenshot", metavar="PNG", help="after --frames N (default 90), save the window here"
@@ -68,8 +73,8 @@ def _check_args(args) -> None:
     if args.source is not None and args.source != "demo" and not args.source.isdigit():
         if not Path(args.source).is_file():
             raise DistposeError(f"video file not found: {args.source}")
-    if args.weights is not None and not Path(args.weights).is_file():
-        raise DistposeError(f"weights file not found: {args.weights}")
+    # --weights that do not load (missing, truncated, another model) are not an error here: the
+    # window falls back to the shipped weights and says so (session.load_model).
     from distpose_app.model import resolve_device
 
     resolve_device(args.device)

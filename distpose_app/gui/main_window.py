@@ -1,6 +1,12 @@
 """The distpose main window: source picker, live video with the 2D skeleton, live 3D skeleton,
 Adapt / Revert, lens menu, Record / Export, per-stage timings in the status bar.
 
+Reliability (issue 6, docs/reliability.md): on start it offers the takes a crash left behind
+(`recovery.find_recoverable`); a stopped take keeps its recovery file until it is exported; a
+lost camera keeps the take and offers Reconnect / another source in the same session; a bad
+video file is refused with a dialog while the current source runs on; Adapt goes through the
+pipeline's tickets, so a second press, a source switch or Cancel can never apply stale weights.
+
 The window only wires things together: the live loop runs in `workers.LiveWorker` on its own
 thread over a `session.LiveSession`; adaptation and export run in `workers.TaskThread`. Every
 action has a keyboard shortcut (Help > Keyboard shortcuts lists them).
@@ -8,6 +14,7 @@ action has a keyboard shortcut (Help > Keyboard shortcuts lists them).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +22,16 @@ from pathlib import Path
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from distpose_app import recovery
 from distpose_app.errors import DistposeError
 from distpose_app.gui import session as live
-from distpose_app.gui.dialogs import LensDialog, shortcuts_dialog
+from distpose_app.gui.dialogs import LensDialog, RecoveryDialog, shortcuts_dialog
 from distpose_app.gui.skeleton_view import SkeletonView
 from distpose_app.gui.video_view import VideoView
 from distpose_app.gui.workers import LiveWorker, TaskThread, start_live
 
 DEMO_LENSES = ("none", "mild", "moderate", "strong", "pincushion", "fisheye")
+PENDING = object()  # adapt_ticket while the live thread has not answered begin_adaptation yet
 
 
 @dataclass
@@ -65,6 +74,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.known_lens: tuple | None = None  # (Intrinsics | None, Lens, description) or None
         self.frames_drawn = 0
         self._cameras: list = []
+        self.source_lost: str | None = None  # why the live source failed, until reconnected
+        self.adapt_ticket = None  # the pipeline.AdaptTicket of the running adaptation, or PENDING
+        self.adapt_fn = None  # iso_adapt(model, keypoints, config, progress, should_cancel)
+        self.adaptations_started = 0
+        self.last_adapt_message = ""
+        self.recording_recovery = None  # (Recorder | None, recovery file) of self.recording
+        self.recovery_dialog: RecoveryDialog | None = None
+        self.last_notice = ""  # the last pipeline warning or recovery-file problem shown
+        self.live_adaptation_path = None  # the saved file of the adapted weights now live
 
         self.video = VideoView()
         self.view3d = SkeletonView()
@@ -101,6 +119,25 @@ class MainWindow(QtWidgets.QMainWindow):
         row.addWidget(self.cancel_button)
         self.adapt_panel.setVisible(False)
         layout.addWidget(self.adapt_panel)
+        # Shown while the source is lost: the take is kept; reconnect or continue elsewhere.
+        self.source_panel = QtWidgets.QFrame()
+        row = QtWidgets.QHBoxLayout(self.source_panel)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.source_label = QtWidgets.QLabel("")
+        self.source_label.setStyleSheet("color: #e06060")
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
+        self.reconnect_button = QtWidgets.QPushButton("&Reconnect")
+        self.reconnect_button.clicked.connect(self.reconnect_source)
+        self.switch_demo_button = QtWidgets.QPushButton("Switch to &demo")
+        self.switch_demo_button.clicked.connect(lambda: self.switch_source_live("demo"))
+        self.switch_button = QtWidgets.QPushButton("Switch &source…")
+        self.switch_button.clicked.connect(lambda: self.source_combo.showPopup())
+        row.addWidget(self.source_label, 1)
+        for button in (self.reconnect_button, self.switch_demo_button, self.switch_button):
+            row.addWidget(button)
+        self.source_panel.setVisible(False)
+        layout.addWidget(self.source_panel)
         return box
 
     def _action(self, text, shortcut=None, slot=None, checkable=False, tip=None):
@@ -234,8 +271,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("demo/lens", self.demo_lens)
-        if self.session_info is not None and self.session_info.spec:
-            self.settings.setValue("source/last", self.session_info.spec)
+        spec = self.session_info.spec if self.session_info is not None else ""
+        if spec and (spec == "demo" or spec.isdigit() or Path(spec).is_file()):
+            self.settings.setValue("source/last", spec)
         self.settings.sync()
 
     # ------------------------------------------------------------------ sources
@@ -297,18 +335,32 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.options.source is None and spec != "demo" and not spec.isdigit():
             if not Path(spec).is_file():
                 spec = "demo"
-        self.start_source(spec)
+        if not self.start_source(spec) and spec != "demo":
+            self.start_source("demo")  # the file was refused with a dialog: run something
         if self.options.frames is None:
             self.refresh_cameras()
+            self.offer_recovery()
 
-    def start_source(self, spec: str) -> None:
+    def start_source(self, spec: str, source=None) -> bool:
         """Stop the current source (keeping any recording) and start `spec`: "demo", a camera
-        index, or a video path. Opening happens on the live thread."""
+        index, or a video path (`source`: a ready FrameSource, for tests). Opening happens on
+        the live thread. A video file that cannot be read is refused with a dialog naming it,
+        and the current source runs on. While the source is lost, the new one continues the
+        same session instead (switch_source_live), so the take goes on. False: refused."""
+        if source is None and not self._video_file_ok(spec):
+            self._select_combo(self.session_info.spec if self.session_info else None)
+            return False
+        if self.source_lost is not None and self.worker is not None:
+            self.switch_source_live(spec, source)
+            return True
         if self.is_recording:
             self.toggle_record(False)
         self._stop_worker()
         if self.adapt_task is not None:
             self.cancel_adapt()
+        self._set_source_lost(None)
+        if self.adapt_ticket is PENDING:  # its answer, if any, is refused as stale
+            self.adapt_ticket = None
         self.session_info = live.SessionInfo(spec=spec, demo_lens=self.demo_lens)
         self.adapted = False
         self._set_adapt_idle()
@@ -324,15 +376,18 @@ class MainWindow(QtWidgets.QMainWindow):
             known_lens=self.known_lens,
             pace=self.options.pace,
             demo_size=self.options.demo_size,
+            source=source,
         )
         worker = LiveWorker(lambda: live.LiveSession.open(config), max_frames=self.options.frames)
         worker.opened.connect(self._session_opened)
         worker.update.connect(self._on_update)
         worker.failed.connect(self._on_failed)
         worker.finished.connect(self._on_finished)
+        worker.notice.connect(self._on_notice)
         worker.command_done.connect(lambda done, result: done(result))
         self.worker, self.thread = worker, start_live(worker)
         self.frames_drawn = 0
+        return True
 
     def _stop_worker(self) -> None:
         if self.worker is None:
@@ -345,6 +400,7 @@ class MainWindow(QtWidgets.QMainWindow):
             (worker.opened, self._session_opened),
             (worker.finished, self._on_finished),
             (worker.failed, self._on_failed),
+            (worker.notice, self._on_notice),
         ):
             signal.disconnect(slot)
         worker.stop()
@@ -352,21 +408,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self._retiring.append((worker, thread))
         thread.finished.connect(lambda: self._retiring.remove((worker, thread)))
 
-    def _session_opened(self, session) -> None:
-        info = session.info
+    def _session_opened(self, session, info: live.SessionInfo | None = None) -> None:
+        # A copy: the live thread updates its own when the source is switched.
+        info = dataclasses.replace(info or session.info)
         self.session_info = info
         self.video.show_message("")
         self.setWindowTitle(f"distpose — {info.title} — model {info.model_name} on {info.device}")
-        if info.warning:
-            self.statusBar().showMessage(info.warning, 10000)
-        saved = live.saved_adaptation_path(info.camera_key)
-        self.act_saved.setEnabled(saved.is_file())
-        if saved.is_file():
+        self.act_saved.setEnabled(info.saved_adaptation)
+        if info.saved_adaptation:
             self.statusBar().showMessage(
                 f"An adaptation saved for {info.camera_key} exists: Adapt > Use saved adaptation "
                 "(Ctrl+Shift+A)",
                 10000,
             )
+        if info.warning:  # weights fallen back to, a saved adaptation ignored: never silent
+            self.warn("distpose", info.warning)
         self._update_lens_label()
 
     # ------------------------------------------------------------------ live updates
@@ -394,6 +450,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.mpjpe_label.setText("")
         if self.is_recording:
             self.rec_label.setText(f"● REC {update.recorded_frames} frames")
+        adapted = update.extra.get("adapted")
+        if adapted is not None and adapted != self.adapted:
+            self.adapted = bool(adapted)
+            self.act_revert.setEnabled(self.adapted)
+            self._update_lens_label()
         if self.worker is not None:
             self.worker.ack()
 
@@ -404,11 +465,114 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.options.frames is not None:
             self.exit_code = 2
 
+    def _on_notice(self, kind: str, message: str) -> None:
+        """A notice from the live thread: the source was lost, the pipeline reverted diverged
+        weights, the recovery file cannot be written."""
+        if kind == "source_lost":
+            self._set_source_lost(message)
+            if self.options.frames is not None and self.worker is not None:
+                self.exit_code = 2  # a scripted run has nobody to reconnect: end it
+                self.worker.stop()
+            return
+        self.last_notice = message
+        if kind == "recovery":
+            message = f"crash recovery off: {message}"
+            self.rec_label.setToolTip(message)
+        else:  # the adapted weights diverged and were reverted: do not offer them again
+            if self.live_adaptation_path is not None and "diverged" in message:
+                self.live_adaptation_path.unlink(missing_ok=True)
+                self.live_adaptation_path = None
+                self.act_saved.setEnabled(False)
+                message += "; its saved copy was deleted"
+            self.adapt_panel.setVisible(True)
+            self.adapt_label.setText(message)
+        self.statusBar().showMessage(message, 15000)
+
+    def _set_source_lost(self, message: str | None) -> None:
+        """Show (message) or hide (None) the lost-source panel. The take goes on recording."""
+        self.source_lost = message
+        self.source_panel.setVisible(message is not None)
+        if message is None:
+            return
+        kept = ""
+        if self.is_recording:
+            kept = " The recording is kept and continues once a source is back."
+        text = f"Source lost: {message}.{kept} Reconnect, or switch to another source."
+        self.source_label.setText(text)
+        self.video.show_message(f"source lost: {message}")
+        self.view3d.clear_pose()
+        self.statusBar().showMessage(text)
+
+    def reconnect_source(self) -> None:
+        """Reopen the lost source in the same session (on the live thread)."""
+        if self.worker is None:
+            return
+        self.source_label.setText(f"Reconnecting… ({self.source_lost or 'source'})")
+        self.worker.call_soon(lambda s: s.reconnect(), self._source_back)
+
+    def switch_source_live(self, spec: str, source=None) -> None:
+        """Continue the current session (weights, the take being recorded) with another source:
+        "demo", a camera index, a video path, or a ready FrameSource (tests). A running
+        adaptation is cancelled by the pipeline (its frames were the old source's)."""
+        if self.worker is None:
+            self.start_source(spec, source)
+            return
+        if source is None and not self._video_file_ok(spec):
+            return
+        lens = self.demo_lens
+        self.source_label.setText(f"Switching to {live.describe_spec(spec)}…")
+
+        def switch(session):
+            session.config.demo_lens = lens
+            return session.switch_source(spec, source)
+
+        self.worker.call_soon(switch, self._source_back)
+
+    def _source_back(self, result) -> None:
+        if isinstance(result, Exception):
+            self._set_source_lost(str(result))
+            return
+        self._set_source_lost(None)
+        self._session_opened(self.worker.session if self.worker else None, result)
+        self._select_combo(result.spec)
+        self.lens_combo.setEnabled(result.spec == "demo")
+        self.statusBar().showMessage(f"source back: {result.title}", 6000)
+
+    def _video_file_ok(self, spec: str) -> bool:
+        """False (after a dialog naming the file) when `spec` is a video path that is missing,
+        empty, a folder or not a video OpenCV can read; True for anything else."""
+        if spec == "demo" or spec.lstrip("-").isdigit() or spec.startswith("__"):
+            return True
+        from distpose_app.capture import VideoFileSource
+
+        probe = VideoFileSource(spec)
+        try:
+            probe.open()  # reads one frame: milliseconds
+        except DistposeError as exc:
+            self.warn("Cannot open the video", f"{exc}")
+            return False
+        finally:
+            probe.close()
+        return True
+
     def _on_finished(self, reason: str) -> None:
         if reason != "error" and self.options.frames is None:
             self.statusBar().showMessage(f"source ended: {reason}", 8000)
-        if self.is_recording:
-            self.toggle_record(False)
+        session = getattr(self.worker, "session", None)
+        if self.is_recording and session is not None:
+            # The live loop is over, so queued commands would never run: stop the take here
+            # (the loop's thread is done with the session).
+            self.is_recording = False
+            self.act_record.setChecked(False)
+            self.act_record.setText("&Record")
+            self.rec_label.setStyleSheet("")
+            try:
+                stopped = session.stop_recording()
+            except Exception as exc:  # noqa: BLE001 - shown, never lost silently
+                stopped = exc
+            self._recording_stopped(stopped)
+        if self.adapt_task is None and self.adapt_ticket is not None:
+            self._adapt_closed(False, "the source ended while adapting: result discarded")
         if self.options.frames is not None:
             # Let the last queued update be drawn, then take the screenshot and quit.
             QtCore.QTimer.singleShot(300, self._finish_scripted_run)
@@ -503,37 +667,55 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ adaptation
     def start_adapt(self) -> None:
-        if self.worker is None or self.adapt_task is not None:
+        """Begin an adaptation through the pipeline's ticket (on the live thread): a second
+        press while one runs is refused with a message, never a second adaptation."""
+        if self.worker is None:
             return
-        self.act_adapt.setEnabled(False)
-        self.worker.call_soon(lambda s: s.snapshot_for_adapt(), self._adapt_snapshot)
+        if self.adapt_ticket is not None or self.adapt_task is not None:
+            self._adapt_message("an adaptation is already running: wait for it or cancel it (Esc)")
+            return
+        self.adapt_ticket = PENDING
+        worker = self.worker
+        worker.call_soon(lambda s: s.begin_adaptation(), lambda t: self._adapt_snapshot(t, worker))
 
-    def _adapt_snapshot(self, result) -> None:
+    def _adapt_snapshot(self, ticket, worker: LiveWorker | None = None) -> None:
+        """The live thread's answer to begin_adaptation: an AdaptTicket (start the background
+        job) or an exception (say why)."""
         from distpose_app.adapt import MIN_ADAPT_FRAMES, iso_adapt
 
-        if isinstance(result, Exception):
-            self._adapt_refused(str(result))
+        self.adapt_ticket = None
+        if isinstance(ticket, Exception):
+            self._adapt_refused(str(ticket))
             return
-        model, keypoints = result
+        if worker is not None and worker is not self.worker:  # the source changed meanwhile
+            ticket.cancel("the source changed")
+            return
+        model, keypoints = ticket.model, ticket.keypoints_2d
         needed = max(MIN_ADAPT_FRAMES, getattr(model, "receptive_field", 0))
         if len(keypoints) < needed:
+            ticket.cancel("too few frames")  # frees the pipeline for the next press
             self._adapt_refused(
                 f"Adapt needs at least {needed} recent frames with a person in view; the "
                 f"buffer holds {len(keypoints)}. Keep the whole body in view for a few "
                 "seconds and press Adapt again."
             )
             return
-        task = TaskThread(
-            lambda progress, cancel: iso_adapt(
-                model, keypoints, self.adapt_config, progress=progress, should_cancel=cancel
-            ),
-            self,
-        )
+        adapt = self.adapt_fn or iso_adapt
+        config = self.adapt_config
+
+        def job(progress, cancel):
+            def should_cancel():
+                return cancel() or ticket.should_cancel()
+
+            return adapt(model, keypoints, config, progress=progress, should_cancel=should_cancel)
+
+        task = TaskThread(job, self)
         task.progress.connect(self._adapt_progress)
-        task.succeeded.connect(self._adapt_done)
-        task.failed.connect(self._adapt_refused)
+        task.succeeded.connect(lambda result: self._adapt_done(ticket, worker, result))
+        task.failed.connect(lambda message: self._adapt_failed(ticket, worker, message))
         task.finished.connect(self._adapt_task_ended)
-        self.adapt_task = task
+        self.adapt_ticket, self.adapt_task = ticket, task
+        self.adaptations_started += 1
         self.adapt_panel.setVisible(True)
         self.adapt_progress.setVisible(True)
         self.adapt_progress.setRange(0, 0)
@@ -547,57 +729,85 @@ class MainWindow(QtWidgets.QMainWindow):
         self.adapt_progress.setValue(step)
 
     def cancel_adapt(self) -> None:
+        """Stop the running adaptation at its next step; the previous weights stay."""
+        ticket = self.adapt_ticket
+        if ticket is not None and ticket is not PENDING:
+            ticket.cancel()  # thread-safe: finish_adaptation will refuse its result
         if self.adapt_task is not None:
             self.adapt_task.cancel()
             self.adapt_label.setText("Cancelling…")
 
     def _adapt_task_ended(self) -> None:
         self.adapt_task = None
-        self.act_adapt.setEnabled(True)
         self.act_cancel.setEnabled(False)
         self.adapt_progress.setVisible(False)
         self.cancel_button.setVisible(False)
 
-    def _adapt_refused(self, message: str) -> None:
-        self.act_adapt.setEnabled(True)
+    def _adapt_message(self, message: str) -> None:
+        """Show an adaptation outcome in the panel and the status bar."""
+        self.last_adapt_message = message
         self.adapt_panel.setVisible(True)
-        self.adapt_progress.setVisible(False)
-        self.cancel_button.setVisible(False)
         self.adapt_label.setText(message)
         self.statusBar().showMessage(message, 10000)
 
-    def _adapt_done(self, result) -> None:
+    def _adapt_refused(self, message: str) -> None:
+        self.act_adapt.setEnabled(True)
+        self.adapt_progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self._adapt_message(message)
+
+    def _adapt_failed(self, ticket, worker, message: str) -> None:
+        """The adaptation raised: release the ticket on the live thread, keep the weights."""
+        self._adapt_done(ticket, worker, None, failure=message)
+
+    def _adapt_done(self, ticket, worker, result, failure: str | None = None) -> None:
+        """The background job ended: let the pipeline decide on the live thread whether the
+        result still applies (not cancelled, same stream, accepted by the guard)."""
         self.last_adapt_result = result
-        if not result.accepted:
-            text = (
-                "Adaptation cancelled; the weights are unchanged."
-                if result.reason == "cancelled"
-                else f"Adaptation rejected ({result.reason}); the weights are unchanged."
-            )
-            self.adapt_label.setText(text)
+        if worker is None or worker is not self.worker or worker.ended:
+            self._adapt_closed(False, "the source changed while adapting: result discarded")
             return
-        self.worker.call_soon(lambda s: s.set_model_state(result.state_dict), self._adapt_applied)
-        b, a = result.before, result.after
-        self.adapt_label.setText(
-            f"Adapted in {result.seconds:.1f} s ({result.steps} steps): bone symmetry "
-            f"{b['symmetry_mm']:.1f} → {a['symmetry_mm']:.1f} mm, consistency "
-            f"{b['consistency_pct']:.1f} → {a['consistency_pct']:.1f} %.  Revert: Ctrl+Z"
+        worker.call_soon(
+            lambda s: s.finish_adaptation(ticket, result),
+            lambda answer: self._adapt_finished(result, answer, failure),
         )
+
+    def _adapt_finished(self, result, answer, failure: str | None) -> None:
+        if isinstance(answer, Exception):
+            self._adapt_closed(False, f"could not apply the adapted weights: {answer}")
+            return
+        applied, message = answer
+        if failure is not None:
+            message = f"the adaptation failed: {failure}; previous weights kept"
+        if not applied:
+            self._adapt_closed(False, message[:1].upper() + message[1:] + ".")
+            return
+        b, a = result.before, result.after
+        text = (
+            f"Adapted in {result.seconds:.1f} s ({result.steps} steps): bone symmetry "
+            f"{b.get('symmetry_mm', float('nan')):.1f} → {a.get('symmetry_mm', float('nan')):.1f}"
+            f" mm, consistency {b.get('consistency_pct', float('nan')):.1f} → "
+            f"{a.get('consistency_pct', float('nan')):.1f} %.  Revert: Ctrl+Z"
+        )
+        self._adapt_closed(True, text)
+        self.adapted = True
+        self.act_revert.setEnabled(True)
+        self._update_lens_label()
         if self.session_info is not None:
             try:
                 path = live.save_adaptation(self.session_info.camera_key, result)
+                self.live_adaptation_path = path
                 self.statusBar().showMessage(f"adaptation saved to {path}", 6000)
                 self.act_saved.setEnabled(True)
             except OSError as exc:
                 self.statusBar().showMessage(f"could not save the adaptation: {exc}", 8000)
 
-    def _adapt_applied(self, result) -> None:
-        if isinstance(result, Exception):
-            self._adapt_refused(f"could not apply the adapted weights: {result}")
-            return
-        self.adapted = True
-        self.act_revert.setEnabled(True)
-        self._update_lens_label()
+    def _adapt_closed(self, applied: bool, message: str) -> None:
+        self.adapt_ticket = None
+        self.act_adapt.setEnabled(True)
+        self.adapt_progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self._adapt_message(message)
 
     def revert_adapt(self) -> None:
         if self.worker is None:
@@ -608,29 +818,31 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(result, Exception):
             self.statusBar().showMessage(f"revert failed: {result}", 8000)
             return
+        self.live_adaptation_path = None
         self.adapted = False
         self.act_revert.setEnabled(False)
         self.adapt_label.setText("Reverted to the unadapted model.")
         self._update_lens_label()
 
     def use_saved_adaptation(self) -> None:
+        """Apply the adaptation saved for this camera (checked on the live thread against the
+        live model); one that no longer loads is ignored with a message."""
         if self.worker is None or self.session_info is None:
-            return
-        try:
-            state, summary = live.load_adaptation(self.session_info.camera_key)
-        except DistposeError as exc:
-            self.statusBar().showMessage(f"saved adaptation ignored: {exc}", 8000)
             return
 
         def applied(result):
-            if isinstance(result, Exception):
-                self.statusBar().showMessage(f"saved adaptation ignored: {result}", 8000)
+            if isinstance(result, Exception):  # "saved adaptation <file> ignored: <why>"
+                self.statusBar().showMessage(str(result), 10000)
+                self.last_warning = str(result)
                 return
-            self._adapt_applied(result)
+            self.live_adaptation_path = live.saved_adaptation_path(self.session_info.camera_key)
+            self.adapted = True
+            self.act_revert.setEnabled(True)
+            self._update_lens_label()
             self.adapt_panel.setVisible(True)
-            self.adapt_label.setText(f"Using the adaptation saved for {summary}.")
+            self.adapt_label.setText(f"Using the adaptation saved for {result}.")
 
-        self.worker.call_soon(lambda s: s.set_model_state(state), applied)
+        self.worker.call_soon(lambda s: s.use_saved_adaptation(), applied)
 
     def _set_adapt_idle(self) -> None:
         self.adapt_panel.setVisible(False)
@@ -647,6 +859,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_record.setChecked(start)
         self.act_record.setText("Stop &recording" if start else "&Record")
         if start:
+            self.rec_label.setToolTip("")
             self.worker.call_soon(lambda s: s.start_recording(), None)
             self.rec_label.setText("● REC")
             self.rec_label.setStyleSheet("color: #e04040; font-weight: bold")
@@ -654,12 +867,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.worker.call_soon(lambda s: s.stop_recording(), self._recording_stopped)
             self.rec_label.setStyleSheet("")
 
-    def _recording_stopped(self, recording) -> None:
-        if isinstance(recording, Exception):
-            self.statusBar().showMessage(f"recording failed: {recording}", 8000)
+    def _recording_stopped(self, stopped) -> None:
+        """stopped: (Recording, recovery file or None, Recorder) from session.stop_recording;
+        the recovery file stays until the take is exported."""
+        if isinstance(stopped, Exception):
+            self.statusBar().showMessage(f"recording failed: {stopped}", 8000)
             self.rec_label.setText("")
             return
+        recording, path, recorder = stopped
         self.recording = recording
+        self.recording_recovery = (recorder, path) if path is not None else None
+        if recorder.recovery_error:
+            self.rec_label.setToolTip(f"crash recovery off: {recorder.recovery_error}")
         n = 0 if recording is None else recording.num_frames
         self.rec_label.setText(f"recorded {n} frames")
         self._update_export_actions()
@@ -689,7 +908,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Export the last recording in the background, with a progress dialog."""
         from distpose_app.export import export_recording
 
-        recording = self.recording
+        recording, take = self.recording, self.recording_recovery
         dialog = QtWidgets.QProgressDialog("Exporting…", None, 0, 100, self)
         dialog.setWindowTitle("Export")
         dialog.setMinimumDuration(400)  # short exports finish before it would appear
@@ -705,14 +924,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
         task = TaskThread(job, self)
         task.progress.connect(lambda s, t: dialog.setValue(s))
-        task.succeeded.connect(lambda r: self._exported(r, dialog))
+        task.succeeded.connect(lambda r: self._exported(r, dialog, take))
         task.failed.connect(lambda msg: self._export_failed(msg, dialog))
         self.export_task = task
         task.start()
         return task
 
-    def _exported(self, result: dict, dialog) -> None:
+    def _exported(self, result: dict, dialog, take=None) -> None:
         dialog.reset()
+        self._discard_take_recovery(take)
         files = [str(result[k]) for k in ("bvh", "csv") if result.get(k)]
         self.last_export = result
         self.exports_done += 1
@@ -725,6 +945,54 @@ class MainWindow(QtWidgets.QMainWindow):
         self.exports_done += 1
         self.export_task = None
         self.warn("Export failed", f"export failed: {message}")
+
+    def _discard_take_recovery(self, take) -> None:
+        """The take is saved: delete its recovery file. take: (Recorder | None, path)."""
+        if take is None:
+            return
+        recorder, path = take
+        if recorder is not None and recorder.recovery_path == path:
+            recorder.discard_recovery()
+        else:  # a recovered take, or the recorder has moved on to a new take
+            recovery.discard(path)
+        if self.recording_recovery == take:
+            self.recording_recovery = None
+
+    # ------------------------------------------------------------------ crash recovery
+    def offer_recovery(self, folder=None) -> RecoveryDialog | None:
+        """Offer the takes a crash (or an unsaved stop) left in the recovery folder, in a
+        non-modal dialog: Recover (load, export, discard once saved), Discard, or Later."""
+        takes = recovery.find_recoverable(folder)
+        if not takes:
+            return None
+        if self.recovery_dialog is not None:
+            self.recovery_dialog.close()
+        dialog = RecoveryDialog(takes, self)
+        dialog.answered.connect(self.answer_recovery)
+        self.recovery_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def answer_recovery(self, info: recovery.RecoveryInfo, answer: str) -> None:
+        """answer: "recover" (load the take and open the export dialog; its file is deleted
+        once exported), "discard" (delete it) or "later" (leave it for the next start)."""
+        if answer == "discard":
+            recovery.discard(info.path)
+            self.statusBar().showMessage(f"discarded the take from {info.started}", 6000)
+        elif answer == "recover":
+            try:
+                recording = recovery.load(info.path)
+            except DistposeError as exc:
+                self.warn("Recover", f"cannot recover {info.path}: {exc}")
+                return
+            self.recording = recording
+            self.recording_recovery = (None, info.path)
+            self.rec_label.setText(f"recovered {recording.num_frames} frames")
+            self._update_export_actions()
+            self.statusBar().showMessage(
+                f"recovered {recording.num_frames} frames of {info.source}; export to keep them"
+            )
+            self.export_dialog("bvh")
 
     # ------------------------------------------------------------------ misc
     def warn(self, title: str, message: str) -> None:

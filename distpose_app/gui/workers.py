@@ -34,6 +34,7 @@ class LiveWorker(QtCore.QObject):
     update = QtCore.pyqtSignal(object)  # one processed frame
     failed = QtCore.pyqtSignal(str)  # a message for the user; the loop has stopped
     finished = QtCore.pyqtSignal(str)  # why the loop ended ("end of video", "stopped", ...)
+    notice = QtCore.pyqtSignal(str, str)  # (kind, message): source lost, pipeline warnings...
 
     def __init__(self, open_session: Callable[[], Any], max_frames: int | None = None):
         super().__init__()
@@ -47,6 +48,7 @@ class LiveWorker(QtCore.QObject):
         self.frames_processed = 0
         self.frames_dropped_for_gui = 0
         self.session = None
+        self.ended = False  # the loop is over: commands queued now never run
 
     # -- called from the GUI thread ---------------------------------------------------------
     def stop(self) -> None:
@@ -82,6 +84,13 @@ class LiveWorker(QtCore.QObject):
                 result = exc
             if done is not None:
                 self.command_done.emit(done, result)
+            self._emit_notices()
+
+    def _emit_notices(self) -> None:
+        take = getattr(self.session, "take_notices", None)
+        if take is not None:
+            for item in take():
+                self.notice.emit(item.kind, item.message)
 
     @QtCore.pyqtSlot()
     def run(self) -> None:
@@ -95,6 +104,7 @@ class LiveWorker(QtCore.QObject):
                     time.sleep(0.02)
                     continue
                 item = self.session.step()
+                self._emit_notices()
                 if item is None:
                     time.sleep(0.002)  # no new frame yet; the capture thread is filling the slot
                     continue
@@ -119,6 +129,7 @@ class LiveWorker(QtCore.QObject):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
             reason = "error"
         finally:
+            self.ended = True
             if self.session is not None:
                 try:
                     self.session.close()
