@@ -686,12 +686,11 @@ class Recorder:
 
     # -- take -------------------------------------------------------------------------------
     def start(self, metadata: dict | None = None) -> None:
-        """Start a new take (the previous one is discarded, with its kept recovery file)."""
+        """Start a new take. A previous take's kept recovery file stays on disk (offered at the
+        next start) until its owner discards it: starting a take must never lose the last one."""
         with self._lock:
             self._close_writer(keep=False)
-            if self._kept_path is not None:
-                self._recovery.discard(self._kept_path)
-                self._kept_path = None
+            self._kept_path = None
             self._chunks, self._count = [], 0
             self._offset, self._last_t, self._new_segment = 0.0, None, False
             self.metadata = dict(metadata or {})

@@ -102,7 +102,13 @@ def test_recovery_file_follows_the_take_and_a_torn_tail_is_dropped(data_dir):
     pipe.recorder.stop(keep_recovery=True)
     (info,) = recovery.find_recoverable(data_dir)
     assert info.complete and info.frames == 10 and info.source == "second"
-    pipe.recorder.discard_recovery()
+    # Starting another take before that one is saved must not lose it.
+    pipe.recorder.start({"source": "third"})
+    _record(pipe, _demo_2d(5))
+    pipe.recorder.stop()
+    (kept,) = recovery.find_recoverable(data_dir)
+    assert kept.path == info.path and kept.frames == 10
+    recovery.discard(kept.path)
     assert recovery.find_recoverable(data_dir) == []
     (data_dir / "junk.dprec").write_bytes(b"not a recovery file")
     assert recovery.find_recoverable(data_dir) == []
