@@ -243,16 +243,23 @@ def plot(rows: list[dict], path: str) -> None:
 
     lenses = list(dict.fromkeys(r["lens"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
     width = 0.8 / max(len(methods), 1)
+    values = []
     for i, m in enumerate(methods):
         vals = [next((r["mpjpe_mm"] for r in rows if r["lens"] == lz and r["method"] == m), np.nan)
                 for lz in lenses]  # fmt: skip
+        values += vals
         ax.bar(np.arange(len(lenses)) + i * width, vals, width, label=m)
     ax.set_xticks(np.arange(len(lenses)) + 0.4 - width / 2, lenses)
+    low, high = np.nanmin(values), np.nanmax(values)
+    ax.set_ylim(max(0.0, low - 0.15 * (high - low) - 2), high + 0.1 * (high - low) + 1)
     ax.set_ylabel("MPJPE (mm)")
-    ax.set_title("Held-out MPJPE per method and lens (lower is better)")
-    ax.legend(fontsize=8, ncol=4)
+    ax.set_title(
+        "Held-out MPJPE per method and lens (lower is better; the axis does not start at 0)"
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
