@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+PY_SOURCES := distpose_app tests scripts main.py
 
 # Debian packages: Qt's xcb platform and OpenGL (app), plus Xvfb for headless GUI tests.
 APT_RUNTIME := libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-icccm4 \
@@ -52,8 +53,8 @@ app: system-deps-runtime $(VENV)/.app-installed
 	$(BIN)/distpose-app $(ARGS)
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/lint-imports
 
 unit: $(VENV)/.test-installed
