@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("train", "distpose_app.commands.train", "train a lifter: baseline, augmented or meta (MAML)"),
     ("evaluate", "distpose_app.commands.evaluate", "score models and adaptations across lenses"),
     ("process", "distpose_app.commands.process", "lift a video or camera to 3D, export BVH/CSV"),
+    ("bench", "distpose_app.commands.bench", "measure every stage's speed on this machine"),
 )
 
 

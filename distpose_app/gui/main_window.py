@@ -681,7 +681,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _adapt_snapshot(self, ticket, worker: LiveWorker | None = None) -> None:
         """The live thread's answer to begin_adaptation: an AdaptTicket (start the background
         job) or an exception (say why)."""
-        from distpose_app.adapt import MIN_ADAPT_FRAMES, iso_adapt
+        from distpose_app.adapt import MIN_ADAPT_FRAMES, iso_adapt, lower_background_priority
 
         self.adapt_ticket = None
         if isinstance(ticket, Exception):
@@ -707,6 +707,7 @@ class MainWindow(QtWidgets.QMainWindow):
             def should_cancel():
                 return cancel() or ticket.should_cancel()
 
+            lower_background_priority()  # keep the live view's frame rate (docs/bench.md)
             return adapt(model, keypoints, config, progress=progress, should_cancel=should_cancel)
 
         task = TaskThread(job, self)
