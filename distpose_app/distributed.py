@@ -28,6 +28,14 @@ def init_from_env() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def shutdown() -> None:
+    """Leave the process group (a process that exits with gloo's threads still running may
+    abort: 'terminate called without an active exception')."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

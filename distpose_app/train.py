@@ -382,6 +382,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     if main:
         log.close()
         save_checkpoint(out / "final.pt", net, _metadata(config, step, {}, window))
+    distributed.shutdown()
     return out / "best.pt"
 
 

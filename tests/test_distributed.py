@@ -43,6 +43,7 @@ SCRIPT = textwrap.dedent(
         grads = {{n: p.grad.numpy() for n, p in net.named_parameters()}}
         grads.update({{"buf." + n: b.numpy() for n, b in net.named_buffers()}})
         np.savez({out!r}, **grads)
+    distributed.shutdown()
     """
 )
 
