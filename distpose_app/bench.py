@@ -25,6 +25,7 @@ import torch
 from distpose_app import metrics, paths
 from distpose_app.adapt import BACKGROUND_NICE, BACKGROUND_THREADS
 from distpose_app.errors import DistposeError
+from distpose_app.fileio import to_jsonable
 from distpose_app.skeleton import NUM_JOINTS, bone_lengths
 
 REQUIRED_KEYS = (
@@ -962,29 +963,5 @@ def markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-able: {type(value).__name__}")
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise DistposeError(f"folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def report_json(report: dict) -> str:
-    return json.dumps(report, indent=2, default=_jsonable) + "\n"
+    return json.dumps(report, indent=2, default=to_jsonable) + "\n"

@@ -14,7 +14,6 @@ anyway, so this costs nothing and makes every consumer's "root is 0" assumption 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import deque
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch import nn
 
 from distpose_app import paths
 from distpose_app.errors import DistposeError, WeightsError
+from distpose_app.fileio import to_jsonable, torch_save_atomic
 from distpose_app.skeleton import NUM_JOINTS
 
 CHECKPOINT_FORMAT = "distpose-lifter"
@@ -291,16 +291,6 @@ def resolve_device(spec: str) -> torch.device:
     raise DistposeError(f"unknown device {spec!r}; use auto, cpu or cuda")
 
 
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"checkpoint metadata cannot hold {type(value).__name__}")
-
-
 def save_checkpoint(path: str | Path, model: TemporalModel, metadata: dict | None = None) -> Path:
     """Write config + weights + JSON-able metadata to `path` atomically (temp file, os.replace).
 
@@ -308,7 +298,7 @@ def save_checkpoint(path: str | Path, model: TemporalModel, metadata: dict | Non
     that loading needs no pickled objects (torch.load(weights_only=True)).
     """
     path = Path(path)
-    meta = json.loads(json.dumps(dict(metadata or {}), default=_jsonable))
+    meta = json.loads(json.dumps(dict(metadata or {}), default=to_jsonable))
     meta.update(format_version=FORMAT_VERSION, num_joints=model.num_joints)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -317,14 +307,7 @@ def save_checkpoint(path: str | Path, model: TemporalModel, metadata: dict | Non
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": meta,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return torch_save_atomic(payload, path)
 
 
 def load_checkpoint(

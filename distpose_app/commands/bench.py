@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from distpose_app import bench
+    from distpose_app.export.recording import write_atomic
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     text = bench.markdown_report(report)
     print(text, end="")
     if args.json:
-        bench.write_atomic(args.json, bench.report_json(report))
+        write_atomic(args.json, bench.report_json(report))
     if args.markdown:
-        bench.write_atomic(args.markdown, text)
+        write_atomic(args.markdown, text)
     return 0

@@ -18,6 +18,7 @@ import torch
 from PyQt5 import QtCore
 
 from distpose_app.errors import DistposeError, WeightsError
+from distpose_app.fileio import torch_save_atomic
 
 ORGANISATION, APPLICATION = "distpose", "distpose-app"
 
@@ -58,18 +59,11 @@ def saved_adaptation_path(key: str) -> Path:
 def save_adaptation(key: str, result) -> Path:
     """Save an accepted AdaptResult's weights for camera `key` (atomically)."""
     path = saved_adaptation_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in result.state_dict.items()},
         "summary": {"before": result.before, "after": result.after, "saved": time.ctime()},
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return torch_save_atomic(payload, path)
 
 
 def load_adaptation(key: str, model) -> tuple[dict | None, str]:
