@@ -98,6 +98,19 @@ def lower_background_priority(threads: int = BACKGROUND_THREADS, nice: int = BAC
             pass
 
 
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc's malloc_trim; a no-op elsewhere). Each
+    background adaptation runs on a new thread whose malloc arena keeps what it freed: over a
+    20-minute soak with 20 adaptations the process grew by 192 MB without this and by 26 MB
+    with it (scripts/soak.py). Call it when an adaptation or a long export has finished."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def select_parameters(model: torch.nn.Module, group: str) -> list[torch.nn.Parameter]:
     """The parameters that adapt: batch-norm affine ("bn"), the output layer ("last"), "all"."""
     if group == "all":

@@ -32,14 +32,11 @@ LENSES = ("moderate", "none", "strong", "fisheye:0.05")
 
 
 def trim() -> None:
-    """Hand freed heap memory back to the OS (glibc), so that RSS shows live memory, not what
-    the allocator keeps after a peak (an export of a long take); no-op elsewhere."""
-    try:
-        import ctypes
+    """RSS after handing freed heap back to the OS shows live memory, not what the allocator
+    keeps after a peak (the app does the same after each adaptation)."""
+    from distpose_app.adapt import release_freed_memory
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    release_freed_memory()
 
 
 def rss_mb(trimmed: bool = True) -> float:

@@ -681,7 +681,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _adapt_snapshot(self, ticket, worker: LiveWorker | None = None) -> None:
         """The live thread's answer to begin_adaptation: an AdaptTicket (start the background
         job) or an exception (say why)."""
-        from distpose_app.adapt import MIN_ADAPT_FRAMES, iso_adapt, lower_background_priority
+        from distpose_app.adapt import (
+            MIN_ADAPT_FRAMES,
+            iso_adapt,
+            lower_background_priority,
+            release_freed_memory,
+        )
 
         self.adapt_ticket = None
         if isinstance(ticket, Exception):
@@ -708,7 +713,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 return cancel() or ticket.should_cancel()
 
             lower_background_priority()  # keep the live view's frame rate (docs/bench.md)
-            return adapt(model, keypoints, config, progress=progress, should_cancel=should_cancel)
+            try:
+                return adapt(
+                    model, keypoints, config, progress=progress, should_cancel=should_cancel
+                )
+            finally:
+                release_freed_memory()  # its heap arena would keep it (docs/reliability.md)
 
         task = TaskThread(job, self)
         task.progress.connect(self._adapt_progress)
