@@ -33,6 +33,14 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `distpose --help` st
 MODEL_FPS = 30.0  # the shipped models' frame rate (the mocap's native rate); see train.py
 
 DEFAULT_LENSES = ("none", "mild", "moderate", "strong", "pincushion", "fisheye")
+# Named lens sets (`--lenses`). "in": the presets, inside the shipped training sampler's ranges.
+# "out": beyond them (checked against the model's stored sampler by `distpose evaluate`):
+# barrel and pincushion stronger than the sampler's extremes, a fisheye with k1 below its range,
+# and 4x its largest tangential terms. All stay monotonic over the evaluation webcam's image.
+LENS_SETS = {
+    "in": DEFAULT_LENSES,
+    "out": ("brown:-0.6,0.25", "brown:0.3", "fisheye:-0.15", "brown:-0.3,0.05,0,0.008,-0.008"),
+}
 METHODS = (
     "baseline",
     "augmented",
@@ -136,12 +144,21 @@ def evaluate_lens(
     iso_config=None,
     meta_iso_config=None,
     seed: int = 0,
+    noise_px: float = 0.0,
 ) -> list[dict]:
-    """Score every method on lens `lens_text`; one result dict per method (mm, frames)."""
+    """Score every method on lens `lens_text`; one result dict per method (mm, frames).
+    noise_px > 0 adds detector-like noise to the 2D (dataset.add_detector_noise: that sigma,
+    larger on wrists and ankles and on fast joints), the same draw for every method."""
     from distpose_app import adapt
 
     lens = parse_lens(lens_text, max_radius=None) if lens_text != "none" else NoLens()
     px = distorted_pixels(data, lens, input_2d)
+    if noise_px > 0:
+        from distpose_app.dataset import NoiseConfig, add_detector_noise
+
+        px, _ = add_detector_noise(
+            np.random.default_rng(seed), px, data.sequence, NoiseConfig(sigma_px=noise_px)
+        )
     seqs = _ranges(data)
     eval_half, adapt_half = seqs[0::2], seqs[1::2]
     if not eval_half or not adapt_half:
@@ -232,6 +249,26 @@ def markdown_table(rows: list[dict]) -> str:
             vals.append(f"{r['mpjpe_mm']:.1f} ({r['p_mpjpe_mm']:.1f})" if r else "–")
         lines.append(f"| {lens} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
+
+
+def gap_closed(rows: list[dict], start: str = "augmented", end: str = "oracle") -> list[dict]:
+    """For every lens and adapted method ("<model>+<adaptation>"): the MPJPE its adaptation
+    removes from its own unadapted model, as a share of the gap from `start` (no adaptation) to
+    `end` (perfect calibration): 1 = the whole gap, 0 = nothing, < 0 = worse than not adapting.
+    Measured against the method's own model, so a better-trained model gets no credit for
+    adapting. Lenses where the gap is under 0.5 mm are skipped (no gap to close)."""
+    cell = {(r["lens"], r["method"]): r["mpjpe_mm"] for r in rows}
+    out = []
+    for lens in dict.fromkeys(r["lens"] for r in rows):
+        a, o = cell.get((lens, start)), cell.get((lens, end))
+        if a is None or o is None or abs(a - o) < 0.5:
+            continue
+        for method in dict.fromkeys(r["method"] for r in rows):
+            base = method.split("+")[0]
+            if "+" in method and (lens, method) in cell and (lens, base) in cell:
+                share = (cell[(lens, base)] - cell[(lens, method)]) / (a - o)
+                out.append({"lens": lens, "method": method, "gap_closed": share})
+    return out
 
 
 def plot(rows: list[dict], path: str) -> None:

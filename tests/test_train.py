@@ -84,3 +84,46 @@ def test_resample_round_trip():
     y = ev.resample(x, 25.0, 30.0)
     assert len(y) == 59
     assert ev.resample(x, 30.0, 30.0) is x
+
+
+def test_gap_closed_share():
+    rows = [
+        {"lens": "x", "method": "augmented", "mpjpe_mm": 60.0},
+        {"lens": "x", "method": "oracle", "mpjpe_mm": 50.0},
+        {"lens": "x", "method": "meta", "mpjpe_mm": 55.0},
+        {"lens": "x", "method": "meta+iso", "mpjpe_mm": 53.0},
+        {"lens": "x", "method": "augmented+iso", "mpjpe_mm": 62.0},
+        {"lens": "y", "method": "augmented", "mpjpe_mm": 50.2},  # no gap to close
+        {"lens": "y", "method": "oracle", "mpjpe_mm": 50.0},
+        {"lens": "y", "method": "meta+iso", "mpjpe_mm": 49.0},
+    ]
+    got = {(g["lens"], g["method"]): g["gap_closed"] for g in ev.gap_closed(rows)}
+    # Each adaptation is credited against its own model: meta 55 -> 53 closes 2 of the 10 mm.
+    assert got == {
+        ("x", "meta+iso"): pytest.approx(0.2),
+        ("x", "augmented+iso"): pytest.approx(-0.2),
+    }
+
+
+def test_out_lenses_are_outside_the_sampler_and_in_lenses_inside():
+    from distpose_app.lens import LensSampler, parse_lens
+
+    sampler = LensSampler()
+    assert all(sampler.contains(parse_lens(t)) for t in ev.LENS_SETS["in"])
+    assert not any(sampler.contains(parse_lens(t, max_radius=None)) for t in ev.LENS_SETS["out"])
+
+
+def test_noise_changes_the_input_but_not_the_frames(tiny_sets):
+    models = {"baseline": load_checkpoint_free_model()}
+    ext = tiny_sets.to_external()
+    clean = ev.evaluate_lens(models, ext, "none", ("baseline",))
+    noisy = ev.evaluate_lens(models, ext, "none", ("baseline",), noise_px=5.0)
+    assert clean[0]["frames"] == noisy[0]["frames"]
+    assert noisy[0]["mpjpe_mm"] != pytest.approx(clean[0]["mpjpe_mm"], abs=1e-6)
+
+
+def load_checkpoint_free_model():
+    from distpose_app.model import TemporalModel
+
+    torch.manual_seed(0)
+    return TemporalModel(filter_widths=(3, 3), channels=16, causal=True).eval()

@@ -13,10 +13,22 @@ EVAL_SIZE = (1280, 720)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from distpose_app.evaluate import DEFAULT_LENSES, METHODS
+    from distpose_app.evaluate import METHODS
 
     p.add_argument("--data", help="external-format .npz (default: the held-out mocap split)")
-    p.add_argument("--lens", nargs="+", default=list(DEFAULT_LENSES), help="lens strings")
+    lenses = p.add_mutually_exclusive_group()
+    lenses.add_argument("--lens", nargs="+", help="lens strings (default: the presets)")
+    lenses.add_argument(
+        "--lenses",
+        choices=("in", "out"),
+        help="in: the presets, inside the training sampler; out: beyond it",
+    )
+    p.add_argument(
+        "--noise-px",
+        type=float,
+        default=0.0,
+        help="detector-like 2D noise, pixels (larger on fast joints)",
+    )
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--input-2d", choices=("projected", "detections"), default="projected")
     p.add_argument("--json", default="evaluation.json", help="results file")
@@ -64,6 +76,18 @@ def held_out_data(archive, cache, max_sequences: int = 0):
     return data
 
 
+def _sampler_check(meta: dict, lenses: dict) -> dict:
+    """{lens string: inside the lens sampler stored in the augmented/meta checkpoint}."""
+    from distpose_app.lens import LensSampler
+
+    stored = next((m["lens_sampler"] for m in meta.values()
+                   if m.get("lens_sampler", {}).get("families")), None)  # fmt: skip
+    if stored is None:
+        return {}
+    sampler = LensSampler.from_description(stored)
+    return {text: bool(sampler.contains(lens)) for text, lens in lenses.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import time
@@ -79,13 +103,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    for text in args.lens:
-        if text != "none":
-            parse_lens(text, max_radius=None)  # fail fast on a typo, before any work
+    lens_texts = args.lens or list(ev.LENS_SETS[args.lenses or "in"])
+    lenses = {t: parse_lens(t, max_radius=None) for t in lens_texts}  # fail fast on a typo
+    if args.noise_px < 0:
+        raise DistposeError(f"--noise-px must be >= 0, got {args.noise_px}")
     needed = sorted({ev.METHOD_MODEL[m] for m in args.methods})
     models, meta = load_models(args.weights_dir, needed)
     if not models:
         raise DistposeError(f"no model weights ({', '.join(needed)}.pt) in {args.weights_dir}")
+    sampler_inside = _sampler_check(meta, lenses)
+    if args.lenses == "out" and any(sampler_inside.values()):
+        inside = [t for t, v in sampler_inside.items() if v]
+        raise DistposeError(f"'out' lenses inside the training sampler: {inside}")
     if args.data:
         data, source = load_external(args.data), args.data
     else:
@@ -98,18 +127,25 @@ def run(args: argparse.Namespace) -> int:
                              optimizer="sgd", anchor_weight=0.0)  # fmt: skip
     start = time.perf_counter()
     rows = ev.evaluate(
-        models, data, tuple(args.lens), tuple(args.methods),
+        models, data, tuple(lens_texts), tuple(args.methods),
         progress=lambda lens: print(f"evaluating lens {lens} ...", flush=True),
         input_2d=args.input_2d, adapt_seconds=args.adapt_seconds, fewshot_k=args.fewshot_k,
-        meta_iso_config=meta_iso,
+        meta_iso_config=meta_iso, noise_px=args.noise_px,
     )  # fmt: skip
     table = ev.markdown_table(rows)
     print(table)
+    gaps = ev.gap_closed(rows)
+    if gaps:
+        print("share of the augmented -> oracle gap closed: " + ", ".join(
+            f"{g['lens']} {g['method']} {100 * g['gap_closed']:.0f}%" for g in gaps))  # fmt: skip
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "data": source,
         "frames_total": int(len(data.sequence)),
+        "noise_px": args.noise_px,
+        "inside_training_sampler": sampler_inside,
+        "gap_closed": gaps,
         "seconds": time.perf_counter() - start,
         "models": {k: v.get("train_config", {}) for k, v in meta.items()},
         "results": rows,
