@@ -127,3 +127,24 @@ def load_checkpoint_free_model():
 
     torch.manual_seed(0)
     return TemporalModel(filter_widths=(3, 3), channels=16, causal=True).eval()
+
+
+def test_second_order_maml_differs_from_first_order(tiny_sets, tmp_path):
+    """Second order back-propagates through the inner step (create_graph); with a large inner
+    learning rate its outer gradient, and so the weights after one step, differ from FOMAML's."""
+    torch.set_num_threads(1)
+    common = dict(filter_widths=(3, 3), channels=16, batch_windows=8, chunk_frames=4)
+    init = train(TrainConfig(mode="augmented", steps=2, val_every=2, **common), tiny_sets,
+                 tiny_sets, tmp_path / "init", progress=False)  # fmt: skip
+    weights = {}
+    for name, order in (("first", False), ("again", False), ("second", True)):
+        cfg = TrainConfig(mode="meta", init=str(init), steps=1, val_every=1, tasks_per_batch=2,
+                          inner_lr=1.0, second_order=order, **common)  # fmt: skip
+        out = train(cfg, tiny_sets, tiny_sets, tmp_path / name, progress=False)
+        weights[name] = load_checkpoint(out.parent / "final.pt")[0].state_dict()
+
+    def diff(a, b):
+        return max(float((weights[a][k] - weights[b][k]).abs().max()) for k in weights[a])
+
+    assert diff("first", "again") == 0.0  # the same run twice: identical
+    assert 0.0 < diff("first", "second") < 1.0  # only the order of the gradient differs
