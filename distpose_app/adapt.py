@@ -129,6 +129,15 @@ def select_parameters(model: torch.nn.Module, group: str) -> list[torch.nn.Param
     raise DistposeError(f"unknown parameter group {group!r}; use {PARAM_GROUPS}")
 
 
+def edge_padded(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x (T, 17, 2) with its first and last frames repeated so that the model gives one output
+    per input frame: receptive_field - 1 frames in all, the look-ahead ones after the end."""
+    rf = model.receptive_field
+    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
+    past = rf - 1 - future
+    return torch.cat([x[:1].expand(past, -1, -1), x, x[-1:].expand(future, -1, -1)], dim=0)
+
+
 @torch.no_grad()
 def lift_sequence(model: torch.nn.Module, keypoints_2d: np.ndarray | torch.Tensor) -> np.ndarray:
     """Lift a whole sequence, padding the ends by edge replication as VideoPose3D does.
@@ -136,11 +145,7 @@ def lift_sequence(model: torch.nn.Module, keypoints_2d: np.ndarray | torch.Tenso
     keypoints_2d (T, 17, 2) normalised screen coordinates -> (T, 17, 3) metres, root-relative.
     For a causal model all padding goes before the first frame.
     """
-    x = torch.as_tensor(np.asarray(keypoints_2d), dtype=torch.float32)
-    rf = model.receptive_field
-    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
-    past = rf - 1 - future
-    padded = torch.cat([x[:1].expand(past, -1, -1), x, x[-1:].expand(future, -1, -1)], dim=0)
+    padded = edge_padded(model, torch.as_tensor(np.asarray(keypoints_2d), dtype=torch.float32))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -314,11 +319,8 @@ def fewshot_adapt(
     weights at lr 1e-4 for 50 steps fit the labels and raised the test MPJPE by 50%).
     """
     start = time.perf_counter()
-    kp = torch.as_tensor(np.asarray(keypoints_2d, np.float32))
     rf = model.receptive_field
-    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
-    past = rf - 1 - future
-    padded = torch.cat([kp[:1].expand(past, -1, -1), kp, kp[-1:].expand(future, -1, -1)])
+    padded = edge_padded(model, torch.as_tensor(np.asarray(keypoints_2d, np.float32)))
     idx = np.asarray(labelled, dtype=int)
     if idx.size == 0:
         raise DistposeError("few-shot adaptation needs at least one labelled frame")

@@ -60,6 +60,16 @@ def _style_of(name: str) -> str:
     return parts[2] if len(parts) == 4 else ""
 
 
+def sequence_bounds(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First frame and end frame (exclusive) of every run of equal ids in `sequence` (N,), in
+    frame order: the sequences of a SyntheticSet or an external file. -> (starts, ends) int."""
+    sequence = np.asarray(sequence)
+    bounds = np.flatnonzero(np.diff(sequence)) + 1
+    return np.concatenate([[0], bounds]).astype(int), np.concatenate(
+        [bounds, [len(sequence)]]
+    ).astype(int)
+
+
 CLIP_SEPARATOR = "#"
 # Training and evaluation cut every file into 3 s clips (see `clips`).
 DEFAULT_CLIP_FRAMES = 90
@@ -409,9 +419,7 @@ class SyntheticSet:
 
     def sequence_slices(self) -> list[slice]:
         """Frame range of every view, in view order."""
-        bounds = np.flatnonzero(np.diff(self.sequence)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(self.sequence)]])
+        starts, ends = sequence_bounds(self.sequence)
         return [slice(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
     def save(self, path: str | Path) -> None:
@@ -651,9 +659,7 @@ class ExternalData:
     def sequence_slices(self) -> list[slice]:
         """Frame range of every sequence, indexed by sequence number."""
         out = [slice(0, 0)] * self.num_sequences
-        bounds = np.flatnonzero(np.diff(self.sequence)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(self.sequence)]])
+        starts, ends = sequence_bounds(self.sequence)
         for a, b in zip(starts, ends, strict=True):
             out[int(self.sequence[a])] = slice(int(a), int(b))
         return out

@@ -63,16 +63,14 @@ METHOD_MODEL = {
 
 
 def _camera(data, s: int) -> Intrinsics:
-    fx, fy, cx, cy = data.intrinsics[s]
-    w, h = data.image_size[s]
-    return Intrinsics(float(fx), float(fy), float(cx), float(cy), int(w), int(h))
+    return Intrinsics.from_array(data.intrinsics[s], data.image_size[s])
 
 
 def _ranges(data) -> list[tuple[int, int, int]]:
     """(sequence id, first frame, end frame) of every sequence, in frame order."""
-    bounds = np.flatnonzero(np.diff(data.sequence)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(data.sequence)]])
+    from distpose_app.dataset import sequence_bounds
+
+    starts, ends = sequence_bounds(data.sequence)
     return [(int(data.sequence[a]), int(a), int(b)) for a, b in zip(starts, ends)]
 
 
@@ -101,14 +99,13 @@ def _normalised(data, px: np.ndarray, s: int, a: int, b: int) -> np.ndarray:
 
 
 def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear interpolation in time of (T, ...) sampled at fps_in onto fps_out, same duration."""
+    """(T, ...) at fps_in -> fps_out by linear interpolation (`mocap.resample`); `x` itself when
+    the rates are equal, so callers can tell that nothing was resampled."""
+    from distpose_app.mocap import resample as resample_in_time
+
     if abs(fps_in - fps_out) < 1e-9 or len(x) < 2:
         return x
-    t_in = np.arange(len(x)) / fps_in
-    t_out = np.arange(0.0, t_in[-1] + 1e-9, 1.0 / fps_out)
-    flat = x.reshape(len(x), -1)
-    out = np.stack([np.interp(t_out, t_in, flat[:, i]) for i in range(flat.shape[1])], axis=1)
-    return out.reshape((len(t_out),) + x.shape[1:])
+    return resample_in_time(x, fps_in, fps_out)
 
 
 def lift(model: torch.nn.Module, keypoints: np.ndarray, fps: float) -> np.ndarray:
@@ -120,11 +117,9 @@ def lift(model: torch.nn.Module, keypoints: np.ndarray, fps: float) -> np.ndarra
     poses = adapt.lift_sequence(model, at_model_rate)
     if at_model_rate is keypoints:
         return poses
-    t_model = np.arange(len(poses)) / MODEL_FPS
-    t_data = np.arange(len(keypoints)) / fps
-    flat = poses.reshape(len(poses), -1)
-    back = np.stack([np.interp(t_data, t_model, flat[:, i]) for i in range(flat.shape[1])], 1)
-    return back.reshape((len(keypoints),) + poses.shape[1:])
+    back = resample(poses, MODEL_FPS, fps)[: len(keypoints)]
+    # The model-rate clip may end up to a data frame early: hold its last pose there.
+    return np.concatenate([back, np.repeat(back[-1:], len(keypoints) - len(back), axis=0)])
 
 
 def _with_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:

@@ -81,6 +81,12 @@ class Intrinsics:
             int(height),
         )
 
+    @classmethod
+    def from_array(cls, k, size) -> Intrinsics:
+        """From the arrays datasets store: k (4,) fx, fy, cx, cy and size (2,) width, height."""
+        fx, fy, cx, cy = (float(v) for v in k)
+        return cls(fx, fy, cx, cy, int(size[0]), int(size[1]))
+
     @property
     def hfov_deg(self) -> float:
         """Horizontal field of view of the ideal pinhole through the principal point, degrees."""

@@ -35,6 +35,7 @@ import torch
 from torch.func import functional_call
 
 from distpose_app import losses
+from distpose_app.dataset import sequence_bounds
 from distpose_app.errors import DistposeError
 from distpose_app.evaluate import MODEL_FPS
 from distpose_app.lens import Intrinsics, LensSampler, NoLens, normalize_screen_coordinates
@@ -100,10 +101,7 @@ class WindowSampler:
         self.image_size = np.asarray(image_size, np.float64)
         self.window = window
         self.rng = rng
-        bounds = np.flatnonzero(np.diff(self.sequence)) + 1
-        self.seq_start = np.concatenate([[0], bounds])
-        self.seq_end = np.concatenate([bounds, [len(self.sequence)]])
-        self.seq_id = self.sequence[self.seq_start]
+        self.seq_start, self.seq_end = sequence_bounds(self.sequence)
         long_enough = (self.seq_end - self.seq_start) >= window
         if not long_enough.any():
             raise DistposeError(f"no sequence has the {window} frames a training window needs")
@@ -121,9 +119,7 @@ class WindowSampler:
         )
 
     def _intrinsics(self, s: int) -> Intrinsics:
-        fx, fy, cx, cy = self.intrinsics[s]
-        w, h = self.image_size[s]
-        return Intrinsics(fx, fy, cx, cy, int(w), int(h))
+        return Intrinsics.from_array(self.intrinsics[s], self.image_size[s])
 
     def random_starts(self, count: int) -> np.ndarray:
         return self.rng.choice(self.starts, size=count)

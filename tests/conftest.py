@@ -43,3 +43,15 @@ def media_dir(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip("../shared/media absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> str:
+    """A small random causal lifter (receptive field 9, 32 channels) saved as a checkpoint."""
+    import torch
+
+    from distpose_app.model import TemporalModel, save_checkpoint
+
+    torch.manual_seed(0)
+    model = TemporalModel(filter_widths=(3, 3), channels=32, dropout=0.0, causal=True)
+    return str(save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.pt", model.eval()))

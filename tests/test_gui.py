@@ -21,18 +21,11 @@ from distpose_app.bvh import read_bvh  # noqa: E402
 from distpose_app.gui import session as live  # noqa: E402
 from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
 from distpose_app.gui.skeleton_view import LEFT_COLOUR, RIGHT_COLOUR  # noqa: E402
-from distpose_app.model import TemporalModel, save_checkpoint  # noqa: E402
+from distpose_app.model import TemporalModel  # noqa: E402
 from distpose_app.pipeline import AdaptTicket  # noqa: E402
 
 pytestmark = pytest.mark.gui
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    model = TemporalModel(filter_widths=(3, 3), channels=32, dropout=0.0, causal=True)
-    return str(save_checkpoint(tmp_path_factory.mktemp("w") / "tiny.pt", model.eval()))
 
 
 @pytest.fixture
