@@ -376,6 +376,8 @@ def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, st
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         return None, f"saved adaptation {path} ignored: not a weights file"
     expected = model.state_dict()
+    if "input_lens" in expected and "input_lens" not in state:  # saved before the input lens
+        state = {**state, "input_lens": torch.zeros_like(expected["input_lens"])}
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     if missing or extra:

@@ -578,6 +578,53 @@ def cache_key(archive: str | Path, **params: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+# Which poses a set holds (`poses=`): the mocap as recorded ("standing": every Bandai motion is
+# done on foot), plus one edited variant per file ("mixed": training; seated twice as often as
+# each other family, since most webcam users sit), or plus every family per file ("all":
+# evaluation per family). Edits come from `pose_edit` (docs/pose_edit.md).
+POSE_SETS = ("standing", "mixed", "all")
+MIXED_FAMILY_WEIGHTS = {"seated": 0.4, "crouching": 0.2, "bending_forward": 0.2, "kneeling": 0.2}
+
+
+def pose_family(name: str) -> str:
+    """'standing' or the pose_edit family of a sequence or view name, such as
+    'dataset-1_bye_old_001#seated#03/view0'."""
+    from distpose_app.pose_edit import FAMILIES
+
+    parts = _stem(str(name).split("/view")[0]).split(CLIP_SEPARATOR)
+    return next((p for p in parts[1:] if p in FAMILIES), "standing")
+
+
+def edited_poses(
+    archive: str | Path, split: str, poses: str, seed: int = 0, progress: bool = True,
+    files: int = 0,
+) -> list[Any]:  # fmt: skip
+    """Edited variants (MocapSequence, (F, 17, 3) metres) of the archive's files in `split`:
+    one family per file for poses="mixed" (drawn by MIXED_FAMILY_WEIGHTS from the file name),
+    every family for "all", none for "standing". files: how many files the split holds (for the
+    progress bar only)."""
+    from distpose_app import pose_edit
+    from distpose_app.progress import Progress
+
+    if poses not in POSE_SETS:
+        raise DistposeError(f"unknown pose set {poses!r}: choose from {POSE_SETS}")
+    if poses == "standing":
+        return []
+    names, weights = list(MIXED_FAMILY_WEIGHTS), np.array(list(MIXED_FAMILY_WEIGHTS.values()))
+    out: list[Any] = []
+    with Progress(files, f"pose edits of {split}", enabled=progress) as bar:
+        for name, bvh in pose_edit.iter_bandai_bvh(archive):
+            if split not in (None, "all") and split_of(name) != split:
+                continue
+            if poses == "all":
+                families = pose_edit.FAMILIES
+            else:
+                families = (str(_sequence_rng(seed, name).choice(names, p=weights)),)
+            out += pose_edit.edited_sequences([(name, bvh)], families, seed=seed)
+            bar.update(postfix=_stem(name))
+    return out
+
+
 def load_or_build(
     archive: str | Path,
     split: str,
@@ -589,11 +636,13 @@ def load_or_build(
     cache_dir: str | Path = ".cache",
     progress: bool = True,
     clip_frames: int = DEFAULT_CLIP_FRAMES,
+    poses: str = "standing",
 ) -> SyntheticSet:
     """The synthetic set of `split` from the Bandai-Namco archive, from the cache when built
     before: cache_dir/synthetic-<split>-<key>.npz, the key hashing every parameter and
     BUILDER_VERSION. Arguments as in `build_synthetic`; clip_frames > 0 first cuts every file
-    into clips of that many frames (`clips`). Missing archive -> DistposeError."""
+    into clips of that many frames (`clips`); poses: one of POSE_SETS (edited variants appended
+    after the recorded files). Missing archive -> DistposeError."""
     archive = Path(archive)
     if not archive.is_file():
         raise DistposeError(f"mocap archive not found: {archive}")
@@ -610,6 +659,7 @@ def load_or_build(
         noise=noise,
         camera=camera,
         **({"clip_frames": clip_frames} if clip_frames else {}),
+        **({"poses": poses} if poses != "standing" else {}),
     )
     path = Path(cache_dir) / f"synthetic-{split}-{key}.npz"
     if path.is_file():
@@ -618,6 +668,9 @@ def load_or_build(
         return cached
     start = time.monotonic()
     sequences = mocap.load_bandai(archive, cache_dir=cache_dir, progress=progress)
+    if poses != "standing":
+        sequences = [s for s in sequences if split in (None, "all") or split_of(s) == split]
+        sequences += edited_poses(archive, split, poses, seed, progress, len(sequences))
     if clip_frames:
         sequences = clips(sequences, clip_frames)
     built = build_synthetic(

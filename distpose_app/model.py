@@ -9,6 +9,12 @@ output i is the pose of frame i + RF-1 (causal) or i + (RF-1)/2 (symmetric).
 Root-relative output: the network predicts all 17 joints as VideoPose3D does, and we subtract
 the predicted root (joint 0) so that the root is exactly zero. The targets are root-relative
 anyway, so this costs nothing and makes every consumer's "root is 0" assumption hold exactly.
+
+Unseen joints (issue 9): every public entry point takes 2D keypoints (..., 17, 2) in which a
+joint the detector did not see (out of the image, low confidence) is NaN. A model with
+in_features=3 (all models trained since) sees (x, y, seen) per joint, with x = y = 0 where
+unseen, and was trained with random masking of the legs, the lower body, one arm and the head
+(`masking.py`), so it still predicts all 17 joints. A 2-feature model gets the zeros only.
 """
 
 from __future__ import annotations
@@ -35,17 +41,60 @@ PRETRAINED_DIR = paths.PRETRAINED_DIR
 DEFAULT_LIVE_MODEL = "meta"
 
 
+def unseen_joints(keypoints: np.ndarray | torch.Tensor):
+    """keypoints (..., J, 2) normalised screen coordinates, NaN where not seen -> (..., J) bool,
+    True for joints the detector did not see."""
+    if isinstance(keypoints, torch.Tensor):
+        return ~torch.isfinite(keypoints).all(-1)
+    return ~np.isfinite(np.asarray(keypoints)).all(-1)
+
+
+def encode_keypoints(keypoints: torch.Tensor, in_features: int) -> torch.Tensor:
+    """keypoints (..., J, 2), NaN where unseen -> the network's input (..., J, in_features):
+    (x, y, seen) with x = y = 0 where unseen for in_features 3, (x, y) with zeros for 2.
+    Differentiable in the seen coordinates (torch.where, so NaN never reaches a gradient)."""
+    seen = torch.isfinite(keypoints).all(-1, keepdim=True)
+    xy = torch.where(seen, keypoints, torch.zeros((), dtype=keypoints.dtype))
+    if in_features == 2:
+        return xy
+    return torch.cat([xy, seen.to(keypoints.dtype)], dim=-1)
+
+
+# The input lens (issue 8's lens-space adaptation): a radial undistortion of the 2D input in
+# normalised screen coordinates, stored in the model as a buffer so that adapted "weights" (a
+# state_dict), saved adaptations, revert and streaming all carry it unchanged. Parameters
+# (k1, k2, log scale, cx, cy); all zero = identity, the state of every trained model:
+#   u = c + exp(log_scale) * (d - c) * (1 + k1 r^2 + k2 r^4),  r = |d - c|.
+INPUT_LENS_PARAMETERS = ("k1", "k2", "log_scale", "cx", "cy")
+
+
+def undistort_screen(keypoints: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """keypoints (..., J, 2) normalised screen coordinates, NaN where unseen; params (5,)
+    (k1, k2, log_scale, cx, cy) -> undistorted (..., J, 2), NaN kept. Differentiable in both;
+    NaN never reaches a gradient (unseen joints are zero-filled before the arithmetic)."""
+    seen = torch.isfinite(keypoints).all(-1, keepdim=True)
+    d = torch.where(seen, keypoints, torch.zeros((), dtype=keypoints.dtype))
+    k1, k2, log_scale = params[0], params[1], params[2]
+    c = params[3:5].to(d.dtype)
+    v = d - c
+    r2 = (v * v).sum(-1, keepdim=True)
+    u = c + torch.exp(log_scale) * v * (1 + k1 * r2 + k2 * r2 * r2)
+    return torch.where(seen, u, torch.full((), float("nan"), dtype=keypoints.dtype))
+
+
 class TemporalModel(nn.Module):
     """VideoPose3D's temporal convolutional lifter (symmetric or causal).
 
-    forward: x (B, T, J, in_features) normalised screen coordinates, T >= receptive_field
-    -> (B, T - RF + 1, J, out_features) root-relative metres (joint 0 exactly zero).
+    forward: x (B, T, J, 2) normalised screen coordinates, NaN for unseen joints,
+    T >= receptive_field -> (B, T - RF + 1, J, out_features) root-relative metres (joint 0
+    exactly zero). in_features: 3 = (x, y, seen) per joint, 2 = coordinates only (models
+    trained before unseen-joint masking).
     """
 
     def __init__(
         self,
         num_joints: int = NUM_JOINTS,
-        in_features: int = 2,
+        in_features: int = 3,
         out_features: int = 3,
         filter_widths: tuple[int, ...] = (3, 3, 3),
         channels: int = 256,
@@ -86,6 +135,14 @@ class TemporalModel(nn.Module):
         self.layers_bn = nn.ModuleList(bns)
         # Registered last so that "the last Conv1d in modules()" is the output layer.
         self.shrink = nn.Conv1d(channels, num_joints * out_features, 1)
+        self.register_buffer("input_lens", torch.zeros(len(INPUT_LENS_PARAMETERS)))
+
+    def prepare_input(self, keypoints: torch.Tensor) -> torch.Tensor:
+        """keypoints (..., J, 2), NaN = unseen -> the network's input (..., J, in_features):
+        the input lens applied (when not the identity), then `encode_keypoints`."""
+        if bool(self.input_lens.any()):
+            keypoints = undistort_screen(keypoints, self.input_lens)
+        return encode_keypoints(keypoints, self.in_features)
 
     @property
     def receptive_field(self) -> int:
@@ -116,12 +173,11 @@ class TemporalModel(nn.Module):
             bn.momentum = momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, J, in_features) -> (B, T - RF + 1, J, out_features), root joint zero."""
-        if x.dim() != 4 or x.shape[-2:] != (self.num_joints, self.in_features):
-            raise ValueError(f"expected (B, T, {self.num_joints}, {self.in_features}), got "
-                             f"{tuple(x.shape)}")  # fmt: skip
+        """x (B, T, J, 2), NaN = unseen -> (B, T - RF + 1, J, out_features), root joint zero."""
+        if x.dim() != 4 or x.shape[-2:] != (self.num_joints, 2):
+            raise ValueError(f"expected (B, T, {self.num_joints}, 2), got {tuple(x.shape)}")
         b, t = x.shape[:2]
-        x = x.reshape(b, t, -1).permute(0, 2, 1)
+        x = self.prepare_input(x).reshape(b, t, -1).permute(0, 2, 1)
         x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
         for i in range(len(self.pad) - 1):
             pad, shift = self.pad[i + 1], self.causal_shift[i + 1]
@@ -224,10 +280,12 @@ class StreamingLifter:
 
     @torch.inference_mode()
     def push(self, keypoints: np.ndarray | torch.Tensor) -> np.ndarray | None:
-        """keypoints (17, 2) normalised screen coordinates of the newest frame -> (17, 3) float32
-        root-relative metres of frame (newest - output_lag), or None for the first RF-1 pushes."""
+        """keypoints (17, 2) normalised screen coordinates of the newest frame, NaN for unseen
+        joints -> (17, 3) float32 root-relative metres of frame (newest - output_lag), or None
+        for the first RF-1 pushes."""
         m = self.model
-        x = torch.as_tensor(keypoints, dtype=torch.float32).to(self.device).reshape(-1)
+        x = torch.as_tensor(keypoints, dtype=torch.float32).to(self.device)
+        x = m.prepare_input(x).reshape(-1)
         step = self._expand.push(x)
         if step is None:
             return None
@@ -343,8 +401,11 @@ def load_checkpoint(
         model = TemporalModel(**config)
     except (TypeError, DistposeError) as e:
         raise WeightsError(f"{path}: invalid model config {config}: {e}") from None
+    state = dict(payload["state_dict"])
+    # Checkpoints from before the input lens: the identity lens.
+    state.setdefault("input_lens", torch.zeros(len(INPUT_LENS_PARAMETERS)))
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as e:
         detail = " ".join(str(e).split())
         raise WeightsError(f"{path}: weights do not match the config {config}: "

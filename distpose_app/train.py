@@ -39,6 +39,7 @@ from distpose_app.dataset import sequence_bounds
 from distpose_app.errors import DistposeError
 from distpose_app.evaluate import MODEL_FPS
 from distpose_app.lens import Intrinsics, LensSampler, NoLens, normalize_screen_coordinates
+from distpose_app.masking import MaskConfig, apply_mask, sample_masks
 from distpose_app.model import TemporalModel, load_checkpoint, save_checkpoint
 from distpose_app.progress import Progress
 from distpose_app.skeleton import FLIP_PERMUTATION
@@ -62,6 +63,9 @@ class TrainConfig:
     lr_final: float = 1e-4  # exponential decay from lr to lr_final over the run
     noise_px: float = 1.0  # detector-like Gaussian noise on the 2D, pixels (per 1000 px width)
     flip: bool = True
+    # Unseen-joint masking (masking.MaskConfig's default rates: legs, lower body, an arm, the
+    # head, single joints), so partial webcam views still lift; False trains on full views.
+    masking: bool = True
     seed: int = 0
     val_every: int = 250
     # meta
@@ -137,11 +141,12 @@ class WindowSampler:
     def sample_lens(self, s: int, sampler: LensSampler | None):
         return NoLens() if sampler is None else sampler.sample(self.rng, self._max_radius[s])
 
-    def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None):
+    def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None, masking=None):
         """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole);
-        rng: the generator for noise and flips (default the sampler's).
-        Returns (inputs (B, L, 17, 2) normalised screen coords, targets (B, L, 17, 3) metres
-        root-relative) as float32 tensors."""
+        rng: the generator for noise, flips and masks (default the sampler's); masking: a
+        masking.MaskConfig or None (every joint seen).
+        Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where masked, targets
+        (B, L, 17, 3) metres root-relative) as float32 tensors."""
         rng = self.rng if rng is None else rng
         idx = np.asarray(starts)[:, None] + np.arange(self.window)
         cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
@@ -164,9 +169,15 @@ class WindowSampler:
             target[mirrored] = target[mirrored][..., FLIP_PERMUTATION, :] * np.array(
                 [-1.0, 1.0, 1.0]
             )
+        if masking is not None:
+            x2d = apply_mask(x2d, sample_masks(rng, len(x2d), x2d.shape[1], masking))
         return torch.as_tensor(x2d, dtype=torch.float32), torch.as_tensor(
             target, dtype=torch.float32
         )
+
+
+def _masking(config: TrainConfig) -> MaskConfig | None:
+    return MaskConfig() if config.masking else None
 
 
 def output_slice(model: TemporalModel, window: int) -> slice:
@@ -190,7 +201,8 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
     if lens_sampler is not None:
         seqs = sampler.sequence[starts]
         lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
-    x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip)
+    x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip,
+                              masking=_masking(config))  # fmt: skip
     x, y = x[rank::world], y[rank::world]
     model.train()
     net = getattr(model, "module", model)
@@ -249,7 +261,7 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         if task % world != rank:
             continue
         x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * (len(sup) + len(qry)),
-                                  config.noise_px, False, task_rng)  # fmt: skip
+                                  config.noise_px, False, task_rng, _masking(config))  # fmt: skip
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])

@@ -65,9 +65,10 @@ def test_iso_adapt_moves_only_selected_parameters_and_reports_statistics():
 def test_guard_reverts_a_degenerate_adaptation():
     # With no anchor and every weight free, the trivial minimiser of symmetry + consistency
     # (every bone shrinking to zero) is easy to reach: the guard must refuse it.
-    model = _tiny_model(1)
+    # (A random tiny model whose bones do collapse under this config: seed 3.)
+    model = _tiny_model(3)
     config = adapt.IsoConfig(steps=60, lr=1e-2, params="all", anchor_weight=0.0)
-    res = adapt.iso_adapt(model, _keypoints(seed=1), config)
+    res = adapt.iso_adapt(model, _keypoints(seed=3), config)
     assert not res.accepted
     assert "degenerate" in res.reason
     for k, v in model.state_dict().items():

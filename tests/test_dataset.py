@@ -536,3 +536,12 @@ def test_clips_cut_files_and_keep_their_split():
     for clip in out:
         source = next(s for s in seqs if clip.name.startswith(s.name))
         assert ds.split_of(clip) == ds.split_of(source)
+
+
+def test_pose_family_of_sequence_and_view_names():
+    from distpose_app.dataset import pose_family
+
+    assert pose_family("dataset-1_bye_old_001#seated#03/view0") == "seated"
+    assert pose_family("dataset-1_bye_old_001#kneeling") == "kneeling"
+    assert pose_family("dataset-1_bye_old_001#03/view1") == "standing"
+    assert pose_family("dataset/x/dataset-2_walk_elderly_004.bvh") == "standing"

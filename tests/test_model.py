@@ -203,3 +203,87 @@ def test_resolve_device(monkeypatch):
         M.resolve_device("cuda")
     with pytest.raises(DistposeError, match="unknown device 'tpu'"):
         M.resolve_device("tpu")
+
+
+def test_unseen_joints_are_encoded_as_a_seen_flag_and_never_nan():
+    model = _model(widths=(3, 3), causal=True)
+    assert model.in_features == 3 and model.config["in_features"] == 3
+    x = _sequence(30)
+    masked = x.clone()
+    masked[:, [2, 3, 5, 6]] = float("nan")  # knees and ankles unseen
+    assert M.unseen_joints(masked[0]).tolist() == [j in (2, 3, 5, 6) for j in range(17)]
+    enc = M.encode_keypoints(masked, 3)
+    assert torch.isfinite(enc).all()
+    assert torch.all(enc[:, [2, 3, 5, 6]] == 0)  # coordinates zero, seen flag zero
+    assert torch.all(enc[:, 0, 2] == 1) and torch.equal(enc[:, 0, :2], x[:, 0])
+    with torch.no_grad():
+        out_masked = model(masked[None])
+        out_zeros = model(torch.where(torch.isnan(masked), torch.zeros(()), masked)[None])
+    assert torch.isfinite(out_masked).all()
+    # The flag reaches the network: unseen differs from "seen at (0, 0)".
+    assert (out_masked - out_zeros).abs().max() > 1e-4
+    # Streaming handles NaN the same way as the full window.
+    lifter = M.StreamingLifter(model)
+    np.testing.assert_allclose(lifter.push_batch(masked.numpy()), out_masked[0].numpy(), atol=1e-5)
+
+
+def test_gradient_through_masked_input_is_finite():
+    model = _model(widths=(3, 3), causal=True)
+    x = _sequence(12).requires_grad_(True)
+    mask = torch.zeros(12, 17, 1, dtype=torch.bool)
+    mask[:, 4] = True
+    model(torch.where(mask, torch.full((), float("nan")), x)[None]).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.all(x.grad[:, 4] == 0)
+
+
+def test_two_feature_models_still_load_and_run(tmp_path):
+    torch.manual_seed(0)
+    old = M.TemporalModel(in_features=2, filter_widths=(3, 3), channels=16).eval()
+    path = M.save_checkpoint(tmp_path / "old.pt", old)
+    loaded, meta = M.load_checkpoint(path)
+    assert loaded.in_features == 2 and meta["config"]["in_features"] == 2
+    x = _sequence(9)
+    x[:, 3] = float("nan")
+    with torch.no_grad():
+        out = loaded(x[None])
+    assert torch.isfinite(out).all()
+
+
+def test_input_lens_is_identity_at_zero_and_a_known_radial_map_otherwise():
+    x = torch.tensor([[[0.5, 0.25], [float("nan"), 0.1], [0.0, 0.0]]])
+    np.testing.assert_array_equal(M.undistort_screen(x, torch.zeros(5))[0, [0, 2]], x[0, [0, 2]])
+    params = torch.tensor([0.2, -0.1, float(np.log(1.5)), 0.1, -0.05])
+    u = M.undistort_screen(x, params)
+    v = np.array([0.4, 0.3])  # (0.5, 0.25) - c
+    r2 = v @ v
+    expected = np.array([0.1, -0.05]) + 1.5 * v * (1 + 0.2 * r2 - 0.1 * r2**2)
+    np.testing.assert_allclose(u[0, 0].numpy(), expected, rtol=1e-6)
+    assert torch.isnan(u[0, 1]).all()
+    # Gradients w.r.t. the lens never see the unseen joint's NaN.
+    p = params.clone().requires_grad_(True)
+    M.undistort_screen(x, p).nan_to_num().sum().backward()
+    assert torch.isfinite(p.grad).all()
+
+
+def test_input_lens_travels_in_the_state_dict_and_streaming(tmp_path):
+    model = _model(widths=(3, 3), causal=True)
+    x = _sequence(20)
+    with torch.no_grad():
+        plain = model(x[None])
+        model.input_lens.copy_(torch.tensor([-0.3, 0.05, 0.1, 0.02, 0.0]))
+        lensed = model(x[None])
+        expected = model.__class__(**model.config)
+        expected.load_state_dict(model.state_dict())
+        expected.input_lens.zero_()
+        direct = expected.eval()(M.undistort_screen(x, model.input_lens)[None])
+    assert (lensed - plain).abs().max() > 1e-3
+    np.testing.assert_allclose(lensed.numpy(), direct.numpy(), atol=1e-6)
+    np.testing.assert_allclose(M.StreamingLifter(model).push_batch(x.numpy()), lensed[0].numpy(),
+                               atol=1e-5)  # fmt: skip
+    loaded, _ = M.load_checkpoint(M.save_checkpoint(tmp_path / "m.pt", model))
+    assert torch.equal(loaded.input_lens, model.input_lens)
+    # A checkpoint from before the input lens loads with the identity.
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["state_dict"]["input_lens"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert not M.load_checkpoint(tmp_path / "old.pt")[0].input_lens.any()

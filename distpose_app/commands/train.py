@@ -45,6 +45,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--archive", default=str(DEFAULT_ARCHIVE), help="Bandai-Namco .tar.xz")
     g.add_argument("--views", type=_positive(int), default=2, help="virtual webcams per file")
     g.add_argument("--cache", default=str(CACHE_DIR))
+    g.add_argument(
+        "--poses",
+        choices=("standing", "mixed"),
+        default="mixed",
+        help="mixed (default): the mocap plus one edited variant per file (seated, crouching, "
+        "bending forward, kneeling); standing: the mocap as recorded",
+    )
+    g.add_argument(
+        "--no-masking",
+        action="store_true",
+        help="train on full views only (default: random unseen legs, lower body, arm, head)",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--filter-widths", type=_widths, default=(3, 3, 3))
     g.add_argument("--channels", type=_positive(int), default=256)
@@ -97,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         lr_final=args.lr / 10,
         noise_px=args.noise_px,
+        masking=not args.no_masking,
         seed=args.seed,
         val_every=args.val_every,
         init=args.init or "",
@@ -108,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
         second_order=args.second_order,
     )
     config.validate()
-    train_set = load_or_build(args.archive, "train", args.views, cache_dir=args.cache)
-    val_set = load_or_build(args.archive, "val", 1, cache_dir=args.cache)
+    train_set = load_or_build(
+        args.archive, "train", args.views, cache_dir=args.cache, poses=args.poses
+    )
+    val_set = load_or_build(args.archive, "val", 1, cache_dir=args.cache, poses=args.poses)
     out = Path(args.out or f"runs/{args.mode}")
     best = train(config, train_set, val_set, out, resume=not args.no_resume)
     print(f"best checkpoint: {best}")
