@@ -10,6 +10,8 @@ Distortion acts on *normalised camera coordinates* `(x/z, y/z)` of an ideal pinh
   (VideoPose3D's `project_to_2d` uses Human3.6M's different tangential form; we do not.)
 - Kannala–Brandt (`cv2.fisheye`): θ = atan(r), θ_d = θ (1 + k1 θ² + k2 θ⁴ + k3 θ⁶ + k4 θ⁸),
   `(x_d, y_d) = (θ_d / r) · (x, y)`. All k = 0 is the ideal equidistant fisheye.
+- Division (Fitzgibbon 2001, one parameter): `(x, y) = (x_d, y_d) / (1 + λ r_d²)`, r_d the
+  distorted radius. No OpenCV model; the training sampler never draws it (an "out" lens).
 
 Pixels are `K @ distorted`. Numpy functions work in float64; the `*_torch` functions keep the
 input's dtype and device and are differentiable. torch is imported lazily so that the CLI stays
@@ -448,6 +450,72 @@ class EquidistantFisheye(KannalaBrandt):
         return "equidistant fisheye (r_d = theta)"
 
 
+@dataclass(frozen=True)
+class Division(Lens):
+    """Fitzgibbon's one-parameter division model (CVPR 2001): with r_d² = x_d² + y_d²,
+    `(x, y) = (x_d, y_d) / (1 + λ r_d²)`. λ < 0 is barrel, λ > 0 pincushion.
+
+    Both directions are closed form: undistort is the definition; distort solves the quadratic
+    λ r r_d² − r_d + r = 0 for its small root, written r_d = 2 r / (1 + √(1 − 4 λ r²)) so that it
+    stays exact at λ = 0. For λ > 0 the map r → r_d ends at r = 1 / (2√λ) (r_d = 1/√λ), the fold;
+    for λ < 0 it never folds but the whole plane lands inside r_d < 1/√(−λ)."""
+
+    lam: float = 0.0
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {"lambda": self.lam}
+
+    def spec(self) -> str:
+        return f"division:{_fmt(self.lam)}"
+
+    def __str__(self) -> str:
+        return f"division model lambda={_fmt(self.lam)}"
+
+    def fold_radius(self) -> float:
+        return 0.5 / math.sqrt(self.lam) if self.lam > 0 else math.inf
+
+    def _distorted_edge2(self) -> float:
+        """Largest r_d² that an ideal point maps to (inf when none bounds it)."""
+        return 1.0 / abs(self.lam) if self.lam != 0 else math.inf
+
+    def distort(self, xy: np.ndarray) -> np.ndarray:
+        xy = np.asarray(xy, dtype=np.float64)
+        disc = 1.0 - 4.0 * self.lam * np.sum(xy * xy, axis=-1)
+        with np.errstate(invalid="ignore"):
+            scale = np.where(disc >= 0, 2.0 / (1.0 + np.sqrt(np.maximum(disc, 0.0))), np.nan)
+        return xy * scale[..., None]
+
+    def undistort(self, xy: np.ndarray) -> np.ndarray:
+        xy = np.asarray(xy, dtype=np.float64)
+        s = np.sum(xy * xy, axis=-1)
+        # λ > 0: beyond r_d = 1/√λ lies the folded branch; λ < 0: r_d ≥ 1/√(−λ) is the image of
+        # infinity and beyond. Neither has an ideal point inside the monotonic range.
+        ok = s < self._distorted_edge2() if self.lam < 0 else s <= self._distorted_edge2()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = xy / (1.0 + self.lam * s)[..., None]
+        return np.where(ok[..., None], out, np.nan)
+
+    def distort_torch(self, xy: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        disc = torch.clamp(1.0 - 4.0 * self.lam * (xy * xy).sum(-1), min=1e-12)
+        return xy * (2.0 / (1.0 + torch.sqrt(disc)))[..., None]
+
+    def undistort_torch(self, xy: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        s = (xy * xy).sum(-1)
+        if self.lam == 0:
+            return xy.clone()
+        # Clamp to the edge of the monotonic range (just inside the pole for λ < 0).
+        s_max = self._distorted_edge2() * (1.0 if self.lam > 0 else 0.99)
+        over = s > s_max
+        shrink = torch.where(over, torch.sqrt(s_max / torch.where(over, s, 1.0)), 1.0)
+        s = torch.clamp(s, max=s_max)
+        return xy * (shrink / (1.0 + self.lam * s))[..., None]
+
+
 def _solve_radial_np(fn, target: np.ndarray, hi_limit: float) -> tuple[np.ndarray, np.ndarray]:
     """Solve fn(r)[0] = target for r in [0, hi_limit] where fn is increasing: Newton steps
     safeguarded by bisection on a bracket. Returns r (hi_limit where unreachable) and a mask of
@@ -609,9 +677,8 @@ PRESETS: dict[str, Lens] = {
 }
 
 _SYNTAX = (
-    "expected 'none', 'brown:k1[,k2,k3,p1,p2]', 'fisheye[:k1,k2,k3,k4]' or a preset ("
-    + ", ".join(PRESETS)
-    + ")"
+    "expected 'none', 'brown:k1[,k2,k3,p1,p2]', 'fisheye[:k1,k2,k3,k4]', 'division:lambda' or a "
+    "preset (" + ", ".join(PRESETS) + ")"
 )
 
 
@@ -634,8 +701,9 @@ def _parse_values(name: str, rest: str, most: int, names: str) -> list[float]:
 def parse_lens(text: str, max_radius: float | None = DEFAULT_CHECK_RADIUS) -> Lens:
     """Lens from a user string: `none`, `brown:k1,k2,k3,p1,p2` (fewer values allowed, missing
     ones are 0), `fisheye:k1,k2,k3,k4` (`fisheye` or `fisheye:` alone is the equidistant fisheye),
-    or a preset name (`PRESETS`). Case and spaces are ignored. Raises LensError naming the problem,
-    also when the lens folds within ideal radius `max_radius` (None: no check)."""
+    `division:lambda` (Fitzgibbon's division model), or a preset name (`PRESETS`). Case and
+    spaces are ignored. Raises LensError naming the problem, also when the lens folds within
+    ideal radius `max_radius` (None: no check)."""
     if not isinstance(text, str) or not text.strip():
         raise LensError(f"empty lens string; {_SYNTAX}")
     s = "".join(text.split()).lower()
@@ -651,6 +719,10 @@ def parse_lens(text: str, max_radius: float | None = DEFAULT_CHECK_RADIUS) -> Le
     elif name == "fisheye" and colon:
         values = _parse_values("fisheye", rest, 4, "k1,k2,k3,k4")
         lens = KannalaBrandt(*values) if rest else EquidistantFisheye()
+    elif name == "division":
+        if not rest:
+            raise LensError("division needs its one value: division:lambda")
+        lens = Division(*_parse_values("division", rest, 1, "lambda"))
     elif name in PRESETS:
         if colon:
             raise LensError(f"preset '{name}' takes no values")
