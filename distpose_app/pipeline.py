@@ -5,11 +5,28 @@ recent 2D for Adapt, adapted-weight swapping, and recording for export.
 Used by the GUI's live thread (through `LiveSession`), `distpose process`, benchmarks and soak
 tests. Everything here runs on the caller's thread; only `CaptureThread` (capture.py) has its own.
 
-Robustness rules (issue 6): a frame whose keypoints are missing, NaN or far outside the image is
-*untracked*. A few isolated bad joints in a tracked frame are filled from the previous frame
-(or the parent joint), so NaN never reaches the lifter, the 3D view or the exports. During a
-short gap (<= hold_frames) the last 2D is fed again so the lifter's clock keeps running and the
-held pose is shown, but recorded as untracked; after a longer gap the lifter starts afresh.
+Seen joints (issue 9): a joint is *seen* in a frame when its 2D is finite, inside the image
+enlarged by `margin` (10 % of width and height on each side: MediaPipe's joints at the edge of a
+limb that leaves the picture) and its confidence (MediaPipe's visibility) is at least
+SEEN_CONFIDENCE = 0.5 (MediaPipe's own drawing threshold). A joint the detector saw within the
+last FILL_FRAMES = 3 frames and lost now (a flicker around the threshold) is filled from its last
+seen position and still counts as seen; any other unseen joint goes to the lifter as NaN (the
+lifter's contract: NaN = unseen) and is never invented. The lifter still gives all 17 joints;
+each pose carries its frame's `seen` flags (17,) so the view and the exports can tell guessed
+joints from observed ones. Derived joints inherit this through their confidence
+(`skeleton.mediapipe_to_h36m` takes the minimum of the sources): hips out of the picture make
+the pelvis and the spine unseen too.
+
+Tracking rule: a frame is *tracked* when both shoulders are detected in it (the top of the
+torso: the lifter's anchor when the hips are under a desk or below the image; not filled) and at
+least MIN_SEEN_JOINTS = 5 of the 17 joints are seen: the shoulders, the thorax between them and
+two more, e.g. a head-and-shoulders view (the ears give Neck and Head) of someone talking at a
+desk with the hands below the picture (the first 34 frames of the upper-body test clip: with 6
+they were lost), or the shoulders and one arm with the head turned away. Shoulders alone, or
+with one more joint, are too little to place a body. Otherwise (no person, NaN, far outside the
+image) the frame is *untracked*. During a short gap (<= hold_frames) the last 2D is fed again so the
+lifter's clock keeps running and the held pose is shown, but recorded as untracked; after a
+longer gap the lifter starts afresh.
 """
 
 from __future__ import annotations
@@ -26,13 +43,17 @@ import numpy as np
 from distpose_app.capture import CaptureThread, Frame, FrameSource
 from distpose_app.errors import DistposeError, WeightsError
 from distpose_app.lens import Intrinsics, Lens, normalize_screen_coordinates, undistort_pixels
-from distpose_app.skeleton import NUM_JOINTS, PARENTS
+from distpose_app.skeleton import NUM_JOINTS
 
 STAGES: tuple[str, ...] = ("capture", "mediapipe", "lifter", "draw")
-# Joints that must be valid for a frame to count as tracked: pelvis, hips, thorax, shoulders.
-CORE_JOINTS: tuple[int, ...] = (0, 1, 4, 8, 11, 14)
-# At least this many of the 17 joints must be valid (the rest are filled).
-MIN_VALID_JOINTS = 12
+# Joints that must be seen for a frame to count as tracked: both shoulders (the torso's top).
+CORE_JOINTS: tuple[int, ...] = (11, 14)
+# ... and at least this many of the 17 joints (see the module docstring).
+MIN_SEEN_JOINTS = 5
+# A joint with a lower confidence (MediaPipe's visibility, in [0, 1]) is not seen.
+SEEN_CONFIDENCE = 0.5
+# A seen joint lost for at most this many frames is filled from its last seen position.
+FILL_FRAMES = 3
 # A root-relative pose with a joint farther than this (metres) from the root is garbage.
 MAX_POSE_M = 100.0
 
@@ -100,14 +121,17 @@ class FrameResult:
 
     index, timestamp_s: the input frame's number and time (s). image: its picture (BGR uint8) or
     None. keypoints_2d: (17, 2) pixels as detected in the (distorted) image, NaN where missing,
-    or None when no person was found; confidence: (17,) in [0, 1] (zeros when none). tracked:
-    a person was found in this input frame.
+    or None when no person was found; confidence: (17,) in [0, 1] (zeros where not seen). seen:
+    (17,) bool, the joints given to the lifter (see the module docstring). tracked: a person was
+    found in this input frame (the tracking rule holds).
 
     pose_3d: (17, 3) float metres, camera axes (x right, y down, z forward), root-relative (joint
     0 at the origin); finite or None (no pose yet: lifter warming up or a long gap). It is the
     pose of frame pose_index at pose_timestamp_s, which trails the input by the lifter's
     lookahead (0 frames for a causal model). pose_tracked: that frame had a person (False: a
-    held pose during a short gap). pose_confidence: (17,) its 2D confidence.
+    held pose during a short gap). pose_confidence: (17,) its 2D confidence. pose_seen: (17,)
+    bool, the joints seen in that frame (False: the lifter guessed the joint from the others);
+    for a held pose, those of the frame held.
     truth_3d: (17, 3) metres, ground truth of the pose frame (demo source), else None;
     mpjpe_mm: root-relative MPJPE of pose_3d against it, mm. world_3d: MediaPipe's own 3D of
     the input frame (detect.Detection.world_3d) or None. timings: seconds spent per stage on
@@ -120,11 +144,13 @@ class FrameResult:
     keypoints_2d: np.ndarray | None = None
     confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
     tracked: bool = False
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
     pose_3d: np.ndarray | None = None
     pose_index: int = -1
     pose_timestamp_s: float = float("nan")
     pose_tracked: bool = False
     pose_confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
+    pose_seen: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
     truth_3d: np.ndarray | None = None
     mpjpe_mm: float | None = None
     world_3d: np.ndarray | None = None
@@ -163,6 +189,7 @@ class _Pending:
     timestamp_s: float
     tracked: bool
     confidence: np.ndarray
+    seen: np.ndarray
     truth_3d: np.ndarray | None
 
 
@@ -189,20 +216,50 @@ def valid_joints(
     return finite & inside
 
 
-def fill_missing(
-    keypoints: np.ndarray, valid: np.ndarray, previous: np.ndarray | None
+def seen_joints(
+    keypoints_px: np.ndarray,
+    confidence: np.ndarray,
+    size: tuple[int, int],
+    margin: float = 0.1,
+    min_confidence: float = SEEN_CONFIDENCE,
 ) -> np.ndarray:
-    """Replace invalid joints of keypoints (17, D): from `previous` (17, D) when given, else
-    from the nearest valid ancestor (a collapsed bone beats a NaN). Needs a valid root."""
+    """(17,) bool: joints the detector saw in this frame: valid_joints (finite, inside the image
+    enlarged by `margin`) with confidence (17,) in [0, 1] at least `min_confidence`.
+    keypoints_px (17, 2) pixels; size (width, height) pixels."""
+    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0)
+    return valid_joints(keypoints_px, size, margin) & (conf >= min_confidence)
+
+
+def fill_dropouts(
+    keypoints: np.ndarray,
+    seen: np.ndarray,
+    last_seen: np.ndarray | None,
+    frames_unseen: np.ndarray,
+    max_frames: int = FILL_FRAMES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bridge short dropouts, leave the rest unseen.
+
+    keypoints (17, D) this frame; seen (17,) bool the joints seen in it; last_seen (17, D) each
+    joint's last seen position (NaN never seen; None: no history); frames_unseen (17,) int the
+    frames since each was last seen, before this one. A joint unseen now but seen within the
+    last `max_frames` frames takes its last seen position. Returns (keypoints (17, D) with NaN
+    where unseen, seen (17,) bool including the filled joints)."""
     out = np.array(keypoints, dtype=np.float64, copy=True)
-    if previous is not None:
-        out[~valid] = previous[~valid]
-        return out
-    for j in range(NUM_JOINTS):  # parents come before children in H36M order
-        if not valid[j]:
-            p = PARENTS[j]
-            out[j] = out[p] if p >= 0 else np.nan
-    return out
+    fill = np.zeros(len(out), bool)
+    if last_seen is not None:
+        fill = ~seen & (np.asarray(frames_unseen) < max_frames)
+        fill &= np.isfinite(last_seen).all(axis=-1)
+        out[fill] = last_seen[fill]
+    seen = np.asarray(seen, bool) | fill
+    out[~seen] = np.nan
+    return out, seen
+
+
+def is_tracked(seen: np.ndarray, detected: np.ndarray | None = None) -> bool:
+    """The tracking rule: both shoulders detected in this frame (detected (17,) bool; None: as
+    seen) and >= MIN_SEEN_JOINTS joints seen (seen (17,) bool, short dropouts filled)."""
+    detected = seen if detected is None else detected
+    return bool(detected[list(CORE_JOINTS)].all() and seen.sum() >= MIN_SEEN_JOINTS)
 
 
 class LivePipeline:
@@ -221,6 +278,8 @@ class LivePipeline:
     padding) so a pose comes at once instead of after a receptive field of frames.
     hold_frames: longest gap (frames) bridged by feeding the last 2D again.
     buffer_frames: how many recent tracked frames of normalised 2D `adapt_buffer()` keeps.
+    margin, seen_confidence: a joint is seen inside the image enlarged by `margin` (fraction of
+    width and height) with a confidence of at least `seen_confidence` (see the module docstring).
     recorder: a Recorder to record into (default: a new one); pass the old pipeline's to keep a
     take going across pipelines.
 
@@ -245,6 +304,7 @@ class LivePipeline:
         buffer_frames: int = 900,
         margin: float = 0.1,
         recorder: Recorder | None = None,
+        seen_confidence: float = SEEN_CONFIDENCE,
     ):
         from distpose_app.model import StreamingLifter, resolve_device
 
@@ -264,6 +324,7 @@ class LivePipeline:
         self.pad_start = pad_start
         self.hold_frames = hold_frames
         self.margin = margin
+        self.seen_confidence = seen_confidence
         self.stats = StageStats()
         self.recorder = recorder if recorder is not None else Recorder()
         self.stream_id = 0
@@ -275,8 +336,10 @@ class LivePipeline:
         self._adapt_2d: deque[np.ndarray] = deque(maxlen=buffer_frames)
         self._recent: deque[np.ndarray] = deque(maxlen=self.lifter.receptive_field)
         self._pending: deque[_Pending] = deque(maxlen=self.lifter.receptive_field)
-        self._last_px: np.ndarray | None = None  # last filled keypoints, pixels
+        self._last_px: np.ndarray | None = None  # each joint's last seen position, pixels
+        self._frames_unseen = np.zeros(NUM_JOINTS, int)  # frames since each joint was seen
         self._last_norm: np.ndarray | None = None  # last lifter input
+        self._last_seen = np.zeros(NUM_JOINTS, bool)  # its seen flags
         self._gap = 0  # consecutive untracked frames
         self._started = False  # the lifter has history since the last reset
         self._index = 0
@@ -459,7 +522,8 @@ class LivePipeline:
 
     def adapt_buffer(self) -> np.ndarray:
         """(T, 17, 2) float32 normalised screen coordinates (as fed to the lifter: undistorted
-        when a lens is known) of the last T tracked frames, oldest first, for iso_adapt."""
+        when a lens is known, NaN for unseen joints) of the last T tracked frames, oldest
+        first, for iso_adapt."""
         if not self._adapt_2d:
             return np.zeros((0, NUM_JOINTS, 2), np.float32)
         return np.stack(self._adapt_2d).astype(np.float32)
@@ -528,7 +592,9 @@ class LivePipeline:
         t0 = time.monotonic()
 
         kp_out, conf = None, np.zeros(NUM_JOINTS)
-        filled = None
+        seen = np.zeros(NUM_JOINTS, bool)
+        detected = seen
+        norm = None
         if keypoints_px is not None:
             kp_out = np.array(keypoints_px, dtype=np.float64).reshape(NUM_JOINTS, 2)
             conf = (
@@ -536,24 +602,26 @@ class LivePipeline:
                 if confidence is None
                 else np.nan_to_num(np.asarray(confidence, np.float64).reshape(NUM_JOINTS))
             )
-            valid = valid_joints(kp_out, self.size, self.margin)
             kp_out[~np.isfinite(kp_out).all(-1)] = np.nan
-            if valid[list(CORE_JOINTS)].all() and valid.sum() >= MIN_VALID_JOINTS:
-                filled = fill_missing(kp_out, valid, self._last_px)
-                conf = np.where(valid, conf, 0.0)
-        tracked = filled is not None
+            detected = seen_joints(kp_out, conf, self.size, self.margin, self.seen_confidence)
+            filled, seen = fill_dropouts(kp_out, detected, self._last_px, self._frames_unseen)
+            if is_tracked(seen, detected):
+                norm = self._normalise(filled)
+                # a joint the lens model cannot undistort (outside its range) is not seen
+                seen &= np.isfinite(norm).all(-1)
+                norm[~seen] = np.nan
+            if not is_tracked(seen, detected & seen):
+                norm, seen = None, np.zeros(NUM_JOINTS, bool)
+            conf = np.where(seen, conf, 0.0)
+        tracked = norm is not None
+        self._remember_seen(kp_out, detected if tracked else np.zeros(NUM_JOINTS, bool))
 
-        norm = None
-        if tracked:
-            norm = self._normalise(filled)
-            if not np.isfinite(norm).all():  # e.g. undistortion outside the lens's range
-                tracked, norm = False, None
         if tracked:
             if self._gap > self.hold_frames:
                 self._restart_lifter()
             self._gap = 0
-            self._last_px = filled
             self._last_norm = norm
+            self._last_seen = seen
             self._adapt_2d.append(norm)
             self.frames_tracked += 1
         else:
@@ -565,23 +633,33 @@ class LivePipeline:
 
         pose, meta = None, None
         if norm is not None:
-            meta = _Pending(index, timestamp_s, tracked, conf, truth_3d)
+            meta = _Pending(index, timestamp_s, tracked, conf, seen if tracked else
+                            self._last_seen, truth_3d)  # fmt: skip
             pose, meta = self._push(norm, meta)
         timings["lifter"] = time.monotonic() - t0
         self.stats.add("lifter", timings["lifter"])
         self.frames_processed += 1
 
-        result = FrameResult(index, timestamp_s, None, kp_out, conf, tracked, timings=timings)
+        result = FrameResult(index, timestamp_s, None, kp_out, conf, tracked, seen, timings=timings)
         if pose is not None and meta is not None:
             self._fill_pose(result, pose, meta)
         elif norm is None and self.recorder.is_recording:
             self.recorder.add(result)  # no person and nothing pending: an untracked row now
         return result
 
+    def _remember_seen(self, keypoints_px: np.ndarray | None, detected: np.ndarray) -> None:
+        """Update each joint's last seen position and how long ago it was seen."""
+        if self._last_px is None:
+            self._last_px = np.full((NUM_JOINTS, 2), np.nan)
+        if detected.any():
+            self._last_px[detected] = keypoints_px[detected]
+        self._frames_unseen = np.where(detected, 0, self._frames_unseen + 1)
+
     def _normalise(self, keypoints_px: np.ndarray) -> np.ndarray:
-        px = keypoints_px
+        px = np.array(keypoints_px, dtype=np.float64, copy=True)
         if self.known_lens is not None and not self.known_lens.is_identity:
-            px = undistort_pixels(px, self.intrinsics, self.known_lens)
+            seen = np.isfinite(px).all(-1)  # unseen joints stay NaN, never enter the solver
+            px[seen] = undistort_pixels(px[seen], self.intrinsics, self.known_lens)
         return normalize_screen_coordinates(px, *self.size).astype(np.float32)
 
     def _push(self, norm: np.ndarray, meta: _Pending) -> tuple[np.ndarray | None, _Pending | None]:
@@ -609,6 +687,7 @@ class LivePipeline:
         result.pose_timestamp_s = meta.timestamp_s
         result.pose_tracked = meta.tracked
         result.pose_confidence = meta.confidence
+        result.pose_seen = meta.seen
         if meta.truth_3d is not None:
             truth = np.asarray(meta.truth_3d, dtype=np.float64)
             truth = truth - truth[:1]
@@ -650,7 +729,8 @@ class LivePipeline:
 class Recorder:
     """Accumulates poses into an export `Recording` between start() and stop(). One row per
     pose frame: positions (17, 3) metres, NaN for frames without a person (held poses are not
-    recorded as motion); the exporter bridges short gaps. Thread-safe.
+    recorded as motion), and the seen flags (17,) of the joints (all False when untracked); the
+    exporter bridges short gaps. Thread-safe.
 
     Crash safety (issue 6): every row is also appended to a recovery file (distpose_app.recovery)
     in `recovery_dir` (True: recovery.default_dir(); None or False: memory only), written and
@@ -719,6 +799,7 @@ class Recorder:
         if tracked and not np.isfinite(pos).all():  # never record NaN as motion
             tracked, pos = False, np.full((NUM_JOINTS, 3), np.nan)
         conf = np.nan_to_num(np.asarray(conf, float))
+        seen = np.asarray(result.pose_seen, bool) & tracked
         now = time.monotonic()
         with self._lock:
             ts = float(ts) if np.isfinite(ts) else (self._last_t or 0.0)
@@ -730,7 +811,7 @@ class Recorder:
                 self._offset = self._last_t + gap - ts
             self._new_segment = False
             ts += self._offset
-            record = self._recovery.make_record(ts, pos, conf, tracked)
+            record = self._recovery.make_record(ts, pos, conf, tracked, seen)
             if self._count % self.CHUNK == 0:
                 self._chunks.append(np.zeros(self.CHUNK, self._recovery.RECORD))
             self._chunks[-1][self._count % self.CHUNK] = record
@@ -816,7 +897,8 @@ class Recorder:
 
     def to_recording(self):
         """The frames so far as distpose_app.export.Recording (positions (F, 17, 3) metres
-        camera axes, NaN when untracked; timestamps_s (F,); confidence (F, 17); tracked (F,))."""
+        camera axes, NaN when untracked; timestamps_s (F,); confidence (F, 17); tracked (F,);
+        seen (F, 17))."""
         from distpose_app.export import Recording
 
         with self._lock:
@@ -828,17 +910,18 @@ class Recorder:
             metadata = dict(self.metadata)
         return Recording(rows["pos"].astype(np.float64), rows["t"].copy(),
                          rows["conf"].astype(np.float64), rows["tracked"].astype(bool),
-                         metadata=metadata)  # fmt: skip
+                         rows["seen"].astype(bool), metadata=metadata)  # fmt: skip
 
 
 class LiveSession:
     """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
-    drives. step() -> FrameResult (one processed frame), None (no new frame yet), or the
-    StopIteration class (the source ended); raises the SourceError when the source failed
-    (camera lost), which is also kept in `error`. The pipeline, its recording and its weights
-    survive that: `reconnect()` reopens the same source, `switch_source(other)` continues with
-    another, both without losing the take. The source is opened here (errors surface at once)
-    and closed by close(). lossless: never drop a frame (offline processing, tests)."""
+    drives. step() -> FrameResult (one processed frame, its pose's seen flags in `pose_seen`),
+    None (no new frame yet), or the StopIteration class (the source ended); raises the
+    SourceError when the source failed (camera lost), which is also kept in `error`. The
+    pipeline, its recording and its weights survive that: `reconnect()` reopens the same source,
+    `switch_source(other)` continues with another, both without losing the take. The source is
+    opened here (errors surface at once) and closed by close(). lossless: never drop a frame
+    (offline processing, tests)."""
 
     def __init__(
         self,

@@ -3,7 +3,9 @@ loading and discarding them after a crash.
 
 A recovery file is one take: a text line `DISTPOSE-RECOVERY 1`, a JSON header line (metadata,
 source, start time, process id), then fixed-size binary frame records (`RECORD`: kind, tracked,
-timestamp seconds, positions (17, 3) float32 metres, confidence (17,) float32, CRC-32). Records
+timestamp seconds, positions (17, 3) float32 metres, confidence (17,) float32, seen (17,) uint8
+0/1, CRC-32; version 1 files, written before seen flags existed, have no seen field and still
+load, with seen = confidence > 0, which is what the pipeline recorded then). Records
 are only ever appended, and written + fsync'ed at least every `FLUSH_INTERVAL_S` seconds, so a
 killed process loses at most that much; a torn last record (the kill hit mid-write) fails its
 length or CRC check and is dropped on loading. While a take is being written its file holds an
@@ -38,17 +40,17 @@ SUFFIX = ".dprec"
 FLUSH_INTERVAL_S = 0.5  # at most this much of a take is lost when the process is killed
 FLUSH_FRAMES = 1000  # ... or this many frames (bounds the queue at high frame rates)
 KIND_FRAME, KIND_END = b"FR", b"EN"
-RECORD = np.dtype(
-    [
-        ("kind", "S2"),
-        ("tracked", "u1"),
-        ("reserved", "u1"),
-        ("t", "<f8"),
-        ("pos", "<f4", (NUM_JOINTS, 3)),
-        ("conf", "<f4", (NUM_JOINTS,)),
-        ("crc", "<u4"),
-    ]
-)
+VERSION = 2
+_FIELDS = [
+    ("kind", "S2"),
+    ("tracked", "u1"),
+    ("reserved", "u1"),
+    ("t", "<f8"),
+    ("pos", "<f4", (NUM_JOINTS, 3)),
+    ("conf", "<f4", (NUM_JOINTS,)),
+]
+RECORD = np.dtype([*_FIELDS, ("seen", "u1", (NUM_JOINTS,)), ("crc", "<u4")])  # 305 bytes
+RECORD_V1 = np.dtype([*_FIELDS, ("crc", "<u4")])  # 288 bytes, no seen flags
 _counter = itertools.count()
 
 
@@ -64,13 +66,19 @@ def default_dir() -> Path:
 
 
 def make_record(
-    timestamp_s: float, positions: np.ndarray, confidence: np.ndarray, tracked: bool
+    timestamp_s: float,
+    positions: np.ndarray,
+    confidence: np.ndarray,
+    tracked: bool,
+    seen: np.ndarray | None = None,
 ) -> np.ndarray:
     """One frame as a RECORD (shape ()): positions (17, 3) metres (NaN when untracked),
-    confidence (17,), timestamp seconds; the CRC covers everything before it."""
+    confidence (17,), timestamp seconds, seen (17,) bool the joints the detector saw (None:
+    confidence > 0); the CRC covers everything before it."""
     rec = np.zeros((), RECORD)
     rec["kind"], rec["tracked"], rec["t"] = KIND_FRAME, bool(tracked), timestamp_s
     rec["pos"], rec["conf"] = positions, confidence
+    rec["seen"] = np.asarray(confidence) > 0 if seen is None else np.asarray(seen, bool)
     rec["crc"] = zlib.crc32(rec.tobytes()[: RECORD.itemsize - 4])
     return rec
 
@@ -100,7 +108,7 @@ class RecoveryWriter:
         metadata = dict(metadata or {})
         header = {
             "format": "distpose-recovery",
-            "version": 1,
+            "version": VERSION,
             "started": datetime.now().astimezone().isoformat(timespec="seconds"),
             "pid": os.getpid(),
             "source": str(metadata.get("source", "unknown")),
@@ -188,7 +196,8 @@ class RecoveryInfo:
 
 
 def _read(path: Path) -> tuple[dict, np.ndarray, bool]:
-    """(header, frame records (N,) RECORD, ended cleanly). Stops at the first torn record."""
+    """(header, frame records (N,) RECORD or RECORD_V1 (an old file), ended cleanly). Stops at
+    the first torn record."""
     data = path.read_bytes()
     if not data.startswith(MAGIC):
         raise DataFormatError(f"{path}: not a distpose recovery file")
@@ -199,14 +208,15 @@ def _read(path: Path) -> tuple[dict, np.ndarray, bool]:
         header = json.loads(data[len(MAGIC) : end])
     except ValueError:
         raise DataFormatError(f"{path}: recovery file header is damaged") from None
-    if header.get("record_size") != RECORD.itemsize:
+    dtype = {RECORD.itemsize: RECORD, RECORD_V1.itemsize: RECORD_V1}.get(header.get("record_size"))
+    if dtype is None:
         raise DataFormatError(f"{path}: recovery records of {header.get('record_size')} bytes, "
                               f"this distpose reads {RECORD.itemsize}")  # fmt: skip
     body = data[end + 1 :]
-    whole = len(body) // RECORD.itemsize  # a torn tail is shorter than a record: dropped
-    records = np.frombuffer(body, RECORD, count=whole)
-    raw = np.frombuffer(body, np.uint8, count=whole * RECORD.itemsize)
-    raw = raw.reshape(whole, RECORD.itemsize)
+    whole = len(body) // dtype.itemsize  # a torn tail is shorter than a record: dropped
+    records = np.frombuffer(body, dtype, count=whole)
+    raw = np.frombuffer(body, np.uint8, count=whole * dtype.itemsize)
+    raw = raw.reshape(whole, dtype.itemsize)
     good, ended = whole, False
     for i in range(whole):
         if zlib.crc32(raw[i, :-4].tobytes()) != int(records["crc"][i]):
@@ -274,9 +284,10 @@ def find_recoverable(
 
 def load(path: str | os.PathLike):
     """The take in recovery file `path` as an export `Recording` (positions (F, 17, 3) metres,
-    NaN where untracked; timestamps_s (F,); confidence (F, 17); tracked (F,)); a torn last
-    record is dropped. metadata gets "recovered_from". Raises DataFormatError naming the file
-    when it is not a readable recovery file."""
+    NaN where untracked; timestamps_s (F,); confidence (F, 17); tracked (F,); seen (F, 17), for
+    an old file without flags confidence > 0); a torn last record is dropped. metadata gets
+    "recovered_from". Raises DataFormatError naming the file when it is not a readable recovery
+    file."""
     from distpose_app.export import Recording
 
     path = Path(path)
@@ -289,9 +300,14 @@ def load(path: str | os.PathLike):
     tracked &= np.isfinite(positions).all(axis=(1, 2))  # never hand NaN out as tracked
     positions[~tracked] = np.nan
     confidence = np.nan_to_num(records["conf"].astype(np.float64))
+    if "seen" in records.dtype.names:
+        seen = records["seen"].astype(bool)
+    else:  # version 1: the pipeline zeroed the confidence of the joints it did not see
+        seen = confidence > 0
+    seen &= tracked[:, None]
     metadata = dict(header.get("metadata") or {})
     metadata["recovered_from"] = str(path)
-    return Recording(positions, records["t"].astype(np.float64), confidence, tracked,
+    return Recording(positions, records["t"].astype(np.float64), confidence, tracked, seen,
                      metadata=metadata)  # fmt: skip
 
 

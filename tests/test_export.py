@@ -304,6 +304,42 @@ def test_csv_columns_units_and_sidecar(tmp_path):
     assert json.loads(out["csv_sidecar"].read_text())["units"] == "m"
 
 
+def test_seen_flags_reach_the_csv_and_the_sidecars(tmp_path):
+    world = synthetic_world(40)
+    tracked = np.ones(40, dtype=bool)
+    tracked[30:35] = False  # a short gap: interpolated rows have no seen joint
+    seen = np.ones((40, 17), dtype=bool)
+    seen[:, [2, 3, 5, 6]] = False  # knees and ankles never seen (under a desk)
+    seen[:10, 0] = False  # the pelvis seen in 20 of the 35 tracked frames
+    seen[20:30, 0] = False
+    rec = make_recording(world, tracked=tracked, seen=seen)
+    rec.positions[~tracked] = np.nan
+    out = export_recording(rec, tmp_path / "p.bvh", tmp_path / "p.csv", RAW)
+    df = pd.read_csv(out["csv"])
+    names = [f"{n}_seen" for n in BVH_JOINT_NAMES]
+    assert list(df.columns[-17:]) == names and list(df.columns[:-17]) == csv_columns()[:-17]
+    flags = df[names].to_numpy()
+    assert set(np.unique(flags)) == {0, 1}
+    np.testing.assert_array_equal(flags.astype(bool), seen & tracked[:, None])
+    assert df["interpolated"][30:35].all() and (flags[30:35] == 0).all()
+    # positions of unseen joints are still written (the lifter's estimate)
+    assert np.isfinite(df[["RightLeg_x", "RightFoot_y"]].to_numpy()[tracked]).all()
+    csv_info = json.loads(out["csv_sidecar"].read_text())["seen"]
+    fraction = csv_info["fraction_of_tracked_frames"]
+    assert fraction["Hips"] == pytest.approx(15 / 35, abs=1e-4)
+    assert fraction["RightLeg"] == 0 and fraction["Head"] == 1
+    assert csv_info["tracked_frames"] == 35 and "_seen" in csv_info["columns"]
+    bvh_info = json.loads(out["bvh_sidecar"].read_text())["seen"]
+    assert "BVH cannot carry" in bvh_info["note"] and bvh_info["columns"] is None
+    assert bvh_info["fraction_of_tracked_frames"] == fraction
+    # without flags, a recording counts joints with a confidence as seen
+    rec = Recording(world_to_camera(world[:5]), np.arange(5) / FPS,
+                    np.tile(np.linspace(0, 1, 17), (5, 1)))  # fmt: skip
+    assert rec.seen.sum(axis=1).tolist() == [16] * 5 and not rec.seen[:, 0].any()
+    with pytest.raises(DistposeError, match="seen flags"):
+        make_recording(world[:5], seen=np.ones((5, 16), bool))
+
+
 # ---------------------------------------------------------------------------------------
 # Gaps
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,16 @@ from distpose_app.capture import FakeSource, SourceError
 from distpose_app.demo import DemoSource
 from distpose_app.lens import Intrinsics, normalize_screen_coordinates, parse_lens
 from distpose_app.model import TemporalModel
-from distpose_app.pipeline import LivePipeline, LiveSession, StageStats, fill_missing, valid_joints
+from distpose_app.pipeline import (
+    LivePipeline,
+    LiveSession,
+    StageStats,
+    fill_dropouts,
+    is_tracked,
+    seen_joints,
+    valid_joints,
+)
+from distpose_app.skeleton import mediapipe_to_h36m
 
 SIZE = (640, 360)
 
@@ -108,12 +117,97 @@ def test_helpers():
     kp[5] = [-100.0, 10]  # 10% margin of 640 is 64 px
     kp[6] = [-60.0, 10]
     assert valid_joints(kp, SIZE).tolist() == [j not in (3, 5) for j in range(17)]
-    kp[0] = [1.0, 2.0]
-    filled = fill_missing(kp, valid_joints(kp, SIZE), None)
-    np.testing.assert_array_equal(filled[3], kp[2])  # RFoot from its parent RKnee
-    np.testing.assert_array_equal(filled[5], kp[4])
-    previous = np.full((17, 2), 7.0)
-    np.testing.assert_array_equal(fill_missing(kp, valid_joints(kp, SIZE), previous)[5], [7, 7])
+    conf = np.ones(17)
+    conf[[7, 8]] = [0.49, 0.5]  # the threshold is inclusive
+    assert seen_joints(kp, conf, SIZE).tolist() == [j not in (3, 5, 7) for j in range(17)]
+    # a short dropout takes the last seen position; a long one, or no history, stays NaN
+    seen = seen_joints(kp, conf, SIZE)
+    last = np.full((17, 2), 7.0)
+    last[7] = np.nan  # never seen
+    unseen_for = np.zeros(17, int)
+    unseen_for[5] = 3  # lost 3 frames ago: too long
+    filled, flags = fill_dropouts(kp, seen, last, unseen_for)
+    assert flags.tolist() == [j not in (5, 7) for j in range(17)]
+    np.testing.assert_array_equal(filled[3], [7, 7])
+    assert np.isnan(filled[[5, 7]]).all() and (filled[flags] != 7).sum() == 2 * 14
+    filled, flags = fill_dropouts(kp, seen, None, unseen_for)
+    assert (flags == seen).all() and np.isnan(filled[~seen]).all()
+    # tracking: both shoulders detected and at least 5 joints seen
+    upper = np.zeros(17, bool)
+    upper[[8, 11, 14, 16]] = True  # thorax, shoulders and a wrist
+    assert not is_tracked(upper)
+    upper[9] = True  # and the head's centre
+    assert is_tracked(upper)
+    detected = upper.copy()
+    detected[11] = False  # a shoulder only filled from an earlier frame
+    assert not is_tracked(upper, detected) and is_tracked(upper, upper)
+
+
+def _upper_body_view(px, seed=0):
+    """The demo's 2D as MediaPipe gives it for a person cut off below the chest: 33 landmarks
+    whose hips, knees and ankles have a low visibility, mapped to H36M-17 by skeleton."""
+    rng = np.random.default_rng(seed)
+    frames = len(px)
+    landmarks = np.zeros((frames, 33, 2))
+    visibility = rng.uniform(0.8, 1.0, (frames, 33))
+    # shoulders, elbows, wrists, hips, knees, ankles (MediaPipe indices) from the H36M joints
+    for mp, h36m in zip((11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28),
+                        (11, 14, 12, 15, 13, 16, 4, 1, 5, 2, 6, 3)):  # fmt: skip
+        landmarks[:, mp] = px[:, h36m]
+    landmarks[:, [7, 8]] = px[:, [9]] + [[-8.0, 0.0], [8.0, 0.0]]  # ears around the head
+    visibility[:, 23:33] = rng.uniform(0.0, 0.2, (frames, 10))  # below the desk or the image
+    return mediapipe_to_h36m(landmarks, visibility)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_hips_and_legs_unseen_still_give_every_joint(causal):
+    _, px = _demo_2d(30)
+    kp, conf = _upper_body_view(px)
+    kp[10:20, [2, 3, 5, 6]] = np.nan  # and sometimes no leg joint at all
+    pipe = LivePipeline(_model(causal), "cpu", size=SIZE, hold_frames=3)
+    pipe.recorder.recovery_dir = None
+    pipe.recorder.start()
+    results = [pipe.process_keypoints(k, c, i / 30, i) for i, (k, c) in enumerate(zip(kp, conf))]
+    results += pipe.flush()
+    legs = [0, 1, 2, 3, 4, 5, 6, 7]  # pelvis, hips, knees, ankles and the spine (from the hips)
+    assert all(r.tracked for r in results[:30])
+    poses = [r for r in results if r.pose_3d is not None]
+    assert len(poses) == 30 and all(np.isfinite(r.pose_3d).all() for r in poses)
+    for r in poses:
+        assert r.pose_3d.shape == (17, 3) and not r.pose_seen[legs].any()
+        assert r.pose_seen[8:].all() and (r.pose_confidence[legs] == 0).all()
+    recording = pipe.recorder.stop()
+    assert recording.tracked.all() and np.isfinite(recording.positions).all()
+    assert not recording.seen[:, legs].any() and recording.seen[:, 8:].all()
+    # the lifter was given NaN for the unseen joints, never an invented position
+    buffer = pipe.adapt_buffer()
+    assert np.isnan(buffer[:, legs]).all() and np.isfinite(buffer[:, 8:]).all()
+
+
+def test_short_dropouts_are_filled_and_long_ones_are_not():
+    _, px = _demo_2d(20)
+    conf = np.ones((20, 17))
+    conf[5, 13] = 0.1  # one frame: filled from frame 4
+    conf[10:20, 16] = 0.1  # from frame 10 on: filled 3 frames, then unseen
+    pipe = LivePipeline(_model(), "cpu", size=SIZE)
+    results = [pipe.process_keypoints(k, c, i / 30, i) for i, (k, c) in enumerate(zip(px, conf))]
+    assert all(r.tracked for r in results)
+    assert results[5].seen[13] and all(results[i].seen[16] for i in (10, 11, 12))
+    assert not any(results[i].seen[16] for i in range(13, 20))
+    buffer = pipe.adapt_buffer()
+    norm = normalize_screen_coordinates(px, *SIZE)
+    np.testing.assert_allclose(buffer[5, 13], norm[4, 13], atol=1e-6)  # the last seen position
+    np.testing.assert_allclose(buffer[12, 16], norm[9, 16], atol=1e-6)
+    assert np.isnan(buffer[13:, 16]).all()
+    # a head-and-shoulders bust is tracked; the shoulders and thorax alone are not
+    bust = np.full((17, 2), np.nan)
+    bust[[8, 9, 10, 11, 14]] = px[0, [8, 9, 10, 11, 14]]
+    pipe.reset()
+    r = pipe.process_keypoints(bust, None, 1.0, 30)
+    assert r.tracked and r.seen.sum() == 5 and np.isfinite(r.pose_3d).all()
+    bust[[9, 10]] = np.nan
+    pipe.reset()
+    assert not pipe.process_keypoints(bust, None, 1.0, 31).tracked
 
 
 def test_known_lens_undistorts_before_lifting():

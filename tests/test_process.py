@@ -84,3 +84,24 @@ def test_street_walk(media_dir, weights, tmp_path):
     np.testing.assert_allclose(table["timestamp_s"], np.arange(40) / 50.0, atol=1e-6)
     assert bvh.read_text().startswith("HIERARCHY")
     assert (tmp_path / "walk.bvh.json").is_file()
+
+
+@pytest.mark.slow
+def test_upper_body_clip_is_tracked_with_the_legs_flagged(media_dir, weights, tmp_path):
+    """Hips and legs below the picture: tracked from the shoulders up (issue 9), every joint
+    written, the lower body flagged unseen. Before, no frame of this clip was tracked."""
+    clip = media_dir / "mediapipe_gesture_upper_body.mp4"
+    if not clip.is_file():
+        pytest.skip("mediapipe_gesture_upper_body.mp4 absent")
+    csv = tmp_path / "upper.csv"
+    code = process.run(_args(str(clip), "--weights", weights, "--frames", "40", "--csv", str(csv),
+                             "--device", "cpu", "--quiet"))  # fmt: skip
+    assert code == 0
+    table = pd.read_csv(csv)
+    tracked = table["tracked"].to_numpy() == 1
+    assert len(table) == 40 and tracked.mean() > 0.9
+    xyz = table.filter(regex=r"_[xyz]$").to_numpy()
+    assert xyz.shape[1] == 51 and np.isfinite(xyz[tracked]).all()
+    legs = ["Hips", "RightUpLeg", "RightLeg", "RightFoot", "LeftUpLeg", "LeftLeg", "LeftFoot"]
+    assert (table[[f"{n}_seen" for n in legs]] == 0).all().all()
+    assert (table.loc[tracked, ["LeftArm_seen", "RightArm_seen"]] == 1).all().all()

@@ -412,7 +412,9 @@ def test_messy_keypoints_never_put_nan_in_the_3d_or_the_files(tmp_path):
     assert np.isfinite(positions[present.to_numpy()]).all()
     sidecar = json.loads((tmp_path / "messy.csv.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"{c} in the sidecar"))  # fmt: skip
-    assert sidecar["frames"] == 150 and out["gap_frames"] > 0
+    assert sidecar["frames"] == 150 and out["interpolated_frames"] > 0
+    # the upper body alone is tracked (issue 9), its legs flagged unseen
+    assert recording.tracked[30:40].all() and not recording.seen[30:40, [2, 3, 5, 6]].any()
 
 
 # -- weights ------------------------------------------------------------------------------------

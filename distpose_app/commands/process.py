@@ -2,7 +2,9 @@
 optionally adapting to the unknown lens first (ISO on the whole input's 2D), writing BVH / CSV.
 
 Two passes: MediaPipe runs once over the input and its 2D is kept (no images); then the 2D is
-lifted, after an optional adaptation on all of it. Lifting is cheap next to detection.
+lifted, after an optional adaptation on all of it. Lifting is cheap next to detection. Joints
+the camera did not see follow the live pipeline's rules (pipeline.py): the CSV's <joint>_seen
+columns flag them, and the log names the joints seen in fewer than half the tracked frames.
 """
 
 from __future__ import annotations
@@ -122,6 +124,17 @@ def lift_all(pipeline, keypoints, confidence, timestamps):
     return pipeline.recorder.stop()
 
 
+def rarely_seen(recording, share: float = 0.5) -> list[str]:
+    """H36M names of the joints seen in fewer than `share` of the recording's tracked frames."""
+    from distpose_app.skeleton import JOINT_NAMES
+
+    tracked = recording.tracked
+    if not tracked.any():
+        return []
+    fraction = recording.seen[tracked].mean(axis=0)
+    return [name for name, f in zip(JOINT_NAMES, fraction) if f < share]
+
+
 def run(args: argparse.Namespace) -> int:
     from distpose_app.errors import DistposeError
 
@@ -230,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
         f"{1000 * det_times['mediapipe'] / n:.1f} ms, lifter {lifter['mean_ms']:.2f} ms "
         f"({device.type})"
     )
+    unseen = rarely_seen(recording)
+    if unseen:
+        _log(f"seen in under half the tracked frames (estimated, flagged): {', '.join(unseen)}")
     if args.bvh or args.csv:
         from distpose_app.export import export_recording
 

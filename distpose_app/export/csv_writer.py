@@ -1,4 +1,5 @@
-"""CSV text: one row per frame, positions in metres (world axes, Y up), confidences, flags."""
+"""CSV text: one row per frame, positions in metres (world axes, Y up), confidences, flags,
+per-joint seen flags."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from .bvh_writer import BVH_JOINT_NAMES
 
 def csv_columns() -> list[str]:
     """Header: frame, timestamp_s, <joint>_x/_y/_z (17 x 3), <joint>_conf (17), tracked,
-    interpolated. Joint names are the BVH's."""
+    interpolated, <joint>_seen (17). Joint names are the BVH's. The seen columns come last so
+    that the columns before them keep the positions they had before seen flags existed."""
     xyz = [f"{name}_{axis}" for name in BVH_JOINT_NAMES for axis in "xyz"]
     conf = [f"{name}_conf" for name in BVH_JOINT_NAMES]
-    return ["frame", "timestamp_s", *xyz, *conf, "tracked", "interpolated"]
+    seen = [f"{name}_seen" for name in BVH_JOINT_NAMES]
+    return ["frame", "timestamp_s", *xyz, *conf, "tracked", "interpolated", *seen]
 
 
 def _fmt(values: np.ndarray, spec: str) -> np.ndarray:
@@ -27,14 +30,17 @@ def csv_text(
     confidence: np.ndarray,
     tracked: np.ndarray,
     interpolated: np.ndarray,
+    seen: np.ndarray | None = None,
 ) -> str:
     """The whole CSV file as text.
 
     positions: (F, 17, 3) metres, world axes; NaN for frames left as gaps (written as empty
     cells). timestamps_s: (F,) seconds. confidence: (F, 17) in [0, 1]. tracked, interpolated:
-    (F,) bool, written as 1/0. Coordinates have 6 decimals (micrometres).
+    (F,) bool, written as 1/0. seen: (F, 17) bool, 1 where the detector saw the joint (None:
+    all 0). Coordinates have 6 decimals (micrometres).
     """
     F = positions.shape[0]
+    seen = np.zeros((F, positions.shape[1]), bool) if seen is None else np.asarray(seen, bool)
     cells = np.concatenate(
         [
             np.arange(F).astype(str)[:, None],
@@ -43,6 +49,7 @@ def csv_text(
             _fmt(np.asarray(confidence, dtype=np.float64), "%.4f"),
             np.asarray(tracked, dtype=bool).astype(int).astype(str)[:, None],
             np.asarray(interpolated, dtype=bool).astype(int).astype(str)[:, None],
+            seen.astype(int).astype(str),
         ],
         axis=1,
     )

@@ -158,12 +158,40 @@ def sidecar_info(
             "gaps": int(motion.gap.sum()),
         },
     }
+    info["seen"] = seen_summary(recording, fmt)
     if fmt == "bvh":
         info["channel_order"] = options.channel_order
         info["gap_handling"] = "gaps longer than max_gap_s hold the last tracked pose"
     else:
         info["gap_handling"] = (
             "gaps longer than max_gap_s have tracked=0, interpolated=0 and empty position cells"
+        )
+    return info
+
+
+def seen_summary(recording: Recording, fmt: str) -> dict:
+    """The sidecar's "seen" entry: what the per-joint seen flags mean, where the file keeps them
+    (fmt "csv": the <joint>_seen columns; "bvh": nowhere, the format has no place for them)
+    and, per joint (BVH names), the fraction of tracked frames in which it was seen."""
+    tracked = recording.tracked
+    n = int(tracked.sum())
+    fraction = recording.seen[tracked].mean(axis=0) if n else np.zeros(len(BVH_JOINT_NAMES))
+    info = {
+        "meaning": (
+            "a joint is seen in a frame when the 2D detector found it inside the image with a "
+            "confidence of at least the pipeline's threshold (0.5 by default); the lifter "
+            "still estimates unseen joints from the seen ones, so their positions are guesses"
+        ),
+        "fraction_of_tracked_frames": dict(zip(BVH_JOINT_NAMES, np.round(fraction, 4).tolist())),
+        "tracked_frames": n,
+    }
+    if fmt == "csv":
+        info["columns"] = "<joint>_seen: 1 seen, 0 unseen (0 on untracked and interpolated rows)"
+    else:
+        info["columns"] = None
+        info["note"] = (
+            "BVH cannot carry per-joint flags: unseen joints are animated like seen ones; "
+            "export a CSV too to keep the flags"
         )
     return info
 
@@ -217,6 +245,7 @@ def export_recording(
             recording.confidence,
             motion.valid,
             motion.interpolated,
+            recording.seen & motion.valid[:, None],
         )
         result["csv"] = write_atomic(csv_target, text)
         info = sidecar_info(recording, motion, options, "csv", csv_target)

@@ -29,8 +29,9 @@ class Recording:
     timestamps_s: (F,) seconds, increasing (capture times; only differences matter).
     confidence: (F, 17) 2D detection confidence in [0, 1].
     tracked: (F,) bool, True where a person was found.
-    unseen: optional (F, 17) bool, joints the detector did not see (kept for the caller; the
-        exporter treats them like seen joints).
+    seen: (F, 17) bool, True where the detector saw the joint in that frame (False: the lifter
+        guessed it from the others, or the frame is untracked). None: seen where tracked and
+        confidence > 0. Exported as the CSV's `<joint>_seen` columns.
     metadata: free dict; the exporter copies `source`, `lens` (state and adaptation
         statistics) and `model` (name, version) into the sidecar.
     """
@@ -39,7 +40,7 @@ class Recording:
     timestamps_s: np.ndarray
     confidence: np.ndarray | None = None
     tracked: np.ndarray | None = None
-    unseen: np.ndarray | None = None
+    seen: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,8 +69,15 @@ class Recording:
         self.tracked = np.asarray(self.tracked, dtype=bool).reshape(-1)
         if self.tracked.shape != (frames,):
             raise DataFormatError(f"recording has {frames} frames but {self.tracked.size} flags")
-        if self.unseen is not None:
-            self.unseen = np.asarray(self.unseen, dtype=bool)
+        if self.seen is None:
+            self.seen = self.confidence > 0
+        self.seen = np.asarray(self.seen, dtype=bool)
+        if self.seen.shape != (frames, NUM_JOINTS):
+            raise DataFormatError(
+                f"recording seen flags must have shape ({frames}, {NUM_JOINTS}), "
+                f"got {self.seen.shape}"
+            )
+        self.seen = self.seen & self.tracked[:, None]  # an untracked frame saw nothing
 
     @property
     def num_frames(self) -> int:

@@ -431,8 +431,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.video.set_frame(
             update.image, update.keypoints_px, update.confidence, blank_size=update.image_size
         )
-        # The pose trails the input by the lifter's lookahead: dim by its own frame's confidence.
-        self.view3d.set_pose(update.pose_3d, update.extra.get("pose_confidence", update.confidence))
+        # The pose trails the input by the lifter's lookahead: dim by its own frame's confidence
+        # and seen flags.
+        extra = update.extra
+        self.view3d.set_pose(update.pose_3d, extra.get("pose_confidence", update.confidence),
+                             extra.get("pose_seen"))  # fmt: skip
         self.frames_drawn += 1
         now = time.perf_counter()
         stats = update.extra.get("stats")

@@ -286,6 +286,7 @@ class LiveSession:
             extra={
                 "stats": self.pipeline.stats,
                 "pose_confidence": result.pose_confidence,
+                "pose_seen": result.pose_seen,
                 "adapted": self.pipeline.is_adapted,
             },
         )

@@ -1,7 +1,9 @@
 """The live 3D skeleton: a pyqtgraph.opengl view with a floor grid, bones coloured by the
-subject's side (left blue, right orange, centre light grey), joints as dots, joints the detector
-did not see dimmed. Left mouse drag orbits, the wheel zooms (pyqtgraph's own controls); Home
-resets the camera."""
+subject's side (left blue, right orange, centre light grey), joints as dots. Joints the camera
+did not see (the pipeline's seen flags: out of the picture, hidden) are the lifter's guesses:
+faint, greyed, small, with thin dashed bones. Joints seen with a low confidence are only
+half-transparent, so the two stay apart. Left mouse drag orbits, the wheel zooms (pyqtgraph's
+own controls); Home resets the camera."""
 
 from __future__ import annotations
 
@@ -15,23 +17,48 @@ from distpose_app.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, RIGHT_JOINTS
 LEFT_COLOUR = (0.25, 0.55, 1.0, 1.0)
 RIGHT_COLOUR = (1.0, 0.55, 0.15, 1.0)
 CENTRE_COLOUR = (0.9, 0.9, 0.9, 1.0)
-# A joint below this detector confidence is drawn at DIM_ALPHA: still there (the lifter guessed
-# it from context) but visibly less trustworthy.
+# A joint below this detector confidence is drawn less opaque: without seen flags (the 2D
+# overlay) at DIM_ALPHA, a seen joint with a low confidence at LOW_CONFIDENCE_ALPHA.
 SEEN_CONFIDENCE = 0.5
 DIM_ALPHA = 0.25
+LOW_CONFIDENCE_ALPHA = 0.6
+# An unseen joint: its colour halfway to grey, at UNSEEN_ALPHA, drawn smaller; its bones dashed.
+UNSEEN_GREY = 0.5
+UNSEEN_ALPHA = 0.3
+JOINT_SIZE, UNSEEN_JOINT_SIZE = 9, 6
+BONE_WIDTH, UNSEEN_BONE_WIDTH = 4, 2
+DASHES = 4  # dashes per unseen bone
 BACKGROUND = (28, 30, 36)
 
 
-def joint_colours(confidence: np.ndarray | None = None) -> np.ndarray:
-    """RGBA (17, 4) in [0, 1] per joint: side colour, alpha DIM_ALPHA where confidence (17,)
-    is below SEEN_CONFIDENCE."""
+def joint_colours(
+    confidence: np.ndarray | None = None, seen: np.ndarray | None = None
+) -> np.ndarray:
+    """RGBA (17, 4) in [0, 1] per joint: side colour. confidence (17,) in [0, 1]; seen (17,)
+    bool. Without seen flags, alpha DIM_ALPHA where confidence is below SEEN_CONFIDENCE. With
+    them, unseen joints are greyed at UNSEEN_ALPHA and seen ones below SEEN_CONFIDENCE get
+    LOW_CONFIDENCE_ALPHA."""
     colours = np.tile(np.array(CENTRE_COLOUR), (NUM_JOINTS, 1))
     colours[list(LEFT_JOINTS)] = LEFT_COLOUR
     colours[list(RIGHT_JOINTS)] = RIGHT_COLOUR
+    low = np.zeros(NUM_JOINTS, bool)
     if confidence is not None:
-        conf = np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0)
-        colours[conf < SEEN_CONFIDENCE, 3] = DIM_ALPHA
+        low = np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0) < SEEN_CONFIDENCE
+    if seen is None:
+        colours[low, 3] = DIM_ALPHA
+        return colours
+    unseen = ~np.asarray(seen, dtype=bool)
+    colours[low & ~unseen, 3] = LOW_CONFIDENCE_ALPHA
+    colours[unseen, :3] += UNSEEN_GREY * (0.5 - colours[unseen, :3])
+    colours[unseen, 3] = UNSEEN_ALPHA
     return colours
+
+
+def dashed(starts: np.ndarray, ends: np.ndarray, dashes: int = DASHES) -> np.ndarray:
+    """Line-segment end points (B * 2 * dashes, 3) drawing each bone starts[b] -> ends[b]
+    ((B, 3) each) as `dashes` dashes with equal gaps, for a GLLinePlotItem in "lines" mode."""
+    t = (np.arange(2 * dashes) / (2 * dashes))[None, :, None]
+    return (starts[:, None] + t * (ends - starts)[:, None]).reshape(-1, 3)
 
 
 def camera_to_view(pose_3d: np.ndarray) -> np.ndarray:
@@ -62,13 +89,14 @@ class SkeletonView(gl.GLViewWidget):
         grid.setSize(4, 4)
         grid.setSpacing(0.25, 0.25)
         self.addItem(grid)
-        self._bones = gl.GLLinePlotItem(mode="lines", width=4, antialias=True)
-        self._joints = gl.GLScatterPlotItem(size=9, pxMode=True)
+        self._bones = gl.GLLinePlotItem(mode="lines", width=BONE_WIDTH, antialias=True)
+        self._unseen_bones = gl.GLLinePlotItem(mode="lines", width=UNSEEN_BONE_WIDTH,
+                                               antialias=True)  # fmt: skip
+        self._joints = gl.GLScatterPlotItem(size=JOINT_SIZE, pxMode=True)
         # Translucent items need blending; depth test keeps far bones behind near ones.
-        self._bones.setGLOptions("translucent")
-        self._joints.setGLOptions("translucent")
-        self.addItem(self._bones)
-        self.addItem(self._joints)
+        for item in (self._bones, self._unseen_bones, self._joints):
+            item.setGLOptions("translucent")
+            self.addItem(item)
         self.reset_camera()
 
     def initializeGL(self) -> None:  # noqa: N802 (Qt's name)
@@ -84,24 +112,44 @@ class SkeletonView(gl.GLViewWidget):
         """Look from in front of the subject (where the real camera is), slightly above."""
         self.setCameraPosition(pos=Vector(0.0, 0.0, 0.8), distance=3.2, elevation=10, azimuth=-90)
 
-    def set_pose(self, pose_3d: np.ndarray | None, confidence: np.ndarray | None = None) -> None:
-        """Show pose_3d (17, 3) metres in camera coordinates; confidence (17,) in [0, 1] dims
-        the unseen joints. None or a non-finite pose hides the skeleton."""
+    def set_pose(
+        self,
+        pose_3d: np.ndarray | None,
+        confidence: np.ndarray | None = None,
+        seen: np.ndarray | None = None,
+    ) -> None:
+        """Show pose_3d (17, 3) metres in camera coordinates. confidence (17,) in [0, 1] dims
+        the joints seen with a low confidence; seen (17,) bool (None: all seen, dimmed by
+        confidence alone) draws the unseen joints faint and grey with dashed bones. None or a
+        non-finite pose hides the skeleton."""
         if pose_3d is None or not np.isfinite(pose_3d).all():
             self.clear_pose()
             return
         view = camera_to_view(pose_3d)
-        colours = joint_colours(confidence)
-        ends = np.array(BONES).reshape(-1)
+        colours = joint_colours(confidence, seen)
+        bones = np.array(BONES)
+        shown = np.ones(NUM_JOINTS, bool) if seen is None else np.asarray(seen, bool)
+        solid = shown[bones].all(axis=1)  # a bone is seen when both its ends are
         # A bone takes the colour of its child joint, and the child's dimming.
-        bone_colours = np.repeat(colours[np.array(BONES)[:, 1]], 2, axis=0)
-        self._bones.setData(pos=view[ends], color=bone_colours)
-        self._joints.setData(pos=view, color=colours)
-        self._bones.setVisible(True)
+        bone_colours = colours[bones[:, 1]]
+        self._bones.setData(
+            pos=view[bones[solid].reshape(-1)], color=np.repeat(bone_colours[solid], 2, axis=0)
+        )
+        if (~solid).any():
+            guessed = bones[~solid]
+            self._unseen_bones.setData(
+                pos=dashed(view[guessed[:, 0]], view[guessed[:, 1]]),
+                color=np.repeat(bone_colours[~solid], 2 * DASHES, axis=0),
+            )
+        sizes = np.where(shown, JOINT_SIZE, UNSEEN_JOINT_SIZE).astype(float)
+        self._joints.setData(pos=view, color=colours, size=sizes)
+        self._bones.setVisible(bool(solid.any()))
+        self._unseen_bones.setVisible(bool((~solid).any()))
         self._joints.setVisible(True)
 
     def clear_pose(self) -> None:
         self._bones.setVisible(False)
+        self._unseen_bones.setVisible(False)
         self._joints.setVisible(False)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
