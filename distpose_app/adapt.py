@@ -4,6 +4,10 @@
   unlabelled 2D minimising bone-length symmetry + consistency (+ an anchor to the unadapted
   prediction), with a guard that reverts a degenerate or non-improving adaptation.
 - `fewshot_adapt`: scenario 1, K labelled frames (a mocap sensor is available): supervised MPJPE.
+- `adapt_model`: what the app's Adapt and `distpose process --adapt` run, by name
+  (ADAPTATIONS): "lens" (`lens_adapt`: a radial undistortion fitted in front of the frozen
+  lifter, returned as the model's `input_lens` buffer), "bn" / "weights" (ISO over the batch-norm
+  or all parameters) or "lens+bn". DEFAULT_ADAPTATION is the one the evaluation chose (README).
 
 Both work on a copy: the model passed in is never modified. Batch norm stays in eval mode (the
 running statistics of training; one video's statistics are too few and too correlated to
@@ -206,7 +210,7 @@ def iso_adapt(
     kp = np.asarray(keypoints_2d, dtype=np.float32)
     if kp.ndim != 3 or kp.shape[1:] != (17, 2):
         raise DistposeError(f"keypoints must have shape (T, 17, 2), got {kp.shape}")
-    kp = kp[np.isfinite(kp).all(axis=(1, 2))]
+    kp = kp[np.isfinite(kp).all(-1).any(-1)]  # unseen joints (NaN) are the lifter's business
     rf = model.receptive_field
     needed = max(MIN_ADAPT_FRAMES, rf)
     if kp.shape[0] < needed:
@@ -352,6 +356,59 @@ def fewshot_adapt(
     after = {"check_mpjpe_mm": 1000 * check_after, "fit_frames": int(fit.sum())}
     reason = "adapted" if accepted else "the held-out labelled error did not fall"
     return AdaptResult(state, accepted, reason, before, after, steps, time.perf_counter() - start)
+
+
+ADAPTATIONS = ("lens", "bn", "weights", "lens+bn")
+# The evaluation's choice (README, "Adaptation"): the only one that closes most of the gap on
+# lenses beyond the training sampler without costing anything on lenses inside it.
+DEFAULT_ADAPTATION = "lens"
+
+
+def adapt_model(
+    model: torch.nn.Module,
+    keypoints_2d: np.ndarray,
+    method: str = DEFAULT_ADAPTATION,
+    progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    iso_config: IsoConfig | None = None,
+) -> AdaptResult:
+    """Adapt `model` to the buffer with one of ADAPTATIONS; same contract as `iso_adapt`.
+
+    keypoints_2d (T, 17, 2) normalised screen coordinates as observed (NaN = unseen). The model
+    is not modified; the result's state_dict is the whole adapted state (for "lens": the
+    model's weights with `input_lens` set to the fitted undistortion), the unadapted state
+    when not accepted. A lens already in the model is discarded first: the buffer is raw 2D.
+    """
+    from distpose_app.lens_adapt import LensAdaptConfig, lens_adapt
+
+    if method not in ADAPTATIONS:
+        raise DistposeError(f"unknown adaptation {method!r}: choose from {ADAPTATIONS}")
+    start = time.perf_counter()
+    if method in ("bn", "weights"):
+        config = iso_config or IsoConfig(params="all" if method == "weights" else "bn")
+        return iso_adapt(model, keypoints_2d, config, progress, should_cancel)
+    unadapted = copy.deepcopy(model.state_dict())
+    work = copy.deepcopy(model)
+    work.input_lens.zero_()
+    kp = np.asarray(keypoints_2d, np.float32)
+    config = LensAdaptConfig.for_model(model)
+    fitted = lens_adapt(work, kp, config, cancel=should_cancel, progress=progress)
+    before = pose_statistics(lift_sequence(work, kp))
+    info = {"method": method, "lens_adapt": fitted.summary(), "k1_offset": config.k1_offset}
+    if not fitted.accepted:
+        return AdaptResult(unadapted, False, fitted.reason, before, before, fitted.steps,
+                           time.perf_counter() - start, info)  # fmt: skip
+    with torch.no_grad():
+        work.input_lens.copy_(fitted.lens.params_tensor())
+    reason = "adapted"
+    if method == "lens+bn":
+        res = iso_adapt(work, kp, iso_config or IsoConfig(params="bn"), None, should_cancel)
+        work.load_state_dict(res.state_dict)
+        info["bn"] = {"accepted": res.accepted, "reason": res.reason}
+        reason = f"lens adapted; batch norm {res.reason}"
+    after = pose_statistics(lift_sequence(work, kp))
+    return AdaptResult(copy.deepcopy(work.state_dict()), True, reason, before, after,
+                       fitted.steps, time.perf_counter() - start, info)  # fmt: skip
 
 
 def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, str | None]:

@@ -15,7 +15,16 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("data", "distpose_app.commands.data", "build or inspect the synthetic training dataset"),
     ("lens", "distpose_app.commands.lens", "describe a lens string and its corner displacement"),
     ("train", "distpose_app.commands.train", "train a lifter: baseline, augmented or meta (MAML)"),
-    ("evaluate", "distpose_app.commands.evaluate", "score models and adaptations across lenses"),
+    (
+        "evaluate",
+        "distpose_app.commands.evaluate",
+        "score models and adaptations across lenses or pose families",
+    ),
+    (
+        "adapt-calibrate",
+        "distpose_app.commands.adapt_calibrate",
+        "measure lens adaptation's bias for a model and store it in the checkpoint",
+    ),
     ("process", "distpose_app.commands.process", "lift a video or camera to 3D, export BVH/CSV"),
     ("bench", "distpose_app.commands.bench", "measure every stage's speed on this machine"),
 )

@@ -34,6 +34,7 @@ import torch
 
 from distpose_app import losses
 from distpose_app.errors import DistposeError
+from distpose_app.model import undistort_screen  # the input lens the model itself applies
 from distpose_app.skeleton import NUM_JOINTS
 
 #: Bounds of the fitted parameters (normalised screen units): beyond them a fit is not a lens.
@@ -42,23 +43,6 @@ SCALE_BOUNDS = (0.5, 2.0)
 CENTRE_BOUND = 0.15
 PARAM_NAMES = ("k1", "k2", "log_scale", "cx", "cy")
 TERMS = ("reprojection", "consistency", "symmetry")
-
-
-def undistort_screen(keypoints: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """The undistortion as a function of its parameters (differentiable in both).
-
-    keypoints (..., J, 2) normalised screen coordinates, NaN where unseen; params (5,):
-    k1, k2, log(scale), cx, cy -> (..., J, 2), NaN kept where unseen. NaN is replaced by 0
-    before any arithmetic (torch.where), so no NaN reaches a gradient.
-    """
-    seen = torch.isfinite(keypoints).all(-1, keepdim=True)
-    d = torch.where(seen, keypoints, torch.zeros((), dtype=keypoints.dtype))
-    k1, k2, log_s, cx, cy = params.to(d.dtype).unbind()
-    c = torch.stack([cx, cy])
-    v = d - c
-    r2 = (v * v).sum(-1, keepdim=True)
-    u = c + torch.exp(log_s) * v * (1.0 + k1 * r2 + k2 * r2 * r2)
-    return torch.where(seen, u, torch.full((), float("nan"), dtype=u.dtype))
 
 
 @dataclass
@@ -146,6 +130,16 @@ class LensAdaptConfig:
     min_improvement: float = 0.002  # relative fall of the objective needed to accept
     time_limit_s: float = 3.0
     seed: int = 0
+
+    @classmethod
+    def for_model(cls, model) -> LensAdaptConfig:
+        """The defaults with the objective's bias measured for `model` (its checkpoint's
+        metadata["lens_adapt"]["k1_offset"], written by `distpose adapt-calibrate`), when
+        there is one."""
+        stored = (getattr(model, "metadata", None) or {}).get("lens_adapt", {})
+        if "k1_offset" in stored:
+            return cls(k1_offset=float(stored["k1_offset"]))
+        return cls()
 
     def validate(self) -> None:
         unknown = set(self.weights) - set(TERMS)

@@ -412,6 +412,7 @@ def load_checkpoint(
                            f"{detail[:300]}") from None  # fmt: skip
     metadata = dict(payload.get("metadata") or {})
     metadata["config"] = config
+    model.metadata = metadata  # travels with copies of the model (e.g. lens_adapt's bias)
     return model.to(map_location).eval(), metadata
 
 
