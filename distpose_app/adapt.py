@@ -367,12 +367,13 @@ DEFAULT_ADAPTATION = "lens"
 def adapt_model(
     model: torch.nn.Module,
     keypoints_2d: np.ndarray,
-    method: str = DEFAULT_ADAPTATION,
+    method: str | IsoConfig | None = DEFAULT_ADAPTATION,
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     iso_config: IsoConfig | None = None,
 ) -> AdaptResult:
     """Adapt `model` to the buffer with one of ADAPTATIONS; same contract as `iso_adapt`.
+    method: a name, None (DEFAULT_ADAPTATION) or an IsoConfig (weight-space ISO with it).
 
     keypoints_2d (T, 17, 2) normalised screen coordinates as observed (NaN = unseen). The model
     is not modified; the result's state_dict is the whole adapted state (for "lens": the
@@ -381,6 +382,9 @@ def adapt_model(
     """
     from distpose_app.lens_adapt import LensAdaptConfig, lens_adapt
 
+    if isinstance(method, IsoConfig):
+        return iso_adapt(model, keypoints_2d, method, progress, should_cancel)
+    method = DEFAULT_ADAPTATION if method is None else method
     if method not in ADAPTATIONS:
         raise DistposeError(f"unknown adaptation {method!r}: choose from {ADAPTATIONS}")
     start = time.perf_counter()

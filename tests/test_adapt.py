@@ -120,3 +120,61 @@ def test_lift_sequence_keeps_frame_count():
     out = adapt.lift_sequence(model, _keypoints(frames=40))
     assert out.shape == (40, 17, 3)
     assert np.isfinite(out).all()
+
+
+def test_adapt_model_lens_returns_the_fit_as_the_input_lens_buffer(monkeypatch):
+    from distpose_app import lens_adapt
+
+    model = _tiny_model()
+    model.input_lens.fill_(0.05)  # an earlier adaptation: discarded, the buffer is raw 2D
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fitted = lens_adapt.ScreenLens(k1=0.4, scale=1.1)
+    seen_lens = []
+
+    def fake_lens_adapt(work, kp, config, cancel=None, progress=None):
+        seen_lens.append(work.input_lens.clone())
+        return lens_adapt.LensAdaptResult(fitted, True, "adapted", 1.0, 0.5, 3, 0.01)
+
+    monkeypatch.setattr(lens_adapt, "lens_adapt", fake_lens_adapt)
+    res = adapt.adapt_model(model, _keypoints(), "lens")
+    assert res.accepted and not seen_lens[0].any()
+    np.testing.assert_allclose(res.state_dict["input_lens"], fitted.params_tensor())
+    for k, v in model.state_dict().items():  # the model passed in is untouched
+        assert torch.equal(v, before[k])
+    assert all(torch.equal(res.state_dict[k], before[k]) for k in before if k != "input_lens")
+    assert res.config["lens_adapt"]["lens"]["k1"] == 0.4
+
+    rejected = lens_adapt.LensAdaptResult(lens_adapt.ScreenLens(), False, "no gain", 1, 1, 3, 0)
+    monkeypatch.setattr(lens_adapt, "lens_adapt", lambda *a, **k: rejected)
+    res = adapt.adapt_model(model, _keypoints(), "lens")
+    assert not res.accepted and res.reason == "no gain"
+    assert all(torch.equal(res.state_dict[k], before[k]) for k in before)
+
+
+def test_adapt_model_dispatches_iso_and_rejects_unknown_methods():
+    model = _tiny_model()
+    config = adapt.IsoConfig(steps=2, lr=1e-3, params="bn")
+    res = adapt.adapt_model(model, _keypoints(), config)
+    assert res.steps == 2 and res.config["params"] == "bn"
+    with pytest.raises(DistposeError, match="unknown adaptation"):
+        adapt.adapt_model(model, _keypoints(), "magic")
+
+
+def test_lens_adapt_config_reads_the_models_calibrated_bias():
+    from distpose_app.lens_adapt import LensAdaptConfig
+
+    model = _tiny_model()
+    assert LensAdaptConfig.for_model(model).k1_offset == LensAdaptConfig().k1_offset
+    model.metadata = {"lens_adapt": {"k1_offset": 0.17}}
+    assert LensAdaptConfig.for_model(model).k1_offset == 0.17
+
+
+def test_process_offers_exactly_the_adaptations():
+    import argparse
+
+    from distpose_app.commands import process
+
+    parser = argparse.ArgumentParser()
+    process.add_arguments(parser)
+    action = next(a for a in parser._actions if a.dest == "adapt")
+    assert tuple(action.choices) == adapt.ADAPTATIONS and action.const == adapt.DEFAULT_ADAPTATION

@@ -18,7 +18,13 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="video file, or a camera index (0, 1, ...)")
     parser.add_argument(
-        "--adapt", action="store_true", help="adapt to the unknown lens first (ISO on the input)"
+        "--adapt",
+        nargs="?",
+        const="lens",
+        choices=("lens", "bn", "weights", "lens+bn"),
+        help="adapt to the unknown lens first, on the whole input's 2D: lens (the default "
+        "when METHOD is left out: fit an undistortion in front of the lifter), bn or weights "
+        "(the paper's ISO on batch norm or all weights), lens+bn",
     )
     parser.add_argument("--bvh", metavar="OUT", help="write the motion as BVH")
     parser.add_argument("--csv", metavar="OUT", help="write the joints as CSV (one row a frame)")
@@ -197,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline.recorder.recovery_dir = None  # offline: the input itself is the backup
     adaptation = None
     if args.adapt:
-        from distpose_app.adapt import iso_adapt
+        from distpose_app.adapt import adapt_model
         from distpose_app.progress import Progress
 
         lift_all(pipeline, keypoints, confidence, timestamps)  # fills the Adapt buffer
@@ -209,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
                     bar.total = total
                     bar.update(done - bar.n)
 
-                result = iso_adapt(pipeline.model_copy(), buffer, progress=step)
+                result = adapt_model(pipeline.model_copy(), buffer, args.adapt, progress=step)
         except DistposeError as exc:
             _log(f"warning: not adapted: {exc}")
         else:
@@ -220,7 +226,9 @@ def run(args: argparse.Namespace) -> int:
                 f"symmetry {b['symmetry_mm']:.1f} -> {a['symmetry_mm']:.1f} mm, consistency "
                 f"{b['consistency_pct']:.1f} -> {a['consistency_pct']:.1f} %, "
                 f"{result.seconds:.1f} s"
-            )
+                + (f", lens {result.config['lens_adapt']['lens']}" if result.accepted
+                   and "lens_adapt" in result.config else "")
+            )  # fmt: skip
             if result.accepted:
                 pipeline.set_model_state(result.state_dict)
 

@@ -70,13 +70,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.is_recording = False
         self.adapted = False
         self.last_adapt_result = None
-        self.adapt_config = None  # an adapt.IsoConfig; None: the measured defaults
+        # adapt.adapt_model's method: None (the measured default, adapt.DEFAULT_ADAPTATION), a
+        # name in adapt.ADAPTATIONS or an adapt.IsoConfig.
+        self.adapt_config = None
         self.known_lens: tuple | None = None  # (Intrinsics | None, Lens, description) or None
         self.frames_drawn = 0
         self._cameras: list = []
         self.source_lost: str | None = None  # why the live source failed, until reconnected
         self.adapt_ticket = None  # the pipeline.AdaptTicket of the running adaptation, or PENDING
-        self.adapt_fn = None  # iso_adapt(model, keypoints, config, progress, should_cancel)
+        self.adapt_fn = None  # adapt_model(model, keypoints, config, progress, should_cancel)
         self.adaptations_started = 0
         self.last_adapt_message = ""
         self.recording_recovery = None  # (Recorder | None, recovery file) of self.recording
@@ -686,7 +688,7 @@ class MainWindow(QtWidgets.QMainWindow):
         job) or an exception (say why)."""
         from distpose_app.adapt import (
             MIN_ADAPT_FRAMES,
-            iso_adapt,
+            adapt_model,
             lower_background_priority,
             release_freed_memory,
         )
@@ -704,11 +706,11 @@ class MainWindow(QtWidgets.QMainWindow):
             ticket.cancel("too few frames")  # frees the pipeline for the next press
             self._adapt_refused(
                 f"Adapt needs at least {needed} recent frames with a person in view; the "
-                f"buffer holds {len(keypoints)}. Keep the whole body in view for a few "
-                "seconds and press Adapt again."
+                f"buffer holds {len(keypoints)}. Keep at least your head and shoulders in "
+                "view for a few seconds and press Adapt again."
             )
             return
-        adapt = self.adapt_fn or iso_adapt
+        adapt = self.adapt_fn or adapt_model
         config = self.adapt_config
 
         def job(progress, cancel):
