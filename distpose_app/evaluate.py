@@ -324,15 +324,6 @@ def _with_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
     return out.eval()
 
 
-def _lens_adapt(model, adapt_2d: np.ndarray):
-    """lens_adapt.lens_adapt with its default config; imported here (an optional module)."""
-    try:
-        from distpose_app.lens_adapt import LensAdaptConfig, lens_adapt
-    except ImportError as e:
-        raise DistposeError(f"lens adaptation is not available ({e})") from None
-    return lens_adapt(model, adapt_2d, LensAdaptConfig())
-
-
 def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewshot_k, seed):
     """Adapt `model` for `method` on the A buffer (model-rate 2D (T, 17, 2), 3D (T, 17, 3) m).
     Returns the model to lift with, a 2D transform applied before lifting (or None) and the
@@ -357,16 +348,20 @@ def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewsh
         info = {"accepted": res.accepted, "seconds": res.seconds, "k": int(k)}
         return _with_state(model, res.state_dict), None, info
     if variant in ("lens", "lens+bn"):
-        fit = _lens_adapt(model, adapt_2d)
-        info = {"accepted": bool(fit.accepted), "reason": str(fit.reason),
-                "seconds": float(fit.seconds), "fitted_lens": str(fit.lens)}  # fmt: skip
-        if variant == "lens+bn":
-            bn = dataclasses.replace(base, params="bn")
-            res = adapt.iso_adapt(model, fit.lens.undistort(adapt_2d), bn)
-            model = _with_state(model, res.state_dict)
-            info.update(bn_accepted=res.accepted, bn_reason=res.reason)
-            info.update(lens_seconds=info["seconds"], seconds=info["seconds"] + res.seconds)
-        return model, fit.lens.undistort, info
+        # Exactly what the app's Adapt runs: the fitted lens becomes the model's input_lens.
+        res = adapt.adapt_model(model, adapt_2d, variant, iso_config=dataclasses.replace(
+            base, params="bn"))  # fmt: skip
+        fit = res.config.get("lens_adapt", {})
+        info = {
+            "accepted": res.accepted,
+            "reason": res.reason,
+            "seconds": res.seconds,
+            "fitted_lens": fit.get("lens"),
+            "k1_offset": res.config.get("k1_offset"),
+        }
+        if "bn" in res.config:
+            info.update(bn_accepted=res.config["bn"]["accepted"])
+        return _with_state(model, res.state_dict), None, info
     return model, None, {}
 
 
@@ -379,14 +374,17 @@ def _scores(p: np.ndarray, t: np.ndarray) -> dict:
     }
 
 
-def _noisy(data, px: np.ndarray, noise_px: float, seed: int) -> np.ndarray:
-    if noise_px <= 0:
+def _noisy(data, px: np.ndarray, noise_px: float, seed: int, drop_prob: float = 0.0):
+    """px (N, 17, 2) with detector-like noise of noise_px (dataset.add_detector_noise) and each
+    joint of each frame dropped (NaN: unseen, as the live pipeline passes it) with drop_prob."""
+    if noise_px <= 0 and drop_prob <= 0:
         return px
     from distpose_app.dataset import NoiseConfig, add_detector_noise
 
-    noisy, _ = add_detector_noise(
-        np.random.default_rng(seed), px, data.sequence, NoiseConfig(sigma_px=noise_px)
-    )
+    config = NoiseConfig(sigma_px=noise_px, drop_prob=drop_prob,
+                         speed_gain=NoiseConfig.speed_gain if noise_px > 0 else 0.0)  # fmt: skip
+    noisy, seen = add_detector_noise(np.random.default_rng(seed), px, data.sequence, config)
+    noisy[~seen] = np.nan
     return noisy
 
 
@@ -405,13 +403,14 @@ def evaluate_lens(
     meta_iso_config=None,
     seed: int = 0,
     noise_px: float = 0.0,
+    drop_prob: float = 0.0,
 ) -> list[dict]:
     """Score every method on imaging string `lens_text` (a lens string, optionally with @pp /
     @hfov); one result dict per method (mm, frames). noise_px > 0 adds detector-like noise to
     the 2D (dataset.add_detector_noise: that sigma, larger on wrists and ankles and on fast
     joints), the same draw for every method."""
     imaging = parse_imaging(lens_text)
-    px = _noisy(data, distorted_pixels(data, imaging, input_2d), noise_px, seed)
+    px = _noisy(data, distorted_pixels(data, imaging, input_2d), noise_px, seed, drop_prob)
     seqs = _ranges(data)
     eval_half, adapt_half = seqs[0::2], seqs[1::2]
     if not eval_half or not adapt_half:

@@ -66,6 +66,9 @@ class TrainConfig:
     # Unseen-joint masking (masking.MaskConfig's default rates: legs, lower body, an arm, the
     # head, single joints), so partial webcam views still lift; False trains on full views.
     masking: bool = True
+    # Share of training windows seen from a desk webcam's close-up (`closeup_view`): the camera
+    # re-aimed at the chest from 0.5-1.1 m, so the legs and often the hips leave the image.
+    closeup: float = 0.2
     seed: int = 0
     val_every: int = 250
     # meta
@@ -141,17 +144,28 @@ class WindowSampler:
     def sample_lens(self, s: int, sampler: LensSampler | None):
         return NoLens() if sampler is None else sampler.sample(self.rng, self._max_radius[s])
 
-    def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None, masking=None):
+    def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None, masking=None,
+                   closeup=0.0):  # fmt: skip
         """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole);
         rng: the generator for noise, flips and masks (default the sampler's); masking: a
-        masking.MaskConfig or None (every joint seen).
-        Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where masked, targets
+        masking.MaskConfig or None (every joint seen); closeup: the share of windows seen in
+        close-up (`closeup_view`), or a (B,) bool array choosing them. Joints behind or too
+        near the camera, beyond 1.5x the corner radius or outside the image are unseen (NaN).
+        Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where unseen, targets
         (B, L, 17, 3) metres root-relative) as float32 tensors."""
         rng = self.rng if rng is None else rng
         idx = np.asarray(starts)[:, None] + np.arange(self.window)
         cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
         seq = self.sequence[np.asarray(starts)]
-        xy = cam[..., :2] / cam[..., 2:3]
+        chosen = np.asarray(closeup) if np.ndim(closeup) else rng.random(len(cam)) < closeup
+        for b in np.flatnonzero(chosen):
+            cam[b] = closeup_view(cam[b], rng)
+        depth = cam[..., 2:3]
+        xy = cam[..., :2] / np.maximum(depth, MIN_SEEN_DEPTH_M)
+        # Far outside the image a lens polynomial may fold back in: never let such points in.
+        radius = self._max_radius[seq][:, None, None]
+        unseen = (depth[..., 0] < MIN_SEEN_DEPTH_M) | (np.linalg.norm(xy, axis=-1) > 1.5 * radius)
+        xy[unseen] = np.nan
         if lenses is not None:
             xy = np.stack([lens.distort(v) for lens, v in zip(lenses, xy)])
         k = self.intrinsics[seq]  # (B, 4)
@@ -161,6 +175,8 @@ class WindowSampler:
             px = px + rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
         w = size[:, None, None, 0]
         h = size[:, None, None, 1]
+        outside = (px[..., 0] < 0) | (px[..., 0] > w) | (px[..., 1] < 0) | (px[..., 1] > h)
+        px[outside] = np.nan  # NaN compares False: already-unseen joints stay NaN
         x2d = normalize_screen_coordinates(px, w, h)
         target = cam - cam[..., :1, :]
         if flip:
@@ -178,6 +194,38 @@ class WindowSampler:
 
 def _masking(config: TrainConfig) -> MaskConfig | None:
     return MaskConfig() if config.masking else None
+
+
+# Close-up views (TrainConfig.closeup): camera-to-chest distance in metres, and the nearest a
+# joint may be to the camera to count as seen.
+CLOSEUP_DISTANCE_M = (0.5, 1.1)
+MIN_SEEN_DEPTH_M = 0.1
+_CHEST = (8, 9)  # Thorax, Neck
+
+
+def _rotation_to_axis(v: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation taking the direction of v (3,) onto +z (Rodrigues; the smallest one)."""
+    v = v / np.linalg.norm(v)
+    axis = np.cross(v, [0.0, 0.0, 1.0])
+    s, c = np.linalg.norm(axis), v[2]
+    if s < 1e-9:
+        return np.eye(3)
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+
+
+def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A desk webcam's view of one window: cam (L, 17, 3) camera coordinates, metres ->
+    (L, 17, 3) after turning the camera to the window's mean chest point (Thorax and Neck,
+    +-5 cm) and moving it along its axis to 0.5-1.1 m from that point (never backwards), so the
+    legs and often the hips leave the image, as at a desk. Root-relative targets follow from
+    the result; projection and the unseen-joint test are the caller's."""
+    anchor = cam[:, list(_CHEST)].reshape(-1, 3).mean(0) + rng.normal(0.0, 0.05, 3)
+    turned = cam @ _rotation_to_axis(anchor).T
+    distance = np.linalg.norm(anchor)
+    closer = max(distance - rng.uniform(*CLOSEUP_DISTANCE_M), 0.0)
+    return turned - np.array([0.0, 0.0, closer])
 
 
 def output_slice(model: TemporalModel, window: int) -> slice:
@@ -202,7 +250,7 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
         seqs = sampler.sequence[starts]
         lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
     x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip,
-                              masking=_masking(config))  # fmt: skip
+                              masking=_masking(config), closeup=config.closeup)  # fmt: skip
     x, y = x[rank::world], y[rank::world]
     model.train()
     net = getattr(model, "module", model)
@@ -260,8 +308,11 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         task_rng = np.random.default_rng(sampler.rng.integers(2**63))  # this task's noise
         if task % world != rank:
             continue
+        # One camera per task: the close-up choice is drawn once for all its windows.
+        closeup = np.full(len(sup) + len(qry), task_rng.random() < config.closeup)
         x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * (len(sup) + len(qry)),
-                                  config.noise_px, False, task_rng, _masking(config))  # fmt: skip
+                                  config.noise_px, False, task_rng, _masking(config),
+                                  closeup)  # fmt: skip
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])

@@ -159,3 +159,32 @@ def test_second_order_maml_differs_from_first_order(tiny_sets, tmp_path):
 
     assert diff("first", "again") == 0.0  # the same run twice: identical
     assert 0.0 < diff("first", "second") < 1.0  # only the order of the gradient differs
+
+
+def test_closeup_view_aims_at_the_chest_from_desk_distance():
+    from distpose_app.train import CLOSEUP_DISTANCE_M, closeup_view
+
+    rng = np.random.default_rng(0)
+    cam = walking(30, 0)[:, :, [0, 1, 2]] * np.array([1.0, -1.0, 1.0]) + [0.4, 0.3, 3.0]
+    for _ in range(20):
+        out = closeup_view(cam, rng)
+        chest = out[:, [8, 9]].reshape(-1, 3).mean(0)
+        # On the axis (up to the +-5 cm aim jitter) and 0.5-1.1 m away (the jitter again).
+        assert np.hypot(chest[0], chest[1]) < 0.25
+        assert CLOSEUP_DISTANCE_M[0] - 0.15 < chest[2] < CLOSEUP_DISTANCE_M[1] + 0.15
+        # A rigid move: bone lengths and root-relative distances are kept.
+        np.testing.assert_allclose(np.linalg.norm(out - out[:, :1], axis=-1),
+                                   np.linalg.norm(cam - cam[:, :1], axis=-1), atol=1e-9)  # fmt: skip
+
+
+def test_closeup_windows_lose_the_legs_but_keep_the_shoulders(tiny_sets):
+    s = WindowSampler(tiny_sets.positions_3d, tiny_sets.sequence, tiny_sets.intrinsics,
+                      tiny_sets.image_size, 20, np.random.default_rng(0))  # fmt: skip
+    starts = s.random_starts(64)
+    x, y = s.make_batch(starts, None, 0.0, False, closeup=1.0)
+    unseen = torch.isnan(x).any(-1).float().mean((0, 1))
+    assert unseen[[3, 6]].min() > 0.5  # ankles mostly out of the image
+    assert unseen[[11, 14]].max() < 0.2  # shoulders mostly in
+    assert torch.isfinite(y).all() and torch.all(y[..., 0, :] == 0)
+    x_full, _ = s.make_batch(starts, None, 0.0, False, closeup=0.0)
+    assert torch.isfinite(x_full).all()  # ordinary views keep every joint in frame

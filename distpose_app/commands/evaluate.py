@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="detector-like 2D noise, pixels (larger on fast joints)",
     )
     p.add_argument(
+        "--drop-prob",
+        type=float,
+        default=0.0,
+        help="chance that each joint of each frame goes unseen (dropped detections)",
+    )
+    p.add_argument(
         "--methods",
         nargs="+",
         default=list(METHODS),
@@ -240,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.noise_px < 0:
         raise DistposeError(f"--noise-px must be >= 0, got {args.noise_px}")
+    if not 0 <= args.drop_prob < 1:
+        raise DistposeError(f"--drop-prob must be in [0, 1), got {args.drop_prob}")
     if args.poses:
         return run_poses(args)
     lens_texts = args.lens or list(ev.LENS_SETS[args.lenses or "in"])
@@ -270,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         models, data, tuple(lens_texts), methods,
         progress=lambda lens: print(f"evaluating lens {lens} ...", flush=True),
         input_2d=args.input_2d, adapt_seconds=args.adapt_seconds, fewshot_k=args.fewshot_k,
-        meta_iso_config=meta_iso, noise_px=args.noise_px,
+        meta_iso_config=meta_iso, noise_px=args.noise_px, drop_prob=args.drop_prob,
     )  # fmt: skip
     table = ev.markdown_table(rows)
     print(table)
@@ -283,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
         "data": source,
         "frames_total": int(len(data.sequence)),
         "noise_px": args.noise_px,
+        "drop_prob": args.drop_prob,
         "inside_training_sampler": sampler_inside,
         "gap_closed": gaps,
         "seconds": time.perf_counter() - start,
