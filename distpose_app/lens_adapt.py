@@ -5,7 +5,8 @@ consistent; it cannot see a lens. Here the lifter stays frozen and a five-parame
 undistortion is fitted in front of it, in normalised screen coordinates (principal point at the
 image centre, (0, 0)):
 
-    u = c + s * (d - c) * (1 + k1 r^2 + k2 r^4),   r = |d - c|
+    u = c + s * (d - c) * (g(k1, r) + k2 r^4),   r = |d - c|,
+    g = 1 + k1 r^2 (k1 >= 0), 1 / (1 - k1 r^2) (k1 < 0: pincushion, without folding)
 
 d the observed 2D keypoints, u what the lifter sees. The parameters are fitted to the unlabelled
 2D buffer by self-supervised terms that see the lens through the frozen lifter:
@@ -86,7 +87,11 @@ class ScreenLens:
     def radial_slope(self, r: np.ndarray) -> np.ndarray:
         """d r_u / d r at distances r (from the centre, screen units): > 0 means monotonic."""
         r2 = np.asarray(r, float) ** 2
-        return self.scale * (1.0 + 3.0 * self.k1 * r2 + 5.0 * self.k2 * r2 * r2)
+        if self.k1 >= 0:
+            radial = 1.0 + 3.0 * self.k1 * r2
+        else:  # d/dr [r / (1 - k1 r^2)]
+            radial = (1.0 + self.k1 * r2) / (1.0 - self.k1 * r2) ** 2
+        return self.scale * (radial + 5.0 * self.k2 * r2 * r2)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -64,7 +64,12 @@ def encode_keypoints(keypoints: torch.Tensor, in_features: int) -> torch.Tensor:
 # normalised screen coordinates, stored in the model as a buffer so that adapted "weights" (a
 # state_dict), saved adaptations, revert and streaming all carry it unchanged. Parameters
 # (k1, k2, log scale, cx, cy); all zero = identity, the state of every trained model:
-#   u = c + exp(log_scale) * (d - c) * (1 + k1 r^2 + k2 r^4),  r = |d - c|.
+#   u = c + exp(log_scale) * (d - c) * g(r),  r = |d - c|,
+#   g = 1 + k1 r^2 + k2 r^4 for k1 >= 0 (barrel undistortion: stretch the periphery) and
+#   g = 1 / (1 - k1 r^2) + k2 r^4 for k1 < 0 (pincushion: a division model, which shrinks the
+#   periphery and stays monotonic out to r = 1/sqrt(-k1), where 1 + k1 r^2 folds already at
+#   1/sqrt(-3 k1): a pincushion correction then fits inside the image).
+# The two branches agree to first order in k1, so the map is smooth through the identity.
 INPUT_LENS_PARAMETERS = ("k1", "k2", "log_scale", "cx", "cy")
 
 
@@ -78,7 +83,8 @@ def undistort_screen(keypoints: torch.Tensor, params: torch.Tensor) -> torch.Ten
     c = params[3:5].to(d.dtype)
     v = d - c
     r2 = (v * v).sum(-1, keepdim=True)
-    u = c + torch.exp(log_scale) * v * (1 + k1 * r2 + k2 * r2 * r2)
+    radial = torch.where(k1 >= 0, 1 + k1 * r2, 1 / (1 - torch.clamp(k1, max=0.0) * r2))
+    u = c + torch.exp(log_scale) * v * (radial + k2 * r2 * r2)
     return torch.where(seen, u, torch.full((), float("nan"), dtype=keypoints.dtype))
 
 

@@ -111,21 +111,35 @@ NUM_MEDIAPIPE_LANDMARKS = 33
 
 # Where the spine joint sits on the pelvis -> thorax segment (H36M's Spine is about midway).
 SPINE_FRACTION = 0.5
-# Head top = ear midpoint + HEAD_TOP_FRACTION * (ear midpoint - thorax). The ear midpoint is
-# about 20-25 cm above the thorax in adults and the crown 12-15 cm above the ears: 0.6.
-HEAD_TOP_FRACTION = 0.6
+# MediaPipe's landmarks are not the mocap's joints (issue 8): its shoulders are the acromia, far
+# wider apart than the rig's upper-arm joints; its hips are wider than the femoral heads; the
+# ear midpoint sits well above the rig's head joint (the base of the skull), and the rig's thorax
+# (base of the neck) lies above the shoulder line. Each derived joint is therefore placed where
+# the training mocap has it, relative to MediaPipe's shoulder midpoint S and the ear midpoint E,
+# with factors = (mocap ratio) / (MediaPipe ratio), both ratios over the same trunk length
+# (shoulder midpoint to hip midpoint). Measured by scripts/measure_mapping.py: mocap from every
+# 10th frame of the Bandai-Namco archive; MediaPipe from its world landmarks over the 205 frames
+# of ../shared/media/openpose_street_walk.avi (one adult walking, full body in view).
+#   shoulder width / trunk: mocap 0.507, MediaPipe 0.651 -> shoulders S + 0.78 (shoulder - S)
+#   hip width / trunk:      mocap 0.327, MediaPipe 0.381 -> hips H + 0.86 (hip - H)
+#   |E - S| / trunk:        MediaPipe 0.382; mocap head joint 0.260, thorax 0.103, crown 0.636
+SHOULDER_WIDTH_FACTOR = 0.78
+HIP_WIDTH_FACTOR = 0.86
+THORAX_FRACTION = 0.27  # Thorax = S + 0.27 (E - S)
+NECK_FRACTION = 0.68  # Neck (the rig's head joint) = S + 0.68 (E - S)
+HEAD_TOP_FRACTION = 1.67  # Head (crown) = S + 1.67 (E - S)
 
 # Joint by joint (H36M index: MediaPipe landmarks used):
-#   0 Hip       midpoint of left_hip(23) and right_hip(24)
-#   1 RHip      right_hip(24)        4 LHip      left_hip(23)
+# Joint by joint (H36M index: MediaPipe landmarks used; S shoulder midpoint, E ear midpoint):
+#   0 Hip       midpoint H of left_hip(23) and right_hip(24)
+#   1 RHip      H + HIP_WIDTH_FACTOR (right_hip(24) - H)    4 LHip  the same with left_hip(23)
 #   2 RKnee     right_knee(26)       5 LKnee     left_knee(25)
 #   3 RFoot     right_ankle(28)      6 LFoot     left_ankle(27)
 #   7 Spine     Hip + SPINE_FRACTION * (Thorax - Hip)
-#   8 Thorax    midpoint of left_shoulder(11) and right_shoulder(12)
-#   9 Neck      midpoint of the ears (7, 8): the head's centre, where the mocap's head joint
-#               sits (the nose lies ~10 cm in front of it)
-#  10 Head      Neck + HEAD_TOP_FRACTION * (Neck - Thorax): the crown, which MediaPipe lacks
-#  11 LShoulder left_shoulder(11)   14 RShoulder right_shoulder(12)
+#   8 Thorax    S + THORAX_FRACTION (E - S): the base of the neck
+#   9 Neck      S + NECK_FRACTION (E - S): where the mocap's head joint sits
+#  10 Head      S + HEAD_TOP_FRACTION (E - S): the crown, which MediaPipe lacks
+#  11 LShoulder S + SHOULDER_WIDTH_FACTOR (left_shoulder(11) - S); 14 RShoulder likewise
 #  12 LElbow    left_elbow(13)      15 RElbow    right_elbow(14)
 #  13 LWrist    left_wrist(15)      16 RWrist    right_wrist(16)
 _MP_DIRECT = {
@@ -174,13 +188,19 @@ def mediapipe_to_h36m(
         return point, np.minimum(visibility[..., a], visibility[..., b])
 
     hip, hip_c = mid(MP_LEFT_HIP, MP_RIGHT_HIP)
-    thorax, thorax_c = mid(MP_LEFT_SHOULDER, MP_RIGHT_SHOULDER)
-    head, head_c = mid(MP_LEFT_EAR, MP_RIGHT_EAR)
+    shoulders, shoulders_c = mid(MP_LEFT_SHOULDER, MP_RIGHT_SHOULDER)
+    ears, ears_c = mid(MP_LEFT_EAR, MP_RIGHT_EAR)
+    for joint in (1, 4):
+        out[..., joint, :] = hip + HIP_WIDTH_FACTOR * (out[..., joint, :] - hip)
+    for joint in (11, 14):
+        out[..., joint, :] = shoulders + SHOULDER_WIDTH_FACTOR * (out[..., joint, :] - shoulders)
+    up = ears - shoulders
+    head_c = np.minimum(ears_c, shoulders_c)
+    thorax = shoulders + THORAX_FRACTION * up
     out[..., 0, :], conf[..., 0] = hip, hip_c
-    out[..., 8, :], conf[..., 8] = thorax, thorax_c
+    out[..., 8, :], conf[..., 8] = thorax, shoulders_c
     out[..., 7, :] = hip + SPINE_FRACTION * (thorax - hip)
-    conf[..., 7] = np.minimum(hip_c, thorax_c)
-    out[..., 9, :], conf[..., 9] = head, head_c
-    out[..., 10, :] = head + HEAD_TOP_FRACTION * (head - thorax)
-    conf[..., 10] = np.minimum(head_c, thorax_c)
+    conf[..., 7] = np.minimum(hip_c, shoulders_c)
+    out[..., 9, :], conf[..., 9] = shoulders + NECK_FRACTION * up, head_c
+    out[..., 10, :], conf[..., 10] = shoulders + HEAD_TOP_FRACTION * up, head_c
     return out, conf

@@ -6,7 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from distpose_app.skeleton import MP_LEFT_SHOULDER, MP_RIGHT_HIP, bone_lengths
+from distpose_app.skeleton import (
+    HIP_WIDTH_FACTOR,
+    MP_LEFT_HIP,
+    MP_LEFT_SHOULDER,
+    MP_RIGHT_HIP,
+    MP_RIGHT_KNEE,
+    MP_RIGHT_SHOULDER,
+    SHOULDER_WIDTH_FACTOR,
+    bone_lengths,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +45,16 @@ def test_finds_the_cameraman(detection, cameraman):
     assert ((kp[seen] >= 0) & (kp[seen] <= [w, h])).all()  # confident joints lie in the image
     # upright: head above thorax above pelvis (image y grows downwards)
     assert kp[10, 1] < kp[8, 1] < kp[0, 1]
-    # H36M joints are MediaPipe landmarks in pixels (RHip = right_hip, LShoulder = left_shoulder)
-    np.testing.assert_allclose(kp[1], detection.landmarks_2d[MP_RIGHT_HIP])
-    np.testing.assert_allclose(kp[11], detection.landmarks_2d[MP_LEFT_SHOULDER])
+    # H36M joints from MediaPipe landmarks in pixels: knees directly, hips and shoulders pulled
+    # toward their midpoints to where the mocap rig has them (skeleton.py).
+    lm = detection.landmarks_2d
+    np.testing.assert_allclose(kp[2], lm[MP_RIGHT_KNEE])
+    hip_mid = 0.5 * (lm[MP_RIGHT_HIP] + lm[MP_LEFT_HIP])
+    np.testing.assert_allclose(kp[1], hip_mid + HIP_WIDTH_FACTOR * (lm[MP_RIGHT_HIP] - hip_mid))
+    shoulder_mid = 0.5 * (lm[MP_LEFT_SHOULDER] + lm[MP_RIGHT_SHOULDER])
+    np.testing.assert_allclose(
+        kp[11], shoulder_mid + SHOULDER_WIDTH_FACTOR * (lm[MP_LEFT_SHOULDER] - shoulder_mid)
+    )
     # he stands in the left half of the picture
     assert kp[seen, 0].mean() < w / 2
 

@@ -173,8 +173,8 @@ def test_closeup_view_aims_at_the_chest_from_desk_distance():
         assert np.hypot(chest[0], chest[1]) < 0.25
         assert CLOSEUP_DISTANCE_M[0] - 0.15 < chest[2] < CLOSEUP_DISTANCE_M[1] + 0.15
         # A rigid move: bone lengths and root-relative distances are kept.
-        np.testing.assert_allclose(np.linalg.norm(out - out[:, :1], axis=-1),
-                                   np.linalg.norm(cam - cam[:, :1], axis=-1), atol=1e-9)  # fmt: skip
+        lengths = np.linalg.norm(cam - cam[:, :1], axis=-1)
+        np.testing.assert_allclose(np.linalg.norm(out - out[:, :1], axis=-1), lengths, atol=1e-9)
 
 
 def test_closeup_windows_lose_the_legs_but_keep_the_shoulders(tiny_sets):
