@@ -69,12 +69,21 @@ clean:
 # augmented are independent (run them side by side on 2 cores with `make -j2 weights`); each run
 # resumes from runs/<mode>/last.pt if interrupted.
 TRAIN := $(BIN)/distpose train --threads 1
+CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
-	$(TRAIN) baseline --steps 1500 --out runs/baseline --export $@
+	$(TRAIN) baseline --steps 2500 --out runs/baseline --export $@
+	$(CALIBRATE) $@
 pretrained/augmented.pt: | $(VENV)/.app-installed
-	$(TRAIN) augmented --steps 1500 --out runs/augmented --export $@
+	$(TRAIN) augmented --steps 2500 --out runs/augmented --export $@
+	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
 	$(TRAIN) meta --init pretrained/augmented.pt --steps 600 --lr 1e-4 --out runs/meta --export $@
+	$(CALIBRATE) $@
 pretrained/evaluation.json: pretrained/baseline.pt pretrained/augmented.pt pretrained/meta.pt
-	$(BIN)/distpose evaluate --threads 2 --json $@
+	$(BIN)/distpose evaluate --threads 2 --adapt lens --adapt-models augmented meta --json $@
+	$(BIN)/distpose evaluate --threads 2 --lenses out --noise-px 2 \
+	    --adapt weights bn lens lens+bn fewshot --adapt-models augmented meta \
+	    --methods baseline augmented meta oracle augmented+truelens meta+truelens \
+	    --json pretrained/evaluation-out.json
+	$(BIN)/distpose evaluate --threads 2 --poses --json pretrained/evaluation-poses.json
 weights: pretrained/evaluation.json

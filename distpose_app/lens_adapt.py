@@ -436,6 +436,30 @@ def _fit(model, kp, config, cancel, progress, start) -> LensAdaptResult:
     return result(lens, True, "adapted", loss_after, terms_after, steps_taken)
 
 
+def k1_grid_search(
+    model: torch.nn.Module, windows: torch.Tensor, k1_values, focal: float
+) -> tuple[float, torch.Tensor]:
+    """The k1 of `k1_values` whose undistortion gives the lowest reprojection objective over
+    training windows (the inner loop of lens-space meta-training, `train.meta_step`).
+
+    windows (B, L, 17, 2) normalised screen coordinates, NaN = unseen, L >= the receptive
+    field; one batched forward pass over every (k1, window). Returns (best k1, objective (G,))."""
+    rf = model.receptive_field
+    k1 = torch.as_tensor(np.asarray(k1_values, np.float32))
+    params = torch.zeros(len(k1), len(PARAM_NAMES))
+    params[:, 0] = k1
+    with torch.no_grad():
+        undistorted = torch.stack([undistort_screen(windows, p) for p in params])  # (G, B, L..)
+        g, b, length = undistorted.shape[:3]
+        poses = model(undistorted.reshape(g * b, length, NUM_JOINTS, 2))
+        u = undistorted[:, :, rf - 1 :].reshape(-1, NUM_JOINTS, 2)
+        seen = torch.isfinite(u).all(-1)
+        res = reprojection_residual(poses.reshape(-1, NUM_JOINTS, 3), torch.nan_to_num(u), seen,
+                                    focal)  # fmt: skip
+        objective = res.reshape(g, -1).mean(-1)
+    return float(k1[int(objective.argmin())]), objective
+
+
 def calibrate_k1_offset(model: torch.nn.Module, buffers, config=None) -> float:
     """The objective's bias for `model` (`LensAdaptConfig.k1_offset`): minus the median, over
     buffers of lens-free 2D, of the k1 that minimises the objective (grid, then Adam).

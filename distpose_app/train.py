@@ -12,6 +12,11 @@ MAML design (all choices are written here and in the README's method section):
 - Inner loop: `inner_steps` SGD steps with `inner_lr` on the support loss — the ISO loss
   (symmetry + consistency, scenario 2), the supervised MPJPE (scenario 1), or both — over the
   `inner_params` group (default batch-norm affine: the group ISO moves at test time).
+  `inner_params="lens"` makes the inner loop the lens-space adaptation instead (issue 8): the
+  support windows' k1 is chosen by the reprojection objective over LENS_INNER_GRID
+  (`lens_adapt.k1_grid_search`, forward passes only), and the query is lifted through that
+  undistortion, so the lifter learns to be right after its own lens fit (a zeroth-order inner
+  loop: the outer gradient treats the chosen k1 as a constant).
 - Outer loss: supervised MPJPE on the query after the inner steps; Adam on all weights.
   First-order (FOMAML: inner gradients treated as constants) by default; `second_order=True`
   back-propagates through the inner step (torch.func.functional_call + autograd.grad with
@@ -291,6 +296,10 @@ def adapted_parameters(model, params: dict, names: list[str], x, target, config,
     return fast
 
 
+# The k1 values the lens inner loop chooses from (normalised screen units, see lens_adapt).
+LENS_INNER_GRID = tuple(np.round(np.linspace(-0.6, 0.9, 11), 3))
+
+
 def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names, rank=0,
               world=1):  # fmt: skip
     """One MAML outer step over `tasks_per_batch` lens tasks. Returns the mean query MPJPE.
@@ -317,6 +326,17 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
         ns = len(sup)
+        if config.inner_params == "lens":
+            from distpose_app.lens_adapt import LensAdaptConfig, k1_grid_search
+            from distpose_app.model import undistort_screen
+
+            k1, _ = k1_grid_search(model, x[:ns], LENS_INNER_GRID, LensAdaptConfig().focal)
+            lens = torch.tensor([k1, 0.0, 0.0, 0.0, 0.0])
+            pred = model(undistort_screen(x[ns:], lens))
+            loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
+            loss.backward()
+            total += loss.item()
+            continue
         fast = adapted_parameters(model, params, inner_names, x[:ns], y[:ns], config, sl)
         if not config.second_order:
             # FOMAML: the adapted weights are treated as a shift of the originals.
@@ -388,7 +408,9 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
                         val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
     inner_names = [
-        n for n, _ in model.named_parameters() if _in_group(model, n, config.inner_params)
+        n
+        for n, _ in model.named_parameters()
+        if config.inner_params != "lens" and _in_group(model, n, config.inner_params)
     ]
 
     step, best, elapsed = 0, float("inf"), 0.0

@@ -188,3 +188,41 @@ def test_closeup_windows_lose_the_legs_but_keep_the_shoulders(tiny_sets):
     assert torch.isfinite(y).all() and torch.all(y[..., 0, :] == 0)
     x_full, _ = s.make_batch(starts, None, 0.0, False, closeup=0.0)
     assert torch.isfinite(x_full).all()  # ordinary views keep every joint in frame
+
+
+def test_meta_with_a_lens_inner_loop_trains_and_only_the_weights_move(tiny_sets, tmp_path):
+    torch.set_num_threads(1)
+    common = dict(filter_widths=(3, 3), channels=16, steps=3, batch_windows=8, chunk_frames=4,
+                  val_every=3)  # fmt: skip
+    aug = train(TrainConfig(mode="augmented", **common), tiny_sets, tiny_sets, tmp_path / "a",
+                progress=False)  # fmt: skip
+    cfg = TrainConfig(mode="meta", init=str(aug), tasks_per_batch=2, inner_params="lens", **common)
+    meta = train(cfg, tiny_sets, tiny_sets, tmp_path / "m", progress=False)
+    before, after = load_checkpoint(aug)[0], load_checkpoint(meta)[0]
+    assert load_checkpoint(meta)[1]["adaptation"]["inner_params"] == "lens"
+    assert not after.input_lens.any()  # the lens is fitted per task, never stored
+    assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters()))
+
+
+def test_k1_grid_search_finds_the_lens_that_explains_the_2d():
+    from distpose_app.lens_adapt import k1_grid_search
+
+    class Oracle(torch.nn.Module):
+        """A 'lifter' that returns the true poses: the objective is then the lens alone."""
+
+        receptive_field = 1
+
+        def forward(self, x):
+            return truth[: x.shape[0]]
+
+    rng = np.random.default_rng(0)
+    pose = walking(8, 0)[:, :, [0, 1, 2]] * np.array([1.0, -1.0, 1.0])
+    cam = pose + np.array([0.3, 0.2, 2.5]) + rng.normal(0, 0.01, (8, 1, 3))
+    truth_np = cam - cam[:, :1]
+    xy = cam[..., :2] / cam[..., 2:3] * 1.2  # focal 1.2 in screen units
+    r2 = (xy**2).sum(-1, keepdims=True)
+    distorted = xy / (1 + 0.3 * r2)  # undone by k1 = +0.3 to first order
+    windows = torch.tensor(distorted, dtype=torch.float32)[:, None]  # (8 windows, 1 frame)
+    truth = torch.tensor(truth_np, dtype=torch.float32)[:, None].repeat(11, 1, 1, 1)
+    k1, objective = k1_grid_search(Oracle(), windows, np.linspace(-0.5, 0.5, 11), focal=1.2)
+    assert k1 == pytest.approx(0.3, abs=0.11) and objective.shape == (11,)

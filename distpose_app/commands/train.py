@@ -81,7 +81,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="0: plain fine-tuning under the meta settings (the ablation)",
     )
     g.add_argument("--inner-lr", type=_positive(float), default=1e-2)
-    g.add_argument("--inner-params", choices=("bn", "last", "all"), default="bn")
+    g.add_argument(
+        "--inner-params",
+        choices=("bn", "last", "all", "lens"),
+        default="bn",
+        help="what the inner loop adapts: weights (bn, last, all) or the input lens (lens: "
+        "the lens-space adaptation, chosen by its reprojection objective)",
+    )
     g.add_argument("--inner-loss", choices=("iso", "supervised", "both"), default="iso")
     g.add_argument("--second-order", action="store_true")
 
