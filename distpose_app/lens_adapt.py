@@ -203,7 +203,10 @@ def reprojection_residual(
     a = torch.stack([rows_x, rows_y], -2)  # (N, J, 2, 3)
     b = u * poses[..., 2:3] - focal * poses[..., :2]
     aw = a * w[..., None, None]
-    ata = torch.einsum("njai,njak->nik", aw, a) + 1e-9 * torch.eye(3, dtype=poses.dtype)
+    # A frame with under 3 seen joints gets a unit ridge (its residual is zeroed below anyway),
+    # so the batched solve never meets a singular matrix.
+    ridge = torch.where(w.sum(-1) >= 3, 1e-9, 1.0).to(poses.dtype)[:, None, None]
+    ata = torch.einsum("njai,njak->nik", aw, a) + ridge * torch.eye(3, dtype=poses.dtype)
     atb = torch.einsum("njai,nja->ni", aw, b)
     t = torch.linalg.solve(ata, atb)
     cam = poses + t[:, None, :]

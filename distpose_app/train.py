@@ -73,7 +73,7 @@ class TrainConfig:
     masking: bool = True
     # Share of training windows seen from a desk webcam's close-up (`closeup_view`): the camera
     # re-aimed at the chest from 0.5-1.1 m, so the legs and often the hips leave the image.
-    closeup: float = 0.2
+    closeup: float = 0.1
     seed: int = 0
     val_every: int = 250
     # meta
@@ -95,6 +95,8 @@ class TrainConfig:
             raise DistposeError("meta-training starts from a trained model: pass --init CKPT")
         if self.inner_loss not in ("iso", "supervised", "both"):
             raise DistposeError(f"unknown inner loss {self.inner_loss!r}")
+        if not 0.0 <= self.closeup <= 1.0:
+            raise DistposeError(f"close-up share must be in [0, 1], got {self.closeup}")
         if self.steps < 1 or self.batch_windows < 1 or self.chunk_frames < 1:
             raise DistposeError("steps, batch windows and chunk frames must be positive")
 

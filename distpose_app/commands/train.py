@@ -57,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train on full views only (default: random unseen legs, lower body, arm, head)",
     )
+    g.add_argument(
+        "--closeup",
+        type=float,
+        default=0.1,
+        help="share of windows seen by a desk webcam's close-up (legs out of the image)",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--filter-widths", type=_widths, default=(3, 3, 3))
     g.add_argument("--channels", type=_positive(int), default=256)
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         lr_final=args.lr / 10,
         noise_px=args.noise_px,
         masking=not args.no_masking,
+        closeup=args.closeup,
         seed=args.seed,
         val_every=args.val_every,
         init=args.init or "",
