@@ -192,20 +192,20 @@ def lifter_speed(model, device: str | torch.device, settings: BenchSettings, see
     }
 
 
-# -- ISO --------------------------------------------------------------------------------------
+# -- Adapt -------------------------------------------------------------------------------------
 def iso_speed(model, keypoints_2d: np.ndarray, device: str | torch.device,
               settings: BenchSettings, threads: int | None = None) -> dict:  # fmt: skip
-    """Wall time of iso_adapt with the default IsoConfig on `device`.
+    """Wall time of the app's Adapt (`adapt.adapt_model` with its default method, the lens fit
+    since issue 8) on `device`.
 
     keypoints_2d (T, 17, 2) normalised screen coordinates (T >= adapt.MIN_ADAPT_FRAMES).
     threads: torch intra-op threads for the calling thread meanwhile (None: as it is).
     Returns {seconds (median), runs, frames, steps, accepted (last run), threads}.
     """
-    from distpose_app.adapt import IsoConfig, iso_adapt
+    from distpose_app.adapt import DEFAULT_ADAPTATION, adapt_model
 
     device = torch.device(device)
     model = copy.deepcopy(model).to(device).eval()
-    config = IsoConfig()
     seconds, result = [], None
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
@@ -213,7 +213,7 @@ def iso_speed(model, keypoints_2d: np.ndarray, device: str | torch.device,
         for i in range(settings.iso_warmup + settings.iso_repeats):
             _sync(device)
             t0 = time.perf_counter()
-            result = iso_adapt(model, keypoints_2d, config)
+            result = adapt_model(model, keypoints_2d)
             _sync(device)
             if i >= settings.iso_warmup:
                 seconds.append(time.perf_counter() - t0)
@@ -224,14 +224,15 @@ def iso_speed(model, keypoints_2d: np.ndarray, device: str | torch.device,
         "seconds": float(np.median(seconds)),
         "runs": len(seconds),
         "frames": int(len(keypoints_2d)),
-        "steps": config.steps,
+        "steps": int(result.steps),
+        "method": DEFAULT_ADAPTATION,
         "accepted": bool(result.accepted),
     }
 
 
 class BackgroundAdapt:
-    """ISO adaptations back to back on a thread (as the GUI's Adapt task runs beside the live
-    thread) until the `with` block ends; the last one is cancelled. `seconds` holds the wall time
+    """Adaptations (the app's default method) back to back on a thread (as the GUI's Adapt task
+    runs beside the live thread) until the `with` block ends; the last one is cancelled. `seconds` holds the wall time
     of each completed adaptation.
 
     threads, nice: as `adapt.lower_background_priority`, which the app's Adapt task calls with
@@ -256,13 +257,13 @@ class BackgroundAdapt:
         return len(self.seconds)
 
     def _loop(self) -> None:
-        from distpose_app.adapt import iso_adapt, lower_background_priority
+        from distpose_app.adapt import adapt_model, lower_background_priority
 
         try:
             lower_background_priority(self.threads, self.nice)
             while not self._stop.is_set():
                 t0 = time.perf_counter()
-                result = iso_adapt(self.model, self.keypoints, should_cancel=self._stop.is_set)
+                result = adapt_model(self.model, self.keypoints, should_cancel=self._stop.is_set)
                 if result.reason != "cancelled":
                     self.seconds.append(time.perf_counter() - t0)
         except BaseException as exc:  # reported by __exit__: a bench must not hide a failure
@@ -707,7 +708,7 @@ def run_bench(settings: BenchSettings, weights: str | None = None, clip: str | N
     report["pipeline_fps"] = 1000.0 / report["pipeline_ms_per_frame"]
     report["pipeline"] = pipe
 
-    _log("ISO adaptation (default settings) on the CPU")
+    _log("adaptation (the app's default method) on the CPU")
     report["iso"] = {n: {"cpu": iso_speed(m, buffer, "cpu", settings)} for n, m in models.items()}
     report["iso_seconds"] = report["iso"][live]["cpu"]["seconds"]
     if torch.get_num_threads() > 1:  # the remedy for thread contention on few cores
@@ -765,7 +766,7 @@ def _load_average() -> float | None:
 ADAPT_VARIANTS = (
     ("as the app runs it (1 torch thread, nice +10)", {}),
     ("unthrottled (default torch threads)", {"threads": 0, "nice": 0}),
-    ("ISO thread: 1 torch thread only", {"threads": 1, "nice": 0}),
+    ("Adapt thread: 1 torch thread only", {"threads": 1, "nice": 0}),
 )
 
 
@@ -875,8 +876,8 @@ def markdown_report(report: dict) -> str:
     row("MediaPipe pose, video mode (ms/frame)", "mediapipe_ms_per_frame", ".1f")
     row("pipeline (frames/s)", "pipeline_fps", ".1f")
     row("pipeline overhead over MediaPipe (ratio)", "pipeline_overhead_ratio", ".3f")
-    row("ISO, default settings (s)", "iso_seconds", ".2f")
-    row("ISO, default settings, 1 torch thread (s)", "iso_seconds_1_thread", ".2f")
+    row("Adapt, default method (lens) (s)", "iso_seconds", ".2f")
+    row("Adapt, default method (lens), 1 torch thread (s)", "iso_seconds_1_thread", ".2f")
     row("frame rate during adaptation / without", "adapt_fps_ratio", ".2f")
     row("supervised training (frames/s)", "train_frames_per_s", ".0f")
     row("meta-training (frames/s)", "meta_train_frames_per_s", ".0f")
@@ -897,7 +898,7 @@ def markdown_report(report: dict) -> str:
         f"{lo['adapt_fps_ratio']:.2f}; {lo['with_adapt']['adaptations']} adaptations)."
     )
     if "with_adapt" in pipe:
-        lines += ["", "| ISO in the background | frames/s | ratio (median) | ratio per round "
+        lines += ["", "| Adapt in the background | frames/s | ratio (median) | ratio per round "
                   "| adaptations done | s each |", "|---|---|---|---|---|---|"]  # fmt: skip
         for v in [pipe["with_adapt"], *pipe.get("variants", [])]:
             per_round = ", ".join(f"{r:.2f}" for r in v["ratios"])
@@ -908,7 +909,7 @@ def markdown_report(report: dict) -> str:
     lines += [
         "",
         "| model | device | RF | channels | streaming ms/frame | naive ms/frame | naive/stream "
-        "| batch frames/s | ISO s | ISO s, 1 thread |",
+        "| batch frames/s | Adapt s | Adapt s, 1 thread |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, per_device in report["models"].items():
