@@ -232,8 +232,8 @@ def iso_speed(model, keypoints_2d: np.ndarray, device: str | torch.device,
 
 class BackgroundAdapt:
     """Adaptations (the app's default method) back to back on a thread (as the GUI's Adapt task
-    runs beside the live thread) until the `with` block ends; the last one is cancelled. `seconds` holds the wall time
-    of each completed adaptation.
+    runs beside the live thread) until the `with` block ends; the last one is cancelled.
+    `seconds` holds the wall time of each completed adaptation.
 
     threads, nice: as `adapt.lower_background_priority`, which the app's Adapt task calls with
     the defaults (threads=0 and nice=0 measure an unthrottled adaptation)."""
