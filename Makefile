@@ -71,10 +71,10 @@ clean:
 TRAIN := $(BIN)/distpose train --threads 1
 CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
-	$(TRAIN) baseline --steps 2500 --out runs/baseline --export $@
+	$(TRAIN) baseline --steps 4000 --out runs/baseline --export $@
 	$(CALIBRATE) $@
 pretrained/augmented.pt: | $(VENV)/.app-installed
-	$(TRAIN) augmented --steps 2500 --out runs/augmented --export $@
+	$(TRAIN) augmented --steps 4000 --out runs/augmented --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
 	$(TRAIN) meta --init pretrained/augmented.pt --steps 600 --lr 1e-4 --out runs/meta --export $@
