@@ -65,28 +65,11 @@ def lens_inputs(data, lens_text: str, noise_px: float, seed: int, adapt_seconds:
 
 def validation_buffers(noise_px: float, count: int, seconds: float = 20.0) -> list[np.ndarray]:
     """`count` lens-free 2D buffers (N, 17, 2) normalised, from the validation split (not the
-    test split) through the evaluation webcam, with the same detector-like noise."""
-    from distpose_app.commands.evaluate import EVAL_HFOV_DEG, EVAL_SIZE
-    from distpose_app.dataset import CameraConfig, load_or_build
+    test split) through the evaluation webcam, with the same detector-like noise: what
+    `distpose adapt-calibrate` uses, on the recorded (standing) poses."""
+    from distpose_app.commands.adapt_calibrate import validation_buffers as buffers
 
-    camera = CameraConfig(hfov_deg=(EVAL_HFOV_DEG, EVAL_HFOV_DEG), image_sizes=(EVAL_SIZE,))
-    data = load_or_build(ARCHIVE, "val", 1, seed=1, camera=camera, cache_dir=".cache",
-                         progress=False).to_external()  # fmt: skip
-    px = ev.distorted_pixels(data, NoLens())
-    if noise_px > 0:
-        rng = np.random.default_rng(1)
-        px, _ = add_detector_noise(rng, px, data.sequence, NoiseConfig(sigma_px=noise_px))
-    clips = [ev._normalised(data, px, s, a, b) for s, a, b in ev._ranges(data)]
-    per = int(round(seconds * data.fps))
-    buffers, current = [], []
-    for clip in clips:
-        current.append(clip)
-        if sum(len(c) for c in current) >= per:
-            buffers.append(np.concatenate(current)[:per])
-            current = []
-        if len(buffers) == count:
-            break
-    return buffers
+    return buffers(ARCHIVE, ".cache", noise_px, count, seconds, poses="standing")
 
 
 def score(model, sequences, gt, transform=None) -> float:
