@@ -139,3 +139,29 @@ def test_recovers_a_known_distortion_with_a_pose_prior_lifter():
     # Undistorted input: nothing to gain, the guard keeps the identity.
     clean = la.lens_adapt(PosePrior(), kp.astype(np.float32), config)
     assert not clean.accepted and clean.lens.is_identity
+
+
+def test_split_halves_must_agree():
+    """The same pose-prior lifter; the first half of the buffer is distorted, the second is not
+    (not one lens): each half alone would be adapted differently, so the buffer is refused."""
+    true_pose = torch.tensor(symmetric_pose(), dtype=torch.float32)
+
+    class PosePrior(torch.nn.Module):
+        receptive_field = 1
+        lookahead_frames = 0
+
+        def forward(self, x):
+            return true_pose.expand(x.shape[0], x.shape[1], 17, 3).clone()
+
+    kp = _keypoints(60, noise=0.0).astype(np.float64)
+    r2 = (kp**2).sum(-1, keepdims=True)
+    mixed = kp.copy()
+    mixed[:30] = kp[:30] * (1 - 0.4 * r2[:30])
+    grid = tuple(np.linspace(-0.5, 0.5, 11))
+    config = la.LensAdaptConfig(k1_offset=0.0, focal=1.0, steps=10, lr=0.02, min_improvement=0.1,
+                                grid_k1=grid, split_check=True)  # fmt: skip
+    res = la.lens_adapt(PosePrior(), mixed.astype(np.float32), config)
+    assert not res.accepted and "halves disagree" in res.reason and res.lens.is_identity
+    # Without the check the whole buffer would have been adapted to a compromise.
+    single = la.LensAdaptConfig(**{**config.__dict__, "split_check": False})
+    assert la.lens_adapt(PosePrior(), mixed.astype(np.float32), single).accepted
