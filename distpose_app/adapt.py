@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -374,6 +374,8 @@ def adapt_model(
 ) -> AdaptResult:
     """Adapt `model` to the buffer with one of ADAPTATIONS; same contract as `iso_adapt`.
     method: a name, None (DEFAULT_ADAPTATION) or an IsoConfig (weight-space ISO with it).
+    iso_config: ISO's settings for "bn", "weights" and "lens+bn" (default IsoConfig()); its
+    parameter group is the method's.
 
     keypoints_2d (T, 17, 2) normalised screen coordinates as observed (NaN = unseen). The model
     is not modified; the result's state_dict is the whole adapted state (for "lens": the
@@ -388,8 +390,9 @@ def adapt_model(
     if method not in ADAPTATIONS:
         raise DistposeError(f"unknown adaptation {method!r}: choose from {ADAPTATIONS}")
     start = time.perf_counter()
+    iso = iso_config or IsoConfig()  # its settings; the method decides the parameter group
     if method in ("bn", "weights"):
-        config = iso_config or IsoConfig(params="all" if method == "weights" else "bn")
+        config = replace(iso, params="all" if method == "weights" else "bn")
         return iso_adapt(model, keypoints_2d, config, progress, should_cancel)
     unadapted = copy.deepcopy(model.state_dict())
     work = copy.deepcopy(model)
@@ -406,7 +409,7 @@ def adapt_model(
         work.input_lens.copy_(fitted.lens.params_tensor())
     reason = "adapted"
     if method == "lens+bn":
-        res = iso_adapt(work, kp, iso_config or IsoConfig(params="bn"), None, should_cancel)
+        res = iso_adapt(work, kp, replace(iso, params="bn"), None, should_cancel)
         work.load_state_dict(res.state_dict)
         info["bn"] = {"accepted": res.accepted, "reason": res.reason}
         reason = f"lens adapted; batch norm {res.reason}"

@@ -47,7 +47,6 @@ reported in millimetres on root-relative poses.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -325,44 +324,33 @@ def _with_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
 
 
 def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewshot_k, seed):
-    """Adapt `model` for `method` on the A buffer (model-rate 2D (T, 17, 2), 3D (T, 17, 3) m).
-    Returns the model to lift with, a 2D transform applied before lifting (or None) and the
-    row's extra fields."""
+    """Adapt `model` for `method` on the A buffer (model-rate 2D (T, 17, 2), 3D (T, 17, 3) m)
+    with the app's `adapt.adapt_model` (few-shot: `adapt.fewshot_adapt`). Returns the model to
+    lift with and the row's extra fields."""
     from distpose_app import adapt
 
     variant = method.partition("+")[2]
-    base = iso_config or adapt.IsoConfig()
-    if variant in ("iso", "weights", "bn"):
-        if variant == "iso":
-            config = meta_iso_config if method.startswith("meta") else iso_config
-        else:
-            config = dataclasses.replace(base, params="all" if variant == "weights" else "bn")
-        res = adapt.iso_adapt(model, adapt_2d, config)
-        info = {"accepted": res.accepted, "reason": res.reason, "seconds": res.seconds}
-        return _with_state(model, res.state_dict), None, info
     if variant == "fewshot":
         rng = np.random.default_rng(seed)
         k = min(fewshot_k, len(adapt_2d))
         labelled = np.sort(rng.choice(len(adapt_2d), size=k, replace=False))
         res = adapt.fewshot_adapt(model, adapt_2d, adapt_3d, labelled)
         info = {"accepted": res.accepted, "seconds": res.seconds, "k": int(k)}
-        return _with_state(model, res.state_dict), None, info
-    if variant in ("lens", "lens+bn"):
-        # Exactly what the app's Adapt runs: the fitted lens becomes the model's input_lens.
-        res = adapt.adapt_model(model, adapt_2d, variant, iso_config=dataclasses.replace(
-            base, params="bn"))  # fmt: skip
-        fit = res.config.get("lens_adapt", {})
-        info = {
-            "accepted": res.accepted,
-            "reason": res.reason,
-            "seconds": res.seconds,
-            "fitted_lens": fit.get("lens"),
-            "k1_offset": res.config.get("k1_offset"),
-        }
-        if "bn" in res.config:
-            info.update(bn_accepted=res.config["bn"]["accepted"])
-        return _with_state(model, res.state_dict), None, info
-    return model, None, {}
+        return _with_state(model, res.state_dict), info
+    if variant == "iso":  # ISO as configured: meta's own inner loop, else `iso_config`
+        how = (meta_iso_config if method.startswith("meta") else iso_config) or adapt.IsoConfig()
+    elif variant in adapt.ADAPTATIONS:
+        how = variant
+    else:  # no adaptation (the trained models, the oracle, truelens)
+        return model, {}
+    res = adapt.adapt_model(model, adapt_2d, how, iso_config=iso_config)
+    info = {"accepted": res.accepted, "reason": res.reason, "seconds": res.seconds}
+    if "lens_adapt" in res.config:  # the fitted lens and the bias it was shifted by
+        info.update(fitted_lens=res.config["lens_adapt"]["lens"],
+                    k1_offset=res.config["k1_offset"])  # fmt: skip
+    if "bn" in res.config:
+        info.update(bn_accepted=res.config["bn"]["accepted"])
+    return _with_state(model, res.state_dict), info
 
 
 def _scores(p: np.ndarray, t: np.ndarray) -> dict:
@@ -436,14 +424,13 @@ def evaluate_lens(
         model = models.get(method_model(method))
         if model is None:
             continue
-        model, transform, info = _adapt(method, model, adapt_2d, adapt_3d, iso_config,
-                                        meta_iso_config, fewshot_k, seed)  # fmt: skip
+        model, info = _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config,
+                             fewshot_k, seed)  # fmt: skip
+        inputs = observed
         if method == "oracle" or method.endswith("+truelens"):
             if ideal is None:
                 ideal = [oracle_input(data, px, imaging, s, a, b) for s, a, b in eval_half]
             inputs = ideal
-        else:
-            inputs = observed if transform is None else [transform(kp) for kp in observed]
         preds = np.concatenate(lift_many(model, inputs, data.fps))
         results.append({"lens": lens_text, "method": method, **_scores(preds, gt[eval_idx]),
                         "frames": int(len(eval_idx)), **info})  # fmt: skip

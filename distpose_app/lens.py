@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -161,9 +161,9 @@ class Lens(ABC):
         """The lens string that `parse_lens` turns back into an equal lens."""
 
     @property
-    @abstractmethod
     def params(self) -> dict[str, float]:
-        """Named coefficients (empty for NoLens)."""
+        """Named coefficients: the dataclass fields in order (empty for NoLens)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
     @property
     def is_identity(self) -> bool:
@@ -195,10 +195,6 @@ class NoLens(Lens):
     def spec(self) -> str:
         return "none"
 
-    @property
-    def params(self) -> dict[str, float]:
-        return {}
-
     def fold_radius(self) -> float:
         return math.inf
 
@@ -216,10 +212,6 @@ class BrownConrady(Lens):
     k3: float = 0.0
     p1: float = 0.0
     p2: float = 0.0
-
-    @property
-    def params(self) -> dict[str, float]:
-        return {"k1": self.k1, "k2": self.k2, "k3": self.k3, "p1": self.p1, "p2": self.p2}
 
     def opencv_coeffs(self) -> np.ndarray:
         """(5,) distCoeffs for cv2: k1, k2, p1, p2, k3."""
@@ -351,10 +343,6 @@ class KannalaBrandt(Lens):
     k2: float = 0.0
     k3: float = 0.0
     k4: float = 0.0
-
-    @property
-    def params(self) -> dict[str, float]:
-        return {"k1": self.k1, "k2": self.k2, "k3": self.k3, "k4": self.k4}
 
     def opencv_coeffs(self) -> np.ndarray:
         """(4,) D for cv2.fisheye: k1, k2, k3, k4."""

@@ -236,36 +236,45 @@ def _crops(n: int, rf: int, config: LensAdaptConfig) -> list[tuple[int, int]]:
     return [(int(s), int(s) + crop) for s in starts]
 
 
+def _buffer_windows(model, keypoints: np.ndarray, config: LensAdaptConfig) -> torch.Tensor:
+    """Fixed, evenly spaced crops of the buffer (N, 17, 2) with the receptive-field context
+    each output needs -> (B, crop + RF - 1, 17, 2)."""
+    from distpose_app.adapt import edge_padded
+
+    x = torch.as_tensor(keypoints, dtype=torch.float32)
+    padded = edge_padded(model, x)  # one output per input frame
+    rf = model.receptive_field
+    return torch.stack([padded[s : e + rf - 1] for s, e in _crops(len(x), rf, config)])
+
+
 class _Objective:
-    """The self-supervised objective over fixed crops of the buffer, a function of the (5,)
-    lens parameters. The lifter is evaluated on each crop with its receptive-field context."""
+    """The self-supervised objective over windows (B, L, 17, 2) of 2D (NaN = unseen, each with
+    its receptive-field context), a function of the (5,) lens parameters."""
 
-    def __init__(self, model, keypoints: np.ndarray, config: LensAdaptConfig):
-        from distpose_app.adapt import edge_padded
+    def __init__(self, model, windows: torch.Tensor, config: LensAdaptConfig):
+        self.model, self.config, self.inputs = model, config, windows
+        # The input frames the outputs belong to (causal: the last; symmetric: centred).
+        self.past = model.receptive_field - 1 - model.lookahead_frames
 
-        self.model, self.config = model, config
-        x = torch.as_tensor(keypoints, dtype=torch.float32)
-        padded = edge_padded(model, x)  # one output per input frame
-        rf = model.receptive_field
-        spans = _crops(len(x), rf, config)
-        self.inputs = torch.stack([padded[s : e + rf - 1] for s, e in spans])  # (B, L, J, 2)
-        self.inputs_out = torch.stack([x[s:e] for s, e in spans])  # frames with an output
-        self.seen = torch.isfinite(self.inputs_out).all(-1)
+    @classmethod
+    def on_buffer(cls, model, keypoints: np.ndarray, config: LensAdaptConfig) -> _Objective:
+        """Over fixed crops of a buffer (N, 17, 2) (`_buffer_windows`)."""
+        return cls(model, _buffer_windows(model, keypoints, config), config)
 
     def terms(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg = self.config
         weights = {k: v for k, v in cfg.weights.items() if v > 0}
-        rf = self.model.receptive_field
         u_in = undistort_screen(self.inputs, _tied(params, cfg))
-        poses = self.model(u_in)  # (B, crop, J, 3)
+        poses = self.model(u_in)  # (B, T, J, 3)
         out = {}
         if "reprojection" in weights:
-            u = torch.where(self.seen[..., None], u_in[:, rf - 1 :], 0.0)
-            b, t = u.shape[:2]
+            b, t = poses.shape[:2]
+            u = u_in[:, self.past : self.past + t]
+            seen = torch.isfinite(u).all(-1)
             res = reprojection_residual(
                 poses.reshape(b * t, NUM_JOINTS, 3),
-                u.reshape(b * t, NUM_JOINTS, 2),
-                self.seen.reshape(b * t, NUM_JOINTS),
+                torch.where(seen[..., None], u, 0.0).reshape(b * t, NUM_JOINTS, 2),
+                seen.reshape(b * t, NUM_JOINTS),
                 cfg.focal,
             )
             out["reprojection"] = res.mean()
@@ -303,7 +312,9 @@ def objective_landscape(model, keypoints_2d: np.ndarray, k1_values, config=None)
     """The objective (k1_values.size,) at each k1 (other parameters identity), for diagnosis.
     keypoints_2d (N, 17, 2) normalised screen coordinates at the model's fps."""
     config = config or LensAdaptConfig()
-    objective = _Objective(model, np.asarray(keypoints_2d, np.float32), config)
+    objective = _Objective(
+        model, _buffer_windows(model, np.asarray(keypoints_2d, np.float32), config), config
+    )
     out = []
     with torch.no_grad():
         for k1 in k1_values:
@@ -368,7 +379,7 @@ def _fit_halves(model, kp, config, cancel, progress, start) -> LensAdaptResult:
         results.append(_fit(model, part, single, cancel, report, time.perf_counter()))
         if results[-1].reason == "cancelled":
             break
-    objective = _Objective(model, kp, config)
+    objective = _Objective.on_buffer(model, kp, config)
     reference = ScreenLens(k1=-config.k1_offset).params_tensor()
     with torch.no_grad():
         loss0, terms0 = objective(reference)
@@ -397,7 +408,7 @@ def _fit_halves(model, kp, config, cancel, progress, start) -> LensAdaptResult:
 
 def _fit(model, kp, config, cancel, progress, start) -> LensAdaptResult:
     torch.manual_seed(config.seed)
-    objective = _Objective(model, kp, config)
+    objective = _Objective.on_buffer(model, kp, config)
     identity = ScreenLens()
     offset = config.k1_offset
     # The reference: where the objective would settle on pinhole input (k1 = -offset).
@@ -498,21 +509,12 @@ def k1_grid_search(
     training windows (the inner loop of lens-space meta-training, `train.meta_step`).
 
     windows (B, L, 17, 2) normalised screen coordinates, NaN = unseen, L >= the receptive
-    field; one batched forward pass over every (k1, window). Returns (best k1, objective (G,))."""
-    rf = model.receptive_field
-    k1 = torch.as_tensor(np.asarray(k1_values, np.float32))
-    params = torch.zeros(len(k1), len(PARAM_NAMES))
-    params[:, 0] = k1
+    field. Returns (best k1, objective (G,)): forward passes only."""
+    objective = _Objective(model, windows, LensAdaptConfig(focal=focal))
     with torch.no_grad():
-        undistorted = torch.stack([undistort_screen(windows, p) for p in params])  # (G, B, L..)
-        g, b, length = undistorted.shape[:3]
-        poses = model(undistorted.reshape(g * b, length, NUM_JOINTS, 2))
-        u = undistorted[:, :, rf - 1 :].reshape(-1, NUM_JOINTS, 2)
-        seen = torch.isfinite(u).all(-1)
-        res = reprojection_residual(poses.reshape(-1, NUM_JOINTS, 3), torch.nan_to_num(u), seen,
-                                    focal)  # fmt: skip
-        objective = res.reshape(g, -1).mean(-1)
-    return float(k1[int(objective.argmin())]), objective
+        values = torch.tensor([float(objective(ScreenLens(k1=float(k)).params_tensor())[0])
+                               for k in k1_values])  # fmt: skip
+    return float(k1_values[int(values.argmin())]), values
 
 
 def calibrate_k1_offset(model: torch.nn.Module, buffers, config=None) -> float:

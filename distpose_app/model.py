@@ -41,14 +41,6 @@ PRETRAINED_DIR = paths.PRETRAINED_DIR
 DEFAULT_LIVE_MODEL = "meta"
 
 
-def unseen_joints(keypoints: np.ndarray | torch.Tensor):
-    """keypoints (..., J, 2) normalised screen coordinates, NaN where not seen -> (..., J) bool,
-    True for joints the detector did not see."""
-    if isinstance(keypoints, torch.Tensor):
-        return ~torch.isfinite(keypoints).all(-1)
-    return ~np.isfinite(np.asarray(keypoints)).all(-1)
-
-
 def encode_keypoints(keypoints: torch.Tensor, in_features: int) -> torch.Tensor:
     """keypoints (..., J, 2), NaN where unseen -> the network's input (..., J, in_features):
     (x, y, seen) with x = y = 0 where unseen for in_features 3, (x, y) with zeros for 2.
@@ -266,8 +258,12 @@ class StreamingLifter:
 
     @torch.inference_mode()
     def refresh(self) -> None:
-        """Re-read (fold) the model's current weights and clear the history."""
+        """Re-read (fold) the model's current weights and input lens, and clear the history."""
         m = self.model
+        # The input lens on the lifter's device, None for the identity: a frame then costs no
+        # check of it (and a model kept on another device than the lifter still works).
+        lens = m.input_lens.detach()
+        self._input_lens = lens.to(self.device).clone() if bool(lens.any()) else None
         self._expand = _Layer(m.expand_conv, m.expand_bn, True, None, self.device)
         self._blocks = []
         for i in range(len(m.pad) - 1):
@@ -291,7 +287,9 @@ class StreamingLifter:
         for the first RF-1 pushes."""
         m = self.model
         x = torch.as_tensor(keypoints, dtype=torch.float32).to(self.device)
-        x = m.prepare_input(x).reshape(-1)
+        if self._input_lens is not None:
+            x = undistort_screen(x, self._input_lens)
+        x = encode_keypoints(x, m.in_features).reshape(-1)
         step = self._expand.push(x)
         if step is None:
             return None

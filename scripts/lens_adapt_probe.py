@@ -27,8 +27,6 @@ from distpose_app import lens_adapt as la  # noqa: E402
 from distpose_app import metrics  # noqa: E402
 from distpose_app.adapt import lift_sequence  # noqa: E402
 from distpose_app.commands.evaluate import held_out_data, load_models  # noqa: E402
-from distpose_app.dataset import NoiseConfig, add_detector_noise  # noqa: E402
-from distpose_app.lens import NoLens, normalize_screen_coordinates, parse_lens  # noqa: E402
 
 ARCHIVE = "../shared/data/bandai-namco-motion.tar.xz"
 LENSES = ("none", "strong", "brown:-0.6,0.25", "brown:0.3", "fisheye:-0.15",
@@ -37,22 +35,13 @@ LENSES = ("none", "strong", "brown:-0.6,0.25", "brown:0.3", "fisheye:-0.15",
 
 def lens_inputs(data, lens_text: str, noise_px: float, seed: int, adapt_seconds: float):
     """Normalised 2D of the E sequences (observed and truly undistorted), the A buffer's 2D and
-    root-relative 3D (metres)."""
-    lens = parse_lens(lens_text, max_radius=None) if lens_text != "none" else NoLens()
-    px = ev.distorted_pixels(data, lens)
-    if noise_px > 0:
-        px, _ = add_detector_noise(
-            np.random.default_rng(seed), px, data.sequence, NoiseConfig(sigma_px=noise_px)
-        )
+    root-relative 3D (metres), built as `evaluate.evaluate_lens` builds them."""
+    px = ev._noisy(data, ev.distorted_pixels(data, lens_text), noise_px, seed)
     seqs = ev._ranges(data)
     gt = data.positions_3d - data.positions_3d[..., :1, :]
-    e_obs, e_ideal, e_gt = [], [], []
-    for s, a, b in seqs[0::2]:
-        cam = ev._camera(data, s)
-        e_obs.append(ev._normalised(data, px, s, a, b))
-        ideal_px = cam.to_pixels(lens.undistort(cam.to_normalized(px[a:b])))
-        e_ideal.append(normalize_screen_coordinates(ideal_px, *map(float, data.image_size[s])))
-        e_gt.append(gt[a:b])
+    e_obs = [ev._normalised(data, px, s, a, b) for s, a, b in seqs[0::2]]
+    e_ideal = [ev.oracle_input(data, px, lens_text, s, a, b) for s, a, b in seqs[0::2]]
+    e_gt = [gt[a:b] for _, a, b in seqs[0::2]]
     budget, buf, buf_gt = int(round(adapt_seconds * data.fps)), [], []
     for s, a, b in seqs[1::2]:
         take = min(b - a, budget - sum(len(x) for x in buf))

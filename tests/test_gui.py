@@ -16,6 +16,8 @@ import torch
 
 pytest.importorskip("pytestqt")
 
+from qt_helpers import call_on_live_thread  # noqa: E402
+
 from distpose_app.adapt import MIN_ADAPT_FRAMES, IsoConfig  # noqa: E402
 from distpose_app.bvh import read_bvh  # noqa: E402
 from distpose_app.gui import session as live  # noqa: E402
@@ -42,16 +44,6 @@ def window(qtbot, tmp_path, monkeypatch, tiny_weights):
     qtbot.waitUntil(lambda: win.frames_drawn >= 5, timeout=15000)
     yield win
     win.close()
-
-
-def call_on_live_thread(qtbot, win, fn):
-    """Run fn(session) on the live thread (as the window does) and return its result."""
-    box = []
-    win.worker.call_soon(fn, box.append)
-    qtbot.waitUntil(lambda: bool(box), timeout=5000)
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]
 
 
 def rgb_of(widget) -> np.ndarray:

@@ -14,6 +14,7 @@ import torch
 pytest.importorskip("pytestqt")
 
 from PyQt5 import QtWidgets  # noqa: E402
+from qt_helpers import call_on_live_thread as on_live  # noqa: E402
 
 from distpose_app import recovery  # noqa: E402
 from distpose_app.adapt import AdaptResult  # noqa: E402
@@ -55,16 +56,6 @@ def make_window(qtbot, tmp_path, monkeypatch, tiny_weights):
 @pytest.fixture
 def window(make_window):
     return make_window()
-
-
-def on_live(qtbot, win, fn):
-    """Run fn(session) on the live thread, as the window does, and return its result."""
-    box = []
-    win.worker.call_soon(fn, box.append)
-    qtbot.waitUntil(lambda: bool(box), timeout=5000)
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]
 
 
 def recorded(win) -> int:

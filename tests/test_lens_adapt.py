@@ -72,7 +72,7 @@ def test_nan_kept_and_no_nan_gradient():
     assert torch.isfinite(params.grad).all()
     model = _tiny_model()
     config = la.LensAdaptConfig(steps=3, grid_k1=(0.0, 0.1))
-    objective = la._Objective(model, kp.numpy(), config)
+    objective = la._Objective.on_buffer(model, kp.numpy(), config)
     params.grad = None
     loss, terms = objective(params)
     loss.backward()

@@ -211,6 +211,7 @@ def test_k1_grid_search_finds_the_lens_that_explains_the_2d():
         """A 'lifter' that returns the true poses: the objective is then the lens alone."""
 
         receptive_field = 1
+        lookahead_frames = 0
 
         def forward(self, x):
             return truth[: x.shape[0]]

@@ -33,16 +33,13 @@ def validation_buffers(archive, cache, noise_px: float, count: int, seconds: flo
 
     from distpose_app import evaluate as ev
     from distpose_app.commands.evaluate import EVAL_HFOV_DEG, EVAL_SIZE
-    from distpose_app.dataset import CameraConfig, NoiseConfig, add_detector_noise, load_or_build
+    from distpose_app.dataset import CameraConfig, load_or_build
     from distpose_app.lens import NoLens
 
     camera = CameraConfig(hfov_deg=(EVAL_HFOV_DEG, EVAL_HFOV_DEG), image_sizes=(EVAL_SIZE,))
     data = load_or_build(archive, "val", 1, seed=1, camera=camera, cache_dir=cache,
                          progress=False, poses=poses).to_external()  # fmt: skip
-    px = ev.distorted_pixels(data, NoLens())
-    if noise_px > 0:
-        rng = np.random.default_rng(1)
-        px, _ = add_detector_noise(rng, px, data.sequence, NoiseConfig(sigma_px=noise_px))
+    px = ev._noisy(data, ev.distorted_pixels(data, NoLens()), noise_px, seed=1)
     clips = [ev._normalised(data, px, s, a, b) for s, a, b in ev._ranges(data)]
     # Spread the buffers over the whole split (its files come in archive order).
     order = np.random.default_rng(0).permutation(len(clips))

@@ -163,17 +163,14 @@ def _sampler_check(meta: dict, lenses) -> dict:
 
 
 def _write_json(path, payload) -> None:
+    """`payload` as indented JSON at `path` (folder created), atomically."""
     import json
-    import os
-    import tempfile
     from pathlib import Path
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=float)
-    os.replace(tmp, path)
+    from distpose_app.export.recording import write_atomic
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(payload, indent=2, default=float))
 
 
 def _ratio(x) -> str:
