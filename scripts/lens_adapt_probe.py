@@ -1,4 +1,4 @@
-"""Does lens-space ISO (`distpose_app.lens_adapt`) work? Measure it on the held-out mocap.
+"""Does lens-space ISO (`distpose_app.adapt.lens_fit`) work? Measure it on the held-out mocap.
 
 Protocol as `evaluate.evaluate_lens`: per lens, 2D through the 90° 1280x720 evaluation webcam and
 the lens, detector-like noise; adapt on the A half (odd sequences, first 20 s), score MPJPE on the
@@ -22,11 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distpose_app import evaluate as ev  # noqa: E402
-from distpose_app import lens_adapt as la  # noqa: E402
-from distpose_app import metrics  # noqa: E402
-from distpose_app.adapt import lift_sequence  # noqa: E402
-from distpose_app.commands.evaluate import held_out_data, load_models  # noqa: E402
+from distpose_app.adapt import lens_fit as la  # noqa: E402
+from distpose_app.adapt.iso import lift_sequence  # noqa: E402
+from distpose_app.cli.evaluate import held_out_data, load_models  # noqa: E402
+from distpose_app.core import metrics  # noqa: E402
+from distpose_app.evaluation import protocol as ev  # noqa: E402
 
 ARCHIVE = "../shared/data/bandai-namco-motion.tar.xz"
 LENSES = ("none", "strong", "brown:-0.6,0.25", "brown:0.3", "fisheye:-0.15",
@@ -56,7 +56,7 @@ def validation_buffers(noise_px: float, count: int, seconds: float = 20.0) -> li
     """`count` lens-free 2D buffers (N, 17, 2) normalised, from the validation split (not the
     test split) through the evaluation webcam, with the same detector-like noise: what
     `distpose adapt-calibrate` uses, on the recorded (standing) poses."""
-    from distpose_app.commands.adapt_calibrate import validation_buffers as buffers
+    from distpose_app.cli.adapt_calibrate import validation_buffers as buffers
 
     return buffers(ARCHIVE, ".cache", noise_px, count, seconds, poses="standing")
 

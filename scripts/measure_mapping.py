@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distpose_app import skeleton as S  # noqa: E402
+from distpose_app.core import skeleton as S  # noqa: E402
 
 
 def proportions(shoulders_l, shoulders_r, hips_l, hips_r, up) -> dict:
@@ -36,7 +36,7 @@ def proportions(shoulders_l, shoulders_r, hips_l, hips_r, up) -> dict:
 
 
 def mocap(archive: str, cache: str) -> dict:
-    from distpose_app.mocap import load_bandai
+    from distpose_app.data.mocap import load_bandai
 
     p = np.concatenate([s.positions[::10] for s in load_bandai(archive, cache, progress=False)])
     return proportions(p[:, 11], p[:, 14], p[:, 4], p[:, 1],

@@ -28,8 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distpose_app import paths  # noqa: E402
-from distpose_app.skeleton import BONES, JOINT_NAMES  # noqa: E402
+from distpose_app.core import paths  # noqa: E402
+from distpose_app.core.skeleton import BONES, JOINT_NAMES  # noqa: E402
+from distpose_app.lifter import MODEL_FPS  # noqa: E402
 
 MAX_PNG_BYTES = 200_000
 SEEN, UNSEEN = "tab:blue", "0.75"
@@ -66,8 +67,8 @@ def detect_photo(path: str, threshold: float):
     """-> (RGB image, masked keypoints (17, 2) px, Detection)."""
     import cv2
 
-    from distpose_app.detect import PoseDetector
-    from distpose_app.errors import DistposeError
+    from distpose_app.core.errors import DistposeError
+    from distpose_app.live.detect import PoseDetector
 
     image = cv2.imread(path)
     if image is None:
@@ -86,8 +87,8 @@ def detect_clip(path: str, threshold: float):
     left out."""
     import cv2
 
-    from distpose_app.detect import PoseDetector
-    from distpose_app.errors import DistposeError
+    from distpose_app.core.errors import DistposeError
+    from distpose_app.live.detect import PoseDetector
 
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
@@ -116,7 +117,8 @@ def detect_clip(path: str, threshold: float):
 
 def mocap_range(archive: str, edited_files: int):
     """(low (16,), high (16,), description) of the bone ratios over the mocap, or None."""
-    from distpose_app import mocap, plausibility, pose_edit
+    from distpose_app.data import mocap, pose_edit
+    from distpose_app.evaluation import plausibility
 
     if not Path(archive).is_file():
         return None
@@ -268,9 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from distpose_app import adapt, evaluate, plausibility
-    from distpose_app.lens import normalize_screen_coordinates
-    from distpose_app.model import load_checkpoint
+    from distpose_app.adapt import iso as adapt
+    from distpose_app.evaluation import plausibility
+    from distpose_app.evaluation import protocol as evaluate
+    from distpose_app.lens.models import normalize_screen_coordinates
+    from distpose_app.lifter.model import load_checkpoint
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     clip = plausibility.summarise(poses, low, high)
     unseen = ~np.isfinite(kps_px).all(-1)
     clip.update(
-        fps=fps, frames_read=read, frames_lifted=len(kept), model_fps=evaluate.MODEL_FPS,
+        fps=fps, frames_read=read, frames_lifted=len(kept), model_fps=MODEL_FPS,
         unseen_fraction={n: float(f) for n, f in zip(JOINT_NAMES, unseen.mean(0))},
     )  # fmt: skip
     picks = montage_frames(unseen, args.montage)

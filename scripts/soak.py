@@ -34,7 +34,7 @@ LENSES = ("moderate", "none", "strong", "fisheye:0.05")
 def trim() -> None:
     """RSS after handing freed heap back to the OS shows live memory, not what the allocator
     keeps after a peak (the app does the same after each adaptation)."""
-    from distpose_app.adapt import release_freed_memory
+    from distpose_app.adapt.iso import release_freed_memory
 
     release_freed_memory()
 
@@ -77,8 +77,8 @@ class Soak:
     def __init__(self, args: argparse.Namespace, workdir: Path):
         import torch
 
-        from distpose_app.model import TemporalModel, load_model_or_fallback
-        from distpose_app.pipeline import LivePipeline
+        from distpose_app.lifter.model import TemporalModel, load_model_or_fallback
+        from distpose_app.live.pipeline import LivePipeline
 
         torch.set_num_threads(1)
         self.args, self.workdir = args, workdir
@@ -105,14 +105,14 @@ class Soak:
 
     # -- pieces ---------------------------------------------------------------------------------
     def _source(self):
-        from distpose_app.demo import DemoSource
+        from distpose_app.live.demo import DemoSource
 
         lens = LENSES[self.lens_index % len(LENSES)]
         self.lens_index += 1
         return DemoSource(lens=lens, size=self.size, noise_px=1.0, seed=self.lens_index)
 
     def open(self) -> None:
-        from distpose_app.pipeline import LiveSession
+        from distpose_app.live.pipeline import LiveSession
 
         self.session = LiveSession(self._source(), self.pipeline, realtime=self.args.realtime)
 
@@ -130,7 +130,7 @@ class Soak:
         self.counts["warnings"] += len(self.pipeline.take_warnings())
 
     def start_adapt(self) -> None:
-        from distpose_app.adapt import MIN_ADAPT_FRAMES, IsoConfig, iso_adapt
+        from distpose_app.adapt.iso import MIN_ADAPT_FRAMES, IsoConfig, iso_adapt
 
         if self._adapt_thread is not None:
             try:  # pressing Adapt while one runs: must be refused, not crash
@@ -201,7 +201,7 @@ class Soak:
 
     # -- run ------------------------------------------------------------------------------------
     def run(self) -> dict:
-        from distpose_app.adapt import MIN_ADAPT_FRAMES
+        from distpose_app.adapt.iso import MIN_ADAPT_FRAMES
 
         args = self.args
         self.open()

@@ -50,7 +50,7 @@ def tiny_weights(tmp_path_factory) -> str:
     """A small random causal lifter (receptive field 9, 32 channels) saved as a checkpoint."""
     import torch
 
-    from distpose_app.model import TemporalModel, save_checkpoint
+    from distpose_app.lifter.model import TemporalModel, save_checkpoint
 
     torch.manual_seed(0)
     model = TemporalModel(filter_widths=(3, 3), channels=32, dropout=0.0, causal=True)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distpose_app.skeleton import PARENTS
+from distpose_app.core.skeleton import PARENTS
 
 # Bone offsets of a rest pose, camera-like axes (y down): left and right exactly mirrored.
 _OFFSETS_Y_DOWN = {

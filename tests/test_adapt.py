@@ -3,9 +3,10 @@ import pytest
 import torch
 from poses import symmetric_pose
 
-from distpose_app import adapt, losses
-from distpose_app.errors import DistposeError
-from distpose_app.model import TemporalModel
+from distpose_app.adapt import iso as adapt
+from distpose_app.core.errors import DistposeError
+from distpose_app.lifter import losses
+from distpose_app.lifter.model import TemporalModel
 
 
 def test_iso_losses_zero_for_rigid_symmetric_sequence():
@@ -123,7 +124,7 @@ def test_lift_sequence_keeps_frame_count():
 
 
 def test_adapt_model_lens_returns_the_fit_as_the_input_lens_buffer(monkeypatch):
-    from distpose_app import lens_adapt
+    from distpose_app.adapt import lens_fit as lens_adapt
 
     model = _tiny_model()
     model.input_lens.fill_(0.05)  # an earlier adaptation: discarded, the buffer is raw 2D
@@ -161,7 +162,7 @@ def test_adapt_model_dispatches_iso_and_rejects_unknown_methods():
 
 
 def test_lens_adapt_config_reads_the_models_calibrated_bias():
-    from distpose_app.lens_adapt import LensAdaptConfig
+    from distpose_app.adapt.lens_fit import LensAdaptConfig
 
     model = _tiny_model()
     assert LensAdaptConfig.for_model(model).k1_offset == LensAdaptConfig().k1_offset
@@ -172,7 +173,7 @@ def test_lens_adapt_config_reads_the_models_calibrated_bias():
 def test_process_offers_exactly_the_adaptations():
     import argparse
 
-    from distpose_app.commands import process
+    from distpose_app.cli import process
 
     parser = argparse.ArgumentParser()
     process.add_arguments(parser)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from distpose_app import bench, metrics
-from distpose_app.errors import DistposeError
-from distpose_app.model import TemporalModel, save_checkpoint
-from distpose_app.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS
+from distpose_app.bench import runner as bench
+from distpose_app.core import metrics
+from distpose_app.core.errors import DistposeError
+from distpose_app.core.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS
+from distpose_app.lifter.model import TemporalModel, save_checkpoint
 
 # Unit directions per joint (from its parent): any fixed set makes bone lengths exact.
 _DIRS = np.random.default_rng(3).normal(size=(NUM_JOINTS, 3))
@@ -94,8 +95,9 @@ def test_targets_and_markdown_flags():
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     """One `distpose bench --quick` on a tiny random causal model (RF 9, 32 channels)."""
-    from distpose_app.commands import bench as command
-    from distpose_app.paths import SHARED
+    from distpose_app.cli import bench as command
+
+    from distpose_app.core.paths import SHARED
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("bench")

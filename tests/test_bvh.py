@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from distpose_app.bvh import (
+from distpose_app.core.errors import DataFormatError
+from distpose_app.data.bvh import (
     end_site_positions,
     euler_to_matrix,
     forward_kinematics,
@@ -14,7 +15,6 @@ from distpose_app.bvh import (
     matrix_to_euler,
     read_bvh,
 )
-from distpose_app.errors import DataFormatError
 
 ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 

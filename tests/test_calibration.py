@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from distpose_app.calibration import lens_from_opencv_coeffs, load_opencv_calibration
-from distpose_app.errors import DataFormatError, LensError
-from distpose_app.lens import BrownConrady, KannalaBrandt, NoLens, project_points
+from distpose_app.core.errors import DataFormatError, LensError
+from distpose_app.lens.calibration import lens_from_opencv_coeffs, load_opencv_calibration
+from distpose_app.lens.models import BrownConrady, KannalaBrandt, NoLens, project_points
 
 K = np.array([[610.0, 0.0, 321.5], [0.0, 612.0, 238.25], [0.0, 0.0, 1.0]])
 

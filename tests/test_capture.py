@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from distpose_app.capture import (
+from distpose_app.core.errors import DistposeError
+from distpose_app.live.capture import (
     CameraSource,
     CaptureThread,
     FakeSource,
@@ -20,7 +21,6 @@ from distpose_app.capture import (
     list_cameras,
     open_source,
 )
-from distpose_app.errors import DistposeError
 
 
 def _write_video(path, frames=10, size=(64, 48), fourcc="mp4v", fps=30.0):

@@ -1,4 +1,4 @@
-"""Tests for distpose_app.dataset: virtual webcams, projection, splits, noise, the cache and the
+"""Tests for data.dataset: virtual webcams, projection, splits, noise, the cache and the
 external .npz format. Tiny synthetic skeletons generated here; one test reads the real archive."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from distpose_app import dataset as ds
-from distpose_app.errors import DataFormatError, DistposeError
-from distpose_app.lens import BrownConrady, Intrinsics, LensSampler, NoLens, project_points
-from distpose_app.skeleton import bone_lengths
+from distpose_app.core.errors import DataFormatError, DistposeError
+from distpose_app.core.skeleton import bone_lengths
+from distpose_app.data import dataset as ds
+from distpose_app.lens.models import BrownConrady, Intrinsics, LensSampler, NoLens, project_points
 
 # A standing person, world metres, Y up, feet on the floor (H36M-17 order).
 STANDING = np.array(
@@ -247,7 +247,7 @@ def test_build_synthetic_shapes_and_consistency():
         assert np.all(
             (data.keypoints_2d[sl] >= 0).all(-1) & (data.keypoints_2d[sl] <= [w, h]).all(-1)
         )
-    from distpose_app.lens import parse_lens
+    from distpose_app.lens.models import parse_lens
 
     lenses = [parse_lens(spec, max_radius=None) for spec in data.lens]
     again = ds.project_views(data.positions_3d, data.intrinsics, lenses, data.sequence)
@@ -332,11 +332,11 @@ def test_load_or_build_caches_by_parameters(tmp_path, monkeypatch):
         calls.append(path)
         return sequences(4, 12)
 
-    import distpose_app
+    import distpose_app.data
 
     fake = types.SimpleNamespace(load_bandai=load_bandai, CACHE_VERSION=1)
-    monkeypatch.setitem(sys.modules, "distpose_app.mocap", fake)
-    monkeypatch.setattr(distpose_app, "mocap", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "distpose_app.data.mocap", fake)
+    monkeypatch.setattr(distpose_app.data, "mocap", fake, raising=False)
     cache = tmp_path / "cache"
     kw = dict(cache_dir=cache, progress=False, clip_frames=0)
     a = ds.load_or_build(archive, "all", 1, seed=0, **kw)
@@ -357,7 +357,7 @@ def test_load_or_build_caches_by_parameters(tmp_path, monkeypatch):
 
 
 def test_cli_reports_a_missing_archive(tmp_path, capsys):
-    from distpose_app.cli import main
+    from distpose_app.cli.main import main
 
     missing = tmp_path / "nowhere.tar.xz"
     assert main(["data", "build", "--archive", str(missing), "--cache", str(tmp_path)]) == 2
@@ -503,7 +503,7 @@ def test_unreadable_external_files(tmp_path):
 # The real archive (skipped without ../shared)
 # ---------------------------------------------------------------------------------------
 def test_real_bandai_sequences_build(bandai_archive):
-    mocap = pytest.importorskip("distpose_app.mocap")
+    mocap = pytest.importorskip("distpose_app.data.mocap")
     from itertools import islice
 
     seqs = []
@@ -539,7 +539,7 @@ def test_clips_cut_files_and_keep_their_split():
 
 
 def test_pose_family_of_sequence_and_view_names():
-    from distpose_app.dataset import pose_family
+    from distpose_app.data.dataset import pose_family
 
     assert pose_family("dataset-1_bye_old_001#seated#03/view0") == "seated"
     assert pose_family("dataset-1_bye_old_001#kneeling") == "kneeling"

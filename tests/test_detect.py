@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from distpose_app.skeleton import (
+from distpose_app.core.skeleton import (
     HIP_WIDTH_FACTOR,
     MP_LEFT_HIP,
     MP_LEFT_SHOULDER,
@@ -27,7 +27,7 @@ def cameraman():
 
 @pytest.fixture(scope="module")
 def detection(cameraman):
-    from distpose_app.detect import PoseDetector
+    from distpose_app.live.detect import PoseDetector
 
     with PoseDetector(static_image_mode=True) as detector:
         return detector.detect(cameraman)
@@ -71,7 +71,7 @@ def test_world_3d_is_metric_and_hip_centred(detection):
 
 @pytest.mark.slow
 def test_no_person_and_bad_input():
-    from distpose_app.detect import PoseDetector
+    from distpose_app.live.detect import PoseDetector
 
     detector = PoseDetector()
     assert detector.detect(np.zeros((120, 160, 3), np.uint8)) is None
@@ -87,9 +87,9 @@ def test_no_person_and_bad_input():
 def test_street_walk_warped_by_a_strong_lens(media_dir):
     """End to end on a real clip, and on the same clip warped through the `strong` lens inside
     the test: the detections on the warped frames are the lens applied to the originals'."""
-    from distpose_app.capture import VideoFileSource
-    from distpose_app.detect import PoseDetector
-    from distpose_app.lens import Intrinsics, distort_pixels, parse_lens, undistort_pixels
+    from distpose_app.lens.models import Intrinsics, distort_pixels, parse_lens, undistort_pixels
+    from distpose_app.live.capture import VideoFileSource
+    from distpose_app.live.detect import PoseDetector
 
     source = VideoFileSource(media_dir / "openpose_street_walk.avi")
     source.open()

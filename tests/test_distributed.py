@@ -17,11 +17,11 @@ SCRIPT = textwrap.dedent(
     import torch
     sys.path.insert(0, {tests!r})
     from poses import Sequence, walking
-    from distpose_app import distributed
-    from distpose_app.dataset import build_synthetic
-    from distpose_app.lens import LensSampler
-    from distpose_app.model import TemporalModel
-    from distpose_app.train import TrainConfig, WindowSampler, supervised_backward
+    from distpose_app.training import distributed
+    from distpose_app.data.dataset import build_synthetic
+    from distpose_app.lens.models import LensSampler
+    from distpose_app.lifter.model import TemporalModel
+    from distpose_app.training.loop import TrainConfig, WindowSampler, supervised_backward
 
     torch.set_num_threads(1)
     rank, world = distributed.init_from_env()
@@ -78,7 +78,7 @@ def test_two_process_gradients_equal_single_process(tmp_path):
 
 
 def test_distributed_batch_norm_is_plain_batch_norm_in_one_process():
-    from distpose_app.distributed import DistributedBatchNorm1d, convert_batch_norm
+    from distpose_app.training.distributed import DistributedBatchNorm1d, convert_batch_norm
 
     torch.manual_seed(0)
     plain = torch.nn.Sequential(torch.nn.Conv1d(4, 6, 3), torch.nn.BatchNorm1d(6))

@@ -12,15 +12,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from distpose_app.cli import evaluate as cmd
 from poses import symmetric_pose
 
-from distpose_app import evaluate as ev
-from distpose_app.commands import evaluate as cmd
-from distpose_app.dataset import ExternalData, save_external
-from distpose_app.errors import DistposeError, LensError
-from distpose_app.lens import BrownConrady, Intrinsics, LensSampler, NoLens
-from distpose_app.masking import UPPER_BODY
-from distpose_app.model import load_checkpoint
+from distpose_app.core.errors import DistposeError, LensError
+from distpose_app.data.dataset import ExternalData, save_external
+from distpose_app.data.masking import UPPER_BODY
+from distpose_app.evaluation import protocol as ev
+from distpose_app.lens.models import BrownConrady, Intrinsics, LensSampler, NoLens
+from distpose_app.lifter.model import load_checkpoint
 
 W, H = 1280, 720
 K90 = Intrinsics.from_hfov(90.0, W, H)
@@ -122,7 +122,7 @@ def test_lens_sets_against_the_sampler():
     assert not any(inside[t] for t in ev.LENS_SETS["out"])
     assert inside["none@hfov=100"] and inside["strong@hfov=60"]  # within training's 50-120°
     # The "out" lenses stay monotonic over the evaluation webcam's image.
-    from distpose_app.lens import is_monotonic
+    from distpose_app.lens.models import is_monotonic
 
     for t in ev.LENS_SETS["out"]:
         assert is_monotonic(ev.parse_imaging(t).lens, K90.corner_radius), t
@@ -153,7 +153,7 @@ def test_method_names():
 @pytest.fixture
 def fake_lens_adapt(monkeypatch):
     """lens_adapt.lens_adapt replaced by one that records its buffer and fits the identity."""
-    from distpose_app import lens_adapt as la
+    from distpose_app.adapt import lens_fit as la
 
     calls = []
 

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distpose_app.bvh import euler_to_matrix, forward_kinematics, matrix_to_euler, read_bvh
-from distpose_app.errors import DistposeError
+from distpose_app.core.errors import DistposeError
+from distpose_app.core.skeleton import BONES, PARENTS, bone_lengths
+from distpose_app.data.bvh import euler_to_matrix, forward_kinematics, matrix_to_euler, read_bvh
 from distpose_app.export import (
     BVH_JOINT_NAMES,
     ExportOptions,
@@ -23,7 +24,6 @@ from distpose_app.export import (
     unwrap_euler,
 )
 from distpose_app.export import skeleton_fit as fit
-from distpose_app.skeleton import BONES, PARENTS, bone_lengths
 
 FPS = 30.0
 LENGTHS = fit.DEFAULT_BONE_LENGTHS
@@ -170,7 +170,7 @@ def test_round_trip_default_cleanup_noisy(tmp_path):
 
 
 def test_round_trip_real_mocap(tmp_path, bandai_archive):
-    from distpose_app import mocap
+    from distpose_app.data import mocap
 
     sequences = mocap.iter_bandai_archive(bandai_archive, progress=False)
     try:

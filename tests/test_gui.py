@@ -18,13 +18,13 @@ pytest.importorskip("pytestqt")
 
 from qt_helpers import call_on_live_thread  # noqa: E402
 
-from distpose_app.adapt import MIN_ADAPT_FRAMES, IsoConfig  # noqa: E402
-from distpose_app.bvh import read_bvh  # noqa: E402
+from distpose_app.adapt.iso import MIN_ADAPT_FRAMES, IsoConfig  # noqa: E402
+from distpose_app.data.bvh import read_bvh  # noqa: E402
 from distpose_app.gui import session as live  # noqa: E402
 from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
 from distpose_app.gui.skeleton_view import LEFT_COLOUR, RIGHT_COLOUR  # noqa: E402
-from distpose_app.model import TemporalModel  # noqa: E402
-from distpose_app.pipeline import AdaptTicket  # noqa: E402
+from distpose_app.lifter.model import TemporalModel  # noqa: E402
+from distpose_app.live.pipeline import AdaptTicket  # noqa: E402
 
 pytestmark = pytest.mark.gui
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

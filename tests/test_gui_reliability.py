@@ -16,14 +16,14 @@ pytest.importorskip("pytestqt")
 from PyQt5 import QtWidgets  # noqa: E402
 from qt_helpers import call_on_live_thread as on_live  # noqa: E402
 
-from distpose_app import recovery  # noqa: E402
-from distpose_app.adapt import AdaptResult  # noqa: E402
-from distpose_app.bvh import read_bvh  # noqa: E402
-from distpose_app.capture import FakeSource  # noqa: E402
-from distpose_app.demo import DemoSource  # noqa: E402
+from distpose_app.adapt.iso import AdaptResult  # noqa: E402
+from distpose_app.data.bvh import read_bvh  # noqa: E402
 from distpose_app.gui import session as live  # noqa: E402
 from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
-from distpose_app.model import TemporalModel  # noqa: E402
+from distpose_app.lifter.model import TemporalModel  # noqa: E402
+from distpose_app.live import recovery  # noqa: E402
+from distpose_app.live.capture import FakeSource  # noqa: E402
+from distpose_app.live.demo import DemoSource  # noqa: E402
 
 pytestmark = pytest.mark.gui
 SIZE = (640, 360)  # the test demo's image, pixels
@@ -351,7 +351,7 @@ def test_degenerate_adaptations_rejected_or_reverted_and_reported(qtbot, window)
 
 # ------------------------------------------------------------------ weights
 def test_truncated_weights_fall_back_to_shipped_model(qtbot, make_window, tiny_weights, tmp_path):
-    from distpose_app.model import available_pretrained
+    from distpose_app.lifter.model import available_pretrained
 
     shipped = available_pretrained()
     if not shipped:

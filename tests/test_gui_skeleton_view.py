@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from distpose_app.core.skeleton import BONES  # noqa: E402
 from distpose_app.gui import skeleton_view as sv  # noqa: E402
-from distpose_app.skeleton import BONES  # noqa: E402
 
 pytestmark = pytest.mark.gui
 LEGS = [0, 1, 2, 3, 4, 5, 6, 7]  # pelvis, hips, knees, ankles, spine: under the desk

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from distpose_app import lens as L
-from distpose_app.errors import LensError
+from distpose_app.core.errors import LensError
+from distpose_app.lens import models as L
 
 K = L.Intrinsics.from_hfov(90.0, 1920, 1080)
 BROWNS = [
@@ -309,7 +309,7 @@ def test_normalize_screen_coordinates():
 
 # ---------------------------------------------------------------------------- CLI
 def test_cli(capsys):
-    from distpose_app.cli import main
+    from distpose_app.cli.main import main
 
     assert main(["lens", "strong", "--hfov", "90", "--size", "1920x1080"]) == 0
     out = capsys.readouterr().out

@@ -5,9 +5,9 @@ import pytest
 import torch
 from poses import symmetric_pose
 
-from distpose_app import lens_adapt as la
-from distpose_app.errors import DistposeError
-from distpose_app.model import TemporalModel
+from distpose_app.adapt import lens_fit as la
+from distpose_app.core.errors import DistposeError
+from distpose_app.lifter.model import TemporalModel
 
 
 def _tiny_model(seed=0) -> TemporalModel:

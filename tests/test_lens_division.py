@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from distpose_app import lens as L
-from distpose_app.errors import LensError
+from distpose_app.core.errors import LensError
+from distpose_app.lens import models as L
 
 
 def _points(n: int, radius: float, seed: int = 0) -> np.ndarray:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from distpose_app import masking
-from distpose_app.skeleton import JOINT_NAMES
+from distpose_app.core.skeleton import JOINT_NAMES
+from distpose_app.data import masking
 
 
 def test_groups_name_the_joints_a_partial_view_loses():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from poses import symmetric_pose
 
-from distpose_app import metrics
-from distpose_app.skeleton import BONES, SYMMETRIC_BONE_PAIRS
+from distpose_app.core import metrics
+from distpose_app.core.skeleton import BONES, SYMMETRIC_BONE_PAIRS
 
 
 def _rotation_z(angle):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distpose_app import mocap
-from distpose_app.bvh import read_bvh
-from distpose_app.errors import DataFormatError, DistposeError
-from distpose_app.skeleton import BONE_NAMES, JOINT_NAMES, SYMMETRIC_BONE_PAIRS, bone_lengths
+from distpose_app.core.errors import DataFormatError, DistposeError
+from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, SYMMETRIC_BONE_PAIRS, bone_lengths
+from distpose_app.data import mocap
+from distpose_app.data.bvh import read_bvh
 
 # A standing Bandai-like skeleton facing +Z (its left at +X), world positions in cm.
 BANDAI_REST = {

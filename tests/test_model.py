@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from distpose_app import model as M
-from distpose_app.errors import DistposeError, WeightsError
+from distpose_app.core.errors import DistposeError, WeightsError
+from distpose_app.lifter import model as M
 
 
 def _model(widths=(3, 3, 3), causal=False, channels=32, seed=0) -> M.TemporalModel:

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from distpose_app.capture import FakeSource, SourceError
-from distpose_app.demo import DemoSource
-from distpose_app.lens import Intrinsics, normalize_screen_coordinates, parse_lens
-from distpose_app.model import TemporalModel
-from distpose_app.pipeline import (
+from distpose_app.core.skeleton import mediapipe_to_h36m
+from distpose_app.lens.models import Intrinsics, normalize_screen_coordinates, parse_lens
+from distpose_app.lifter.model import TemporalModel
+from distpose_app.live.capture import FakeSource, SourceError
+from distpose_app.live.demo import DemoSource
+from distpose_app.live.pipeline import (
     LivePipeline,
     LiveSession,
     StageStats,
@@ -20,7 +21,6 @@ from distpose_app.pipeline import (
     seen_joints,
     valid_joints,
 )
-from distpose_app.skeleton import mediapipe_to_h36m
 
 SIZE = (640, 360)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from distpose_app import plausibility as pl
-from distpose_app.skeleton import BONE_NAMES, JOINT_NAMES
+from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES
+from distpose_app.evaluation import plausibility as pl
 from tests.poses import symmetric_pose, walking
 
 J = {name: i for i, name in enumerate(JOINT_NAMES)}

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distpose_app import pose_edit as pe
-from distpose_app.bvh import forward_kinematics, read_bvh
-from distpose_app.dataset import split_of
-from distpose_app.errors import DataFormatError, DistposeError
-from distpose_app.mocap import to_h36m
-from distpose_app.skeleton import bone_lengths
+from distpose_app.core.errors import DataFormatError, DistposeError
+from distpose_app.core.skeleton import bone_lengths
+from distpose_app.data import pose_edit as pe
+from distpose_app.data.bvh import forward_kinematics, read_bvh
+from distpose_app.data.dataset import split_of
+from distpose_app.data.mocap import to_h36m
 
 # Bandai-Namco joint names with Y-up offsets (cm): all rotations zero is a straight standing
 # pose with the ankles 8 cm and the balls of the feet 2 cm above the floor; thigh and shin 40 cm.

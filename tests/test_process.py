@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from distpose_app.cli import process
 
-from distpose_app.commands import process
-from distpose_app.errors import DistposeError, LensError
+from distpose_app.core.errors import DistposeError, LensError
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -22,7 +22,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from distpose_app.model import TemporalModel, save_checkpoint
+    from distpose_app.lifter.model import TemporalModel, save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"

@@ -1,6 +1,6 @@
 import io
 
-from distpose_app.progress import Progress, progress
+from distpose_app.core.progress import Progress, progress
 
 
 def test_progress_lines_in_logs_every_tenth():

@@ -7,8 +7,8 @@ import zlib
 
 import numpy as np
 
-from distpose_app import recovery
-from distpose_app.pipeline import FrameResult, Recorder
+from distpose_app.live import recovery
+from distpose_app.live.pipeline import FrameResult, Recorder
 
 
 def _result(i: int, seen: np.ndarray, tracked: bool = True) -> FrameResult:

@@ -20,13 +20,15 @@ import pandas as pd
 import pytest
 import torch
 
-from distpose_app import adapt, cli, recovery
-from distpose_app import model as M
-from distpose_app.capture import FakeSource, SourceError
-from distpose_app.demo import DemoSource
-from distpose_app.errors import DataFormatError, DistposeError, WeightsError
+from distpose_app.adapt import iso as adapt
+from distpose_app.cli import main as cli
+from distpose_app.core.errors import DataFormatError, DistposeError, WeightsError
 from distpose_app.export import export_recording
-from distpose_app.pipeline import LivePipeline, LiveSession, Recorder
+from distpose_app.lifter import model as M
+from distpose_app.live import recovery
+from distpose_app.live.capture import FakeSource, SourceError
+from distpose_app.live.demo import DemoSource
+from distpose_app.live.pipeline import LivePipeline, LiveSession, Recorder
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 180)
@@ -120,9 +122,9 @@ _RECORDING_SCRIPT = """
 import sys, time
 import torch
 torch.set_num_threads(1)
-from distpose_app.demo import DemoSource
-from distpose_app.model import TemporalModel
-from distpose_app.pipeline import LivePipeline, LiveSession
+from distpose_app.live.demo import DemoSource
+from distpose_app.lifter.model import TemporalModel
+from distpose_app.live.pipeline import LivePipeline, LiveSession
 torch.manual_seed(0)
 model = TemporalModel(channels=16, filter_widths=(3, 3), causal=True).eval()
 pipe = LivePipeline(model, "cpu")
@@ -284,7 +286,7 @@ def test_camera_that_stops_delivering_can_be_reconnected():
 
 
 def _missing_video():
-    from distpose_app.capture import VideoFileSource
+    from distpose_app.live.capture import VideoFileSource
 
     return VideoFileSource("/nonexistent/missing.avi")
 

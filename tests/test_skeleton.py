@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from distpose_app import skeleton as S
+from distpose_app.core import skeleton as S
 
 
 def _landmarks() -> np.ndarray:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from poses import Sequence, walking
 
-from distpose_app import evaluate as ev
-from distpose_app.dataset import build_synthetic
-from distpose_app.model import load_checkpoint
-from distpose_app.train import TrainConfig, WindowSampler, train
+from distpose_app.data.dataset import build_synthetic
+from distpose_app.evaluation import protocol as ev
+from distpose_app.lifter.model import load_checkpoint
+from distpose_app.training.loop import TrainConfig, WindowSampler, train
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_window_sampler_batches(tiny_sets):
     assert torch.all(y[..., 0, :] == 0)  # root-relative
     assert x.abs().max() < 1.5  # normalised screen coordinates
     # Masking: whole groups NaN over a window, on a share of windows near the configured rate.
-    from distpose_app.masking import MaskConfig
+    from distpose_app.data.masking import MaskConfig
 
     xm, _ = s.make_batch(s.random_starts(400), None, 0.0, False, masking=MaskConfig())
     unseen = torch.isnan(xm).any(-1)
@@ -114,7 +114,7 @@ def test_gap_closed_share():
 
 
 def test_out_lenses_are_outside_the_sampler_and_in_lenses_inside():
-    from distpose_app.lens import LensSampler, parse_lens
+    from distpose_app.lens.models import LensSampler, parse_lens
 
     sampler = LensSampler()
     assert all(sampler.contains(parse_lens(t)) for t in ev.LENS_SETS["in"])
@@ -134,7 +134,7 @@ def test_noise_changes_the_input_but_not_the_frames(tiny_sets):
 
 
 def load_checkpoint_free_model():
-    from distpose_app.model import TemporalModel
+    from distpose_app.lifter.model import TemporalModel
 
     torch.manual_seed(0)
     return TemporalModel(filter_widths=(3, 3), channels=16, causal=True).eval()
@@ -162,7 +162,7 @@ def test_second_order_maml_differs_from_first_order(tiny_sets, tmp_path):
 
 
 def test_closeup_view_aims_at_the_chest_from_desk_distance():
-    from distpose_app.train import CLOSEUP_DISTANCE_M, closeup_view
+    from distpose_app.training.loop import CLOSEUP_DISTANCE_M, closeup_view
 
     rng = np.random.default_rng(0)
     cam = walking(30, 0)[:, :, [0, 1, 2]] * np.array([1.0, -1.0, 1.0]) + [0.4, 0.3, 3.0]
@@ -205,7 +205,7 @@ def test_meta_with_a_lens_inner_loop_trains_and_only_the_weights_move(tiny_sets,
 
 
 def test_k1_grid_search_finds_the_lens_that_explains_the_2d():
-    from distpose_app.lens_adapt import k1_grid_search
+    from distpose_app.adapt.lens_fit import k1_grid_search
 
     class Oracle(torch.nn.Module):
         """A 'lifter' that returns the true poses: the objective is then the lens alone."""

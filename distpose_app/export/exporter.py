@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from distpose_app import __version__
-from distpose_app.errors import DistposeError
-from distpose_app.skeleton import BONE_NAMES, JOINT_NAMES, PARENTS
+from distpose_app.core.errors import DistposeError
+from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, PARENTS
 
 from . import skeleton_fit as fit
 from .bvh_writer import BVH_JOINT_NAMES, bvh_text

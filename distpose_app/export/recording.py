@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distpose_app.errors import DataFormatError, DistposeError
-from distpose_app.skeleton import NUM_JOINTS
+from distpose_app.core.errors import DataFormatError, DistposeError
+from distpose_app.core.skeleton import NUM_JOINTS
 
 CHANNEL_ORDERS: tuple[str, ...] = ("ZXY", "ZYX", "XYZ")
 UNIT_SCALES: dict[str, float] = {"cm": 100.0, "m": 1.0, "mm": 1000.0}

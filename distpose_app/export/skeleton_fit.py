@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distpose_app.skeleton import BONES, NUM_JOINTS, PARENTS, SYMMETRIC_BONE_PAIRS
+from distpose_app.core.skeleton import BONES, NUM_JOINTS, PARENTS, SYMMETRIC_BONE_PAIRS
 
 EPS = 1e-9
 

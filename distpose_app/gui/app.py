@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from distpose_app import __version__
-from distpose_app.errors import DistposeError
+from distpose_app.core.errors import DistposeError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +65,7 @@ def _check_args(args) -> None:
     if args.screenshot and args.frames is None:
         args.frames = 90
     if args.lens is not None:
-        from distpose_app.lens import parse_lens
+        from distpose_app.lens.models import parse_lens
 
         if args.source not in (None, "demo"):
             raise DistposeError("--lens sets the demo's lens; use it with --source demo")
@@ -75,7 +75,7 @@ def _check_args(args) -> None:
             raise DistposeError(f"video file not found: {args.source}")
     # --weights that do not load (missing, truncated, another model) are not an error here: the
     # window falls back to the shipped weights and says so (session.load_model).
-    from distpose_app.model import resolve_device
+    from distpose_app.lifter.model import resolve_device
 
     resolve_device(args.device)
 

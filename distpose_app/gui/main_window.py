@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from distpose_app import recovery
-from distpose_app.errors import DistposeError
+from distpose_app.core.errors import DistposeError
 from distpose_app.gui import session as live
 from distpose_app.gui.dialogs import LensDialog, RecoveryDialog, shortcuts_dialog
 from distpose_app.gui.skeleton_view import SkeletonView
 from distpose_app.gui.video_view import VideoView
 from distpose_app.gui.workers import LiveWorker, TaskThread, start_live
+from distpose_app.live import recovery
 
 DEMO_LENSES = ("none", "mild", "moderate", "strong", "pincushion", "fisheye")
 PENDING = object()  # adapt_ticket while the live thread has not answered begin_adaptation yet
@@ -548,7 +548,7 @@ class MainWindow(QtWidgets.QMainWindow):
         empty, a folder or not a video OpenCV can read; True for anything else."""
         if spec == "demo" or spec.lstrip("-").isdigit() or spec.startswith("__"):
             return True
-        from distpose_app.capture import VideoFileSource
+        from distpose_app.live.capture import VideoFileSource
 
         probe = VideoFileSource(spec)
         try:
@@ -639,7 +639,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._check_lens_action()
 
     def load_calibration(self, path: str) -> None:
-        from distpose_app.calibration import load_opencv_calibration
+        from distpose_app.lens.calibration import load_opencv_calibration
 
         intrinsics, lens = load_opencv_calibration(path)
         self._apply_known_lens((intrinsics, lens, f"calibrated: {Path(path).name}"))
@@ -686,7 +686,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _adapt_snapshot(self, ticket, worker: LiveWorker | None = None) -> None:
         """The live thread's answer to begin_adaptation: an AdaptTicket (start the background
         job) or an exception (say why)."""
-        from distpose_app.adapt import (
+        from distpose_app.adapt.iso import (
             MIN_ADAPT_FRAMES,
             adapt_model,
             lower_background_priority,

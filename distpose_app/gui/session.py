@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PyQt5 import QtCore
 
-from distpose_app.errors import DistposeError, WeightsError
-from distpose_app.fileio import torch_save_atomic
+from distpose_app.core.errors import DistposeError, WeightsError
+from distpose_app.core.fileio import torch_save_atomic
 
 ORGANISATION, APPLICATION = "distpose", "distpose-app"
 
@@ -70,7 +70,7 @@ def load_adaptation(key: str, model) -> tuple[dict | None, str]:
     """(state_dict, one-line description) saved for camera `key` and fitting `model`, or (None,
     warning) when there is none or it no longer loads (unreadable, made for another model,
     non-finite weights): a stale adaptation is ignored, never fatal."""
-    from distpose_app.adapt import load_saved_adaptation
+    from distpose_app.adapt.iso import load_saved_adaptation
 
     path = saved_adaptation_path(key)
     state, warning = load_saved_adaptation(path, model)
@@ -97,7 +97,7 @@ def describe_spec(spec: str) -> str:
 
 
 def list_cameras() -> list:
-    from distpose_app.capture import list_cameras as probe
+    from distpose_app.live.capture import list_cameras as probe
 
     return probe()
 
@@ -153,7 +153,7 @@ class LiveUpdate:
 # ---------------------------------------------------------------------------------------------
 def default_model_name() -> str:
     """The shipped model the window uses (model.DEFAULT_LIVE_MODEL)."""
-    from distpose_app import model as lifter
+    from distpose_app.lifter import model as lifter
 
     return getattr(lifter, "DEFAULT_LIVE_MODEL", "augmented")
 
@@ -164,7 +164,7 @@ def load_model(weights: str | None):
     back to the shipped model with a warning naming the file and the problem; with nothing
     shipped (a fresh clone without pretrained/) an untrained lifter runs, with a warning, so the
     window still opens. Raises WeightsError only when --weights fails and nothing is shipped."""
-    from distpose_app import model as lifter
+    from distpose_app.lifter import model as lifter
 
     names = lifter.available_pretrained()
     default = default_model_name()
@@ -211,16 +211,16 @@ class LiveSession:
     def make_source(config: SessionConfig, spec: str):
         """An unopened FrameSource for `spec` ("demo", a camera index, a video path)."""
         if spec == "demo":
-            from distpose_app.demo import DemoSource
+            from distpose_app.live.demo import DemoSource
 
             return DemoSource(lens=config.demo_lens, size=config.demo_size)
-        from distpose_app.capture import open_source
+        from distpose_app.live.capture import open_source
 
         return open_source(spec)
 
     @classmethod
     def open(cls, config: SessionConfig) -> LiveSession:
-        from distpose_app import pipeline as live_pipeline
+        from distpose_app.live import pipeline as live_pipeline
 
         model, model_name, warning = load_model(config.weights)
         source = config.source

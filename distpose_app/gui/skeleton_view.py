@@ -12,7 +12,7 @@ import pyqtgraph.opengl as gl
 from PyQt5 import QtCore, QtWidgets
 from pyqtgraph import Vector
 
-from distpose_app.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, RIGHT_JOINTS
+from distpose_app.core.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, RIGHT_JOINTS
 
 LEFT_COLOUR = (0.25, 0.55, 1.0, 1.0)
 RIGHT_COLOUR = (1.0, 0.55, 0.15, 1.0)

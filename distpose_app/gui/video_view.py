@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from distpose_app.core.skeleton import BONES
 from distpose_app.gui.skeleton_view import joint_colours
-from distpose_app.skeleton import BONES
 
 
 def bgr_to_qimage(image: np.ndarray) -> QtGui.QImage:

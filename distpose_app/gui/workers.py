@@ -17,7 +17,7 @@ from typing import Any
 
 from PyQt5 import QtCore
 
-from distpose_app.errors import DistposeError
+from distpose_app.core.errors import DistposeError
 
 
 class LiveWorker(QtCore.QObject):

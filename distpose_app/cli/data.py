@@ -1,0 +1,109 @@
+"""`distpose data`: build the cached synthetic dataset from the Bandai-Namco mocap, or export a
+split in the external `.npz` format (docs/data.md)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--views", type=int, default=2, help="virtual webcams per file (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="camera/lens seed (default 0)")
+    p.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"mocap archive ({DEFAULT_ARCHIVE})")
+    p.add_argument("--cache", default=str(CACHE_DIR), help=f"cache folder ({CACHE_DIR})")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = sub.add_parser("build", help="build (or load) the cached synthetic set and summarise")
+    build.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
+    build.add_argument(
+        "--lenses", action="store_true", help="project keypoints_2d through sampled lenses"
+    )
+    build.add_argument("--noise", type=float, default=0.0, help="detector noise sigma, px")
+    _common(build)
+    export = sub.add_parser("export", help="write a split in the external .npz format")
+    export.add_argument("--split", choices=("train", "val", "test"), default="test")
+    export.add_argument("--out", required=True, help="output .npz file")
+    export.add_argument(
+        "--lens", default=None, help="project keypoints_2d through this lens (default: none)"
+    )
+    _common(export)
+
+
+def _load(args: argparse.Namespace, split: str):
+    from distpose_app.core.errors import DistposeError
+    from distpose_app.data.dataset import NoiseConfig, load_or_build
+
+    if args.views < 1:
+        raise DistposeError(f"--views must be at least 1, got {args.views}")
+    from pathlib import Path
+
+    if not Path(args.archive).is_file():
+        raise DistposeError(f"mocap archive not found: {args.archive} (see --archive)")
+    sampler = None
+    if getattr(args, "lenses", False):
+        from distpose_app.lens.models import LensSampler
+
+        sampler = LensSampler()
+    sigma = getattr(args, "noise", 0.0)
+    noise = NoiseConfig(sigma_px=sigma) if sigma > 0 else None
+    return load_or_build(
+        args.archive,
+        split,
+        views_per_sequence=args.views,
+        seed=args.seed,
+        lens_sampler=sampler,
+        noise=noise,
+        cache_dir=args.cache,
+    )
+
+
+def _summary(split: str, data, seconds: float) -> str:
+    files = len({str(n).rsplit("/", 1)[0] for n in data.names})
+    built = data.meta.get("build_seconds")
+    how = f"built in {built:.1f} s" if built is not None else "built"
+    if "from_cache" in data.meta:
+        how = f"from the cache ({how})"
+    return (
+        f"{split:5s}: {files} files, {data.num_sequences} views, {len(data)} frames "
+        f"({len(data) / data.fps / 3600:.2f} h of views at {data.fps:g} fps), {how}, "
+        f"loaded in {seconds:.1f} s"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from distpose_app.core.skeleton import BONE_NAMES, bone_lengths
+
+    if args.action == "build":
+        splits = ("train", "val", "test") if args.split == "all" else (args.split,)
+        frames = []
+        for split in splits:
+            start = time.monotonic()
+            data = _load(args, split)
+            print(_summary(split, data, time.monotonic() - start))
+            frames.append(data.positions_3d[:: max(1, len(data) // 20000)])
+        lengths = 100 * bone_lengths(np.concatenate(frames).astype(np.float64)).mean(axis=0)
+        print("mean bone lengths (cm): " + ", ".join(
+            f"{name} {cm:.1f}" for name, cm in zip(BONE_NAMES, lengths, strict=True)
+        ))  # fmt: skip
+        return 0
+
+    from distpose_app.data.dataset import write_external
+
+    lens = None
+    if args.lens is not None:
+        from distpose_app.lens.models import parse_lens
+
+        lens = parse_lens(args.lens)
+    start = time.monotonic()
+    data = _load(args, args.split)
+    print(_summary(args.split, data, time.monotonic() - start))
+    write_external(args.out, data.to_external(lens))
+    print(f"wrote {args.out} ({data.num_sequences} sequences, {len(data)} frames)")
+    return 0

@@ -1,1 +1,0 @@
-"""One module per `distpose` subcommand: `add_arguments(parser)` and `run(args) -> int`."""

@@ -1,0 +1,994 @@
+"""The live pipeline without Qt: 2D keypoints (detected, or given by the demo) → cleaned, optionally
+undistorted, normalised → the streaming lifter → a 3D pose, with per-stage timing, a buffer of
+recent 2D for Adapt, adapted-weight swapping, and recording for export.
+
+Used by the GUI's live thread (through `LiveSession`), `distpose process`, benchmarks and soak
+tests. Everything here runs on the caller's thread; only `CaptureThread` (capture.py) has its own.
+
+Seen joints (issue 9): a joint is *seen* in a frame when its 2D is finite, inside the image
+enlarged by `margin` (10 % of width and height on each side: MediaPipe's joints at the edge of a
+limb that leaves the picture) and its confidence (MediaPipe's visibility) is at least
+SEEN_CONFIDENCE = 0.5 (MediaPipe's own drawing threshold). A joint the detector saw within the
+last FILL_FRAMES = 3 frames and lost now (a flicker around the threshold) is filled from its last
+seen position and still counts as seen; any other unseen joint goes to the lifter as NaN (the
+lifter's contract: NaN = unseen) and is never invented. The lifter still gives all 17 joints;
+each pose carries its frame's `seen` flags (17,) so the view and the exports can tell guessed
+joints from observed ones. Derived joints inherit this through their confidence
+(`skeleton.mediapipe_to_h36m` takes the minimum of the sources): hips out of the picture make
+the pelvis and the spine unseen too.
+
+Tracking rule: a frame is *tracked* when both shoulders are detected in it (the top of the
+torso: the lifter's anchor when the hips are under a desk or below the image; not filled) and at
+least MIN_SEEN_JOINTS = 5 of the 17 joints are seen: the shoulders, the thorax between them and
+two more, e.g. a head-and-shoulders view (the ears give Neck and Head) of someone talking at a
+desk with the hands below the picture (the first 34 frames of the upper-body test clip: with 6
+they were lost), or the shoulders and one arm with the head turned away. Shoulders alone, or
+with one more joint, are too little to place a body. Otherwise (no person, NaN, far outside the
+image) the frame is *untracked*. During a short gap (<= hold_frames) the last 2D is fed again so the
+lifter's clock keeps running and the held pose is shown, but recorded as untracked; after a
+longer gap the lifter starts afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distpose_app.core.errors import DistposeError, WeightsError
+from distpose_app.core.skeleton import NUM_JOINTS
+from distpose_app.lens.models import (
+    Intrinsics,
+    Lens,
+    normalize_screen_coordinates,
+    undistort_pixels,
+)
+from distpose_app.live.capture import CaptureThread, Frame, FrameSource
+
+STAGES: tuple[str, ...] = ("capture", "mediapipe", "lifter", "draw")
+# Joints that must be seen for a frame to count as tracked: both shoulders (the torso's top).
+CORE_JOINTS: tuple[int, ...] = (11, 14)
+# ... and at least this many of the 17 joints (see the module docstring).
+MIN_SEEN_JOINTS = 5
+# A joint with a lower confidence (MediaPipe's visibility, in [0, 1]) is not seen.
+SEEN_CONFIDENCE = 0.5
+# A seen joint lost for at most this many frames is filled from its last seen position.
+FILL_FRAMES = 3
+# A root-relative pose with a joint farther than this (metres) from the root is garbage.
+MAX_POSE_M = 100.0
+
+
+class StageStats:
+    """Rolling timing per stage over the last `window` events: latency (mean seconds per call,
+    reported in ms) and rate (events per second of wall time). Thread-safe: the GUI thread
+    adds "draw" while the live thread adds the others."""
+
+    def __init__(self, window: int = 60):
+        self.window = window
+        self._lock = threading.Lock()
+        self._events: dict[str, deque] = {}
+        self._totals: dict[str, list[float]] = {}  # stage: [calls, seconds] since reset
+
+    def add(self, stage: str, seconds: float, now: float | None = None) -> None:
+        """One call of `stage` that took `seconds`, ending at `now` (time.monotonic())."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._events.setdefault(stage, deque(maxlen=self.window)).append((now, seconds))
+            total = self._totals.setdefault(stage, [0, 0.0])
+            total[0] += 1
+            total[1] += seconds
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """{stage: {"fps": events per second and "latency_ms": mean ms over the window,
+        "calls" and "mean_ms" since reset}} for the stages seen."""
+        out = {}
+        with self._lock:
+            for stage, events in self._events.items():
+                if not events:
+                    continue
+                times = [e[0] for e in events]
+                span = times[-1] - times[0]
+                fps = (len(times) - 1) / span if span > 0 else 0.0
+                latency = 1000.0 * float(np.mean([e[1] for e in events]))
+                calls, seconds = self._totals[stage]
+                out[stage] = {
+                    "fps": fps,
+                    "latency_ms": latency,
+                    "calls": int(calls),
+                    "mean_ms": 1000.0 * seconds / calls,
+                }
+        return out
+
+    def text(self) -> str:
+        """One status-bar line: "capture 30 fps 1.2 ms · mediapipe 29 fps 27.0 ms · ..."."""
+        s = self.summary()
+        parts = [
+            f"{name} {s[name]['fps']:.0f} fps {s[name]['latency_ms']:.1f} ms"
+            for name in (*STAGES, *sorted(set(s) - set(STAGES)))
+            if name in s
+        ]
+        return " · ".join(parts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._events.clear()
+            self._totals.clear()
+
+
+@dataclass
+class FrameResult:
+    """What the pipeline returns for one input frame.
+
+    index, timestamp_s: the input frame's number and time (s). image: its picture (BGR uint8) or
+    None. keypoints_2d: (17, 2) pixels as detected in the (distorted) image, NaN where missing,
+    or None when no person was found; confidence: (17,) in [0, 1] (zeros where not seen). seen:
+    (17,) bool, the joints given to the lifter (see the module docstring). tracked: a person was
+    found in this input frame (the tracking rule holds).
+
+    pose_3d: (17, 3) float metres, camera axes (x right, y down, z forward), root-relative (joint
+    0 at the origin); finite or None (no pose yet: lifter warming up or a long gap). It is the
+    pose of frame pose_index at pose_timestamp_s, which trails the input by the lifter's
+    lookahead (0 frames for a causal model). pose_tracked: that frame had a person (False: a
+    held pose during a short gap). pose_confidence: (17,) its 2D confidence. pose_seen: (17,)
+    bool, the joints seen in that frame (False: the lifter guessed the joint from the others);
+    for a held pose, those of the frame held.
+    truth_3d: (17, 3) metres, ground truth of the pose frame (demo source), else None;
+    mpjpe_mm: root-relative MPJPE of pose_3d against it, mm. world_3d: MediaPipe's own 3D of
+    the input frame (detect.Detection.world_3d) or None. timings: seconds spent per stage on
+    this frame ("capture" = time the frame waited before processing, "mediapipe", "lifter").
+    """
+
+    index: int
+    timestamp_s: float
+    image: np.ndarray | None = None
+    keypoints_2d: np.ndarray | None = None
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
+    tracked: bool = False
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
+    pose_3d: np.ndarray | None = None
+    pose_index: int = -1
+    pose_timestamp_s: float = float("nan")
+    pose_tracked: bool = False
+    pose_confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
+    pose_seen: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
+    truth_3d: np.ndarray | None = None
+    mpjpe_mm: float | None = None
+    world_3d: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class AdaptTicket:
+    """One background adaptation: `model` (a private copy) and `keypoints_2d` (T, 17, 2) the
+    Adapt buffer it adapts on, for stream `stream_id`. `should_cancel()` is what iso_adapt
+    polls; cancel(reason) is thread-safe."""
+
+    def __init__(self, ticket_id: int, stream_id: int, model, keypoints_2d: np.ndarray):
+        self.id, self.stream_id = ticket_id, stream_id
+        self.model, self.keypoints_2d = model, keypoints_2d
+        self.reason = ""
+        self._cancel = threading.Event()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        if not self._cancel.is_set():
+            self.reason = reason
+            self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def should_cancel(self) -> bool:
+        return self._cancel.is_set()
+
+
+@dataclass
+class _Pending:
+    """Per-push bookkeeping, paired with the lifter's output `output_lag` pushes later."""
+
+    index: int
+    timestamp_s: float
+    tracked: bool
+    confidence: np.ndarray
+    seen: np.ndarray
+    truth_3d: np.ndarray | None
+
+
+def _plausible(pose: np.ndarray) -> bool:
+    """A lifted pose (17, 3) metres that may be shown and recorded: finite and not absurd."""
+    return bool(np.isfinite(pose).all() and np.abs(pose).max() <= MAX_POSE_M)
+
+
+def valid_joints(
+    keypoints_px: np.ndarray, size: tuple[int, int], margin: float = 0.1
+) -> np.ndarray:
+    """(17,) bool: joints that are finite and within the image enlarged by `margin` (a fraction
+    of width and height) on each side. keypoints_px (17, 2) pixels; size (width, height)."""
+    kp = np.asarray(keypoints_px, dtype=np.float64)
+    width, height = size
+    finite = np.isfinite(kp).all(axis=-1)
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (kp[:, 0] >= -margin * width)
+            & (kp[:, 0] <= (1 + margin) * width)
+            & (kp[:, 1] >= -margin * height)
+            & (kp[:, 1] <= (1 + margin) * height)
+        )
+    return finite & inside
+
+
+def seen_joints(
+    keypoints_px: np.ndarray,
+    confidence: np.ndarray,
+    size: tuple[int, int],
+    margin: float = 0.1,
+    min_confidence: float = SEEN_CONFIDENCE,
+) -> np.ndarray:
+    """(17,) bool: joints the detector saw in this frame: valid_joints (finite, inside the image
+    enlarged by `margin`) with confidence (17,) in [0, 1] at least `min_confidence`.
+    keypoints_px (17, 2) pixels; size (width, height) pixels."""
+    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0)
+    return valid_joints(keypoints_px, size, margin) & (conf >= min_confidence)
+
+
+def fill_dropouts(
+    keypoints: np.ndarray,
+    seen: np.ndarray,
+    last_seen: np.ndarray | None,
+    frames_unseen: np.ndarray,
+    max_frames: int = FILL_FRAMES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bridge short dropouts, leave the rest unseen.
+
+    keypoints (17, D) this frame; seen (17,) bool the joints seen in it; last_seen (17, D) each
+    joint's last seen position (NaN never seen; None: no history); frames_unseen (17,) int the
+    frames since each was last seen, before this one. A joint unseen now but seen within the
+    last `max_frames` frames takes its last seen position. Returns (keypoints (17, D) with NaN
+    where unseen, seen (17,) bool including the filled joints)."""
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    fill = np.zeros(len(out), bool)
+    if last_seen is not None:
+        fill = ~seen & (np.asarray(frames_unseen) < max_frames)
+        fill &= np.isfinite(last_seen).all(axis=-1)
+        out[fill] = last_seen[fill]
+    seen = np.asarray(seen, bool) | fill
+    out[~seen] = np.nan
+    return out, seen
+
+
+def is_tracked(seen: np.ndarray, detected: np.ndarray | None = None) -> bool:
+    """The tracking rule: both shoulders detected in this frame (detected (17,) bool; None: as
+    seen) and >= MIN_SEEN_JOINTS joints seen (seen (17,) bool, short dropouts filled)."""
+    detected = seen if detected is None else detected
+    return bool(detected[list(CORE_JOINTS)].all() and seen.sum() >= MIN_SEEN_JOINTS)
+
+
+class LivePipeline:
+    """Lifts a stream of frames or 2D keypoints to 3D poses. Not thread-safe: call it from one
+    thread (the GUI queues its commands onto the live thread).
+
+    model: a TemporalModel (distpose_app.lifter.model), moved to `device` ("auto", "cpu", "cuda");
+    the weights passed in are kept as the unadapted ones for `revert()`.
+    size: (width, height) pixels of the frames; None takes it from intrinsics or the first frame.
+    intrinsics, known_lens: a known lens undistorts the 2D before lifting (intrinsics default
+    to Intrinsics.from_hfov(hfov_deg, width, height)); None leaves the 2D as seen (the lens is
+    then unknown and Adapt is the remedy).
+    detector: something with detect(image_bgr) -> Detection | None; built (MediaPipe, tracking
+    mode) on the first frame that has no keypoints of its own.
+    pad_start: after a (re)start, pretend the past repeated the first frame (VideoPose3D's edge
+    padding) so a pose comes at once instead of after a receptive field of frames.
+    hold_frames: longest gap (frames) bridged by feeding the last 2D again.
+    buffer_frames: how many recent tracked frames of normalised 2D `adapt_buffer()` keeps.
+    margin, seen_confidence: a joint is seen inside the image enlarged by `margin` (fraction of
+    width and height) with a confidence of at least `seen_confidence` (see the module docstring).
+    recorder: a Recorder to record into (default: a new one); pass the old pipeline's to keep a
+    take going across pipelines.
+
+    Streams and adaptations: `stream_id` changes whenever the 2D stream changes meaning (reset,
+    new source, new lens); an adaptation begun with `begin_adaptation()` is only applied by
+    `finish_adaptation()` if the stream is still the one it was computed for. After adapted
+    weights are applied, a pose that comes out non-finite or absurd (> MAX_POSE_M) reverts them
+    at once; `warnings` collects such events for the window (`take_warnings()`).
+    """
+
+    def __init__(
+        self,
+        model,
+        device: str = "auto",
+        size: tuple[int, int] | None = None,
+        intrinsics: Intrinsics | None = None,
+        known_lens: Lens | None = None,
+        hfov_deg: float = 70.0,
+        detector=None,
+        pad_start: bool = True,
+        hold_frames: int = 5,
+        buffer_frames: int = 900,
+        margin: float = 0.1,
+        recorder: Recorder | None = None,
+        seen_confidence: float = SEEN_CONFIDENCE,
+    ):
+        from distpose_app.lifter.model import StreamingLifter, resolve_device
+
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self._original_state = copy.deepcopy(self.model.state_dict())
+        self.is_adapted = False
+        self.lifter = StreamingLifter(self.model, self.device)
+        self.hfov_deg = hfov_deg
+        self.size = tuple(size) if size is not None else None
+        if self.size is None and intrinsics is not None:
+            self.size = (intrinsics.width, intrinsics.height)
+        self.intrinsics = intrinsics
+        self.known_lens = known_lens
+        self.detector = detector
+        self._own_detector = False
+        self.pad_start = pad_start
+        self.hold_frames = hold_frames
+        self.margin = margin
+        self.seen_confidence = seen_confidence
+        self.stats = StageStats()
+        self.recorder = recorder if recorder is not None else Recorder()
+        self.stream_id = 0
+        self.warnings: list[str] = []
+        self._previous_state: tuple | None = None  # (weights, is_adapted) before set_model_state
+        self._adaptation: AdaptTicket | None = None  # the one running, if any
+        self._tickets = 0
+        self._intrinsics_given = intrinsics is not None
+        self._adapt_2d: deque[np.ndarray] = deque(maxlen=buffer_frames)
+        self._recent: deque[np.ndarray] = deque(maxlen=self.lifter.receptive_field)
+        self._pending: deque[_Pending] = deque(maxlen=self.lifter.receptive_field)
+        self._last_px: np.ndarray | None = None  # each joint's last seen position, pixels
+        self._frames_unseen = np.zeros(NUM_JOINTS, int)  # frames since each joint was seen
+        self._last_norm: np.ndarray | None = None  # last lifter input
+        self._last_seen = np.zeros(NUM_JOINTS, bool)  # its seen flags
+        self._gap = 0  # consecutive untracked frames
+        self._started = False  # the lifter has history since the last reset
+        self._index = 0
+        self.frames_processed = 0
+        self.frames_tracked = 0
+        if self.size is not None:
+            self._check_intrinsics()
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def receptive_field(self) -> int:
+        return self.lifter.receptive_field
+
+    @property
+    def output_lag(self) -> int:
+        """Frames by which pose_3d trails the input (the model's lookahead)."""
+        return self.lifter.output_lag
+
+    def _check_intrinsics(self) -> None:
+        if self.known_lens is None:
+            return
+        width, height = self.size
+        if self.intrinsics is None:
+            self.intrinsics = Intrinsics.from_hfov(self.hfov_deg, width, height)
+        elif (self.intrinsics.width, self.intrinsics.height) != (width, height):
+            raise DistposeError(
+                f"the lens calibration is for {self.intrinsics.width}x{self.intrinsics.height} "
+                f"images but the frames are {width}x{height}"
+            )
+
+    def set_known_lens(self, lens: Lens | None, intrinsics: Intrinsics | None = None) -> None:
+        """Undistort with `lens` from now on (None: unknown lens, no undistortion). The lifter
+        and the Adapt buffer restart, since the 2D they hold was prepared differently."""
+        self.known_lens, self.intrinsics = lens, intrinsics
+        self._intrinsics_given = intrinsics is not None
+        if self.size is not None:
+            self._check_intrinsics()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (new source or lens): lifter history, gap state, Adapt buffer. A
+        running adaptation (computed on the old buffer) is cancelled; stream_id changes."""
+        self.stream_id += 1
+        self.cancel_adaptation("the source or lens changed")
+        self._restart_lifter()
+        self._adapt_2d.clear()
+        self._last_px = None
+        self._last_norm = None
+        self._gap = 0
+
+    def begin_stream(self, size: tuple[int, int] | None = None) -> None:
+        """A new source (another camera, a reconnected one): the poses still owed are recorded,
+        then the stream is forgotten (see reset) including its image size (None: taken from the
+        next frame; a lens calibration given explicitly keeps its own), and the recorder
+        continues after a gap. Weights, adapted or not, are kept."""
+        self.flush()
+        if not self._intrinsics_given:
+            self.intrinsics = None
+        self.size = tuple(size) if size is not None else None
+        if self.size is None and self._intrinsics_given and self.intrinsics is not None:
+            self.size = (self.intrinsics.width, self.intrinsics.height)
+        if self.size is not None:
+            self._check_intrinsics()
+        self.reset()
+        self.recorder.new_segment()
+
+    def _restart_lifter(self) -> None:
+        self.lifter.reset()
+        self._pending.clear()
+        self._recent.clear()
+        self._started = False
+
+    # -- weights ------------------------------------------------------------------------------
+    def set_model_state(self, state_dict: dict) -> None:
+        """Use adapted weights (e.g. AdaptResult.state_dict) from the next frame on. The
+        lifter is refilled with the recent frames, so the pose does not blink out. Weights that
+        are non-finite or do not fit the model raise WeightsError and leave the current ones."""
+        import torch
+
+        bad = [k for k, v in state_dict.items() if torch.is_tensor(v) and not v.isfinite().all()]
+        if bad:
+            raise WeightsError(f"adapted weights are not finite ({bad[0]}); previous weights kept")
+        previous = copy.deepcopy(self.model.state_dict())
+        try:
+            self.model.load_state_dict(state_dict)
+        except (RuntimeError, KeyError, TypeError) as exc:
+            self.model.load_state_dict(previous)
+            detail = " ".join(str(exc).split())[:200]
+            raise WeightsError(f"adapted weights do not fit the model: {detail}") from None
+        self._previous_state = (previous, self.is_adapted)
+        self.model.eval()
+        self.is_adapted = True
+        self._refresh_lifter()
+
+    def revert(self) -> None:
+        """Back to the weights the pipeline was built with."""
+        self.model.load_state_dict(self._original_state)
+        self.is_adapted = False
+        self._previous_state = None
+        self._refresh_lifter()
+
+    def take_warnings(self) -> list[str]:
+        """The warnings since the last call (auto-reverted adaptations...), oldest first."""
+        out, self.warnings = self.warnings, []
+        return out
+
+    def _diverged(self) -> None:
+        """Adapted weights gave a non-finite or absurd pose: back to the weights before them."""
+        state, adapted = self._previous_state or (self._original_state, False)
+        self.model.load_state_dict(state)
+        self.is_adapted = adapted
+        self._previous_state = None
+        self.warnings.append("the adapted weights diverged (non-finite or absurd poses): reverted")
+        self._refresh_lifter()
+
+    # -- adaptation bookkeeping ----------------------------------------------------------------
+    def begin_adaptation(self) -> AdaptTicket:
+        """Snapshot for a background adaptation: a private model copy and the Adapt buffer,
+        tagged with this stream. Raises DistposeError while another one is running (pressing
+        Adapt twice); pass the ticket's should_cancel to iso_adapt and the result to
+        finish_adaptation() on this (the live) thread."""
+        if self._adaptation is not None and not self._adaptation.cancelled:
+            raise DistposeError("an adaptation is already running: wait for it or cancel it")
+        self._tickets += 1
+        ticket = AdaptTicket(self._tickets, self.stream_id, self.model_copy(), self.adapt_buffer())
+        self._adaptation = ticket
+        return ticket
+
+    def cancel_adaptation(self, reason: str = "cancelled") -> None:
+        """Cancel the running adaptation (its result will be refused); no-op when none."""
+        if self._adaptation is not None:
+            self._adaptation.cancel(reason)
+            self._adaptation = None
+
+    def finish_adaptation(self, ticket: AdaptTicket, result) -> tuple[bool, str]:
+        """Apply an AdaptResult computed for `ticket` if it still may be -> (applied, message).
+        Refused, with the current weights kept, when it was cancelled, superseded, computed for
+        a stream that has since changed, rejected by the adaptation's guard, None (the
+        adaptation failed), or its weights do not load."""
+        current = self._adaptation is ticket
+        if current:
+            self._adaptation = None
+        if ticket.cancelled:
+            why = "" if ticket.reason == "cancelled" else f" ({ticket.reason})"
+            return False, f"adaptation cancelled{why}: previous weights kept"
+        if not current:
+            return False, "a newer adaptation replaced this one: previous weights kept"
+        if ticket.stream_id != self.stream_id:
+            return False, "the source changed while adapting: result discarded"
+        if result is None:
+            return False, "the adaptation failed: previous weights kept"
+        if not result.accepted:
+            return False, f"adaptation rejected ({result.reason}): previous weights kept"
+        try:
+            self.set_model_state(result.state_dict)
+        except DistposeError as exc:
+            return False, str(exc)
+        return True, "adapted"
+
+    def model_copy(self, original: bool = False):
+        """A deep copy of the current (or original) model on the pipeline's device, for a
+        background adaptation that must not touch the live weights."""
+        model = copy.deepcopy(self.model)
+        if original:
+            model.load_state_dict(self._original_state)
+        return model.eval()
+
+    def _refresh_lifter(self) -> None:
+        recent = list(self._recent)
+        self.lifter.refresh()
+        self._recent.clear()
+        for norm in recent:  # replay: the history (and output timing) carries over
+            self.lifter.push(norm)
+            self._recent.append(norm)
+
+    @property
+    def buffer_frames(self) -> int:
+        """How many frames adapt_buffer() would return (cheap, for a status display)."""
+        return len(self._adapt_2d)
+
+    def adapt_buffer(self) -> np.ndarray:
+        """(T, 17, 2) float32 normalised screen coordinates (as fed to the lifter: undistorted
+        when a lens is known, NaN for unseen joints) of the last T tracked frames, oldest
+        first, for iso_adapt."""
+        if not self._adapt_2d:
+            return np.zeros((0, NUM_JOINTS, 2), np.float32)
+        return np.stack(self._adapt_2d).astype(np.float32)
+
+    # -- processing ---------------------------------------------------------------------------
+    def process_frame(self, frame: Frame, captured_at: float | None = None) -> FrameResult:
+        """Detect (unless the frame carries keypoints, as the demo's do) and lift one frame.
+        captured_at: time.monotonic() when the frame arrived, for the capture latency (default:
+        frame.received_s, which CaptureThread sets)."""
+        start = time.monotonic()
+        captured_at = frame.received_s if captured_at is None else captured_at
+        height, width = frame.image.shape[:2]
+        if self.size is None:
+            self.size = (width, height)
+            self._check_intrinsics()
+        elif self.size != (width, height):
+            raise DistposeError(
+                f"frame {frame.index} is {width}x{height}, the stream was {self.size[0]}x"
+                f"{self.size[1]}"
+            )
+        timings = {}
+        if captured_at is not None:
+            timings["capture"] = max(start - captured_at, 0.0)
+            self.stats.add("capture", timings["capture"], start)
+        world = None
+        if frame.keypoints_2d is not None:
+            kp, conf = frame.keypoints_2d, frame.confidence
+        else:
+            if self.detector is None:
+                from distpose_app.live.detect import PoseDetector
+
+                self.detector = PoseDetector(static_image_mode=False)
+                self._own_detector = True
+            t = time.monotonic()
+            detection = self.detector.detect(frame.image)
+            timings["mediapipe"] = time.monotonic() - t
+            self.stats.add("mediapipe", timings["mediapipe"])
+            kp = conf = None
+            if detection is not None:
+                kp, conf, world = detection.keypoints_2d, detection.confidence, detection.world_3d
+        result = self.process_keypoints(
+            kp, conf, frame.timestamp_s, frame.index, frame.truth_3d, timings=timings
+        )
+        result.image = frame.image
+        result.world_3d = world
+        return result
+
+    def process_keypoints(
+        self,
+        keypoints_px: np.ndarray | None,
+        confidence: np.ndarray | None = None,
+        timestamp_s: float | None = None,
+        index: int | None = None,
+        truth_3d: np.ndarray | None = None,
+        timings: dict | None = None,
+    ) -> FrameResult:
+        """Lift one frame's 2D. keypoints_px: (17, 2) pixels in the (distorted) image, NaN for
+        joints not seen, or None for no person; confidence (17,) in [0, 1] (None: ones);
+        timestamp_s seconds (None: index / 30); truth_3d (17, 3) camera metres (demo)."""
+        if self.size is None:
+            raise DistposeError("the image size is unknown: give size= or intrinsics=")
+        index = self._index if index is None else int(index)
+        self._index = index + 1
+        timestamp_s = index / 30.0 if timestamp_s is None else float(timestamp_s)
+        timings = {} if timings is None else timings
+        t0 = time.monotonic()
+
+        kp_out, conf = None, np.zeros(NUM_JOINTS)
+        seen = np.zeros(NUM_JOINTS, bool)
+        detected = seen
+        norm = None
+        if keypoints_px is not None:
+            kp_out = np.array(keypoints_px, dtype=np.float64).reshape(NUM_JOINTS, 2)
+            conf = (
+                np.ones(NUM_JOINTS)
+                if confidence is None
+                else np.nan_to_num(np.asarray(confidence, np.float64).reshape(NUM_JOINTS))
+            )
+            kp_out[~np.isfinite(kp_out).all(-1)] = np.nan
+            detected = seen_joints(kp_out, conf, self.size, self.margin, self.seen_confidence)
+            filled, seen = fill_dropouts(kp_out, detected, self._last_px, self._frames_unseen)
+            if is_tracked(seen, detected):
+                norm = self._normalise(filled)
+                # a joint the lens model cannot undistort (outside its range) is not seen
+                seen &= np.isfinite(norm).all(-1)
+                norm[~seen] = np.nan
+            if not is_tracked(seen, detected & seen):
+                norm, seen = None, np.zeros(NUM_JOINTS, bool)
+            conf = np.where(seen, conf, 0.0)
+        tracked = norm is not None
+        self._remember_seen(kp_out, detected if tracked else np.zeros(NUM_JOINTS, bool))
+
+        if tracked:
+            if self._gap > self.hold_frames:
+                self._restart_lifter()
+            self._gap = 0
+            self._last_norm = norm
+            self._last_seen = seen
+            self._adapt_2d.append(norm)
+            self.frames_tracked += 1
+        else:
+            self._gap += 1
+            if self._gap <= self.hold_frames and self._last_norm is not None:
+                norm = self._last_norm  # keep the lifter's clock: hold the last 2D
+            elif self._started or self._last_norm is not None:
+                self._end_segment()  # a long gap: finish the segment, start afresh later
+
+        pose, meta = None, None
+        if norm is not None:
+            meta = _Pending(index, timestamp_s, tracked, conf, seen if tracked else
+                            self._last_seen, truth_3d)  # fmt: skip
+            pose, meta = self._push(norm, meta)
+        timings["lifter"] = time.monotonic() - t0
+        self.stats.add("lifter", timings["lifter"])
+        self.frames_processed += 1
+
+        result = FrameResult(index, timestamp_s, None, kp_out, conf, tracked, seen, timings=timings)
+        if pose is not None and meta is not None:
+            self._fill_pose(result, pose, meta)
+        elif norm is None and self.recorder.is_recording:
+            self.recorder.add(result)  # no person and nothing pending: an untracked row now
+        return result
+
+    def _remember_seen(self, keypoints_px: np.ndarray | None, detected: np.ndarray) -> None:
+        """Update each joint's last seen position and how long ago it was seen."""
+        if self._last_px is None:
+            self._last_px = np.full((NUM_JOINTS, 2), np.nan)
+        if detected.any():
+            self._last_px[detected] = keypoints_px[detected]
+        self._frames_unseen = np.where(detected, 0, self._frames_unseen + 1)
+
+    def _normalise(self, keypoints_px: np.ndarray) -> np.ndarray:
+        px = np.array(keypoints_px, dtype=np.float64, copy=True)
+        if self.known_lens is not None and not self.known_lens.is_identity:
+            seen = np.isfinite(px).all(-1)  # unseen joints stay NaN, never enter the solver
+            px[seen] = undistort_pixels(px[seen], self.intrinsics, self.known_lens)
+        return normalize_screen_coordinates(px, *self.size).astype(np.float32)
+
+    def _push(self, norm: np.ndarray, meta: _Pending) -> tuple[np.ndarray | None, _Pending | None]:
+        lag = self.output_lag
+        if not self._started and self.pad_start:
+            for _ in range(self.receptive_field - 1 - lag):
+                self.lifter.push(norm)
+                self._recent.append(norm)
+        self._started = True
+        pose = self.lifter.push(norm)
+        self._recent.append(norm)
+        self._pending.append(meta)
+        if pose is None or len(self._pending) <= lag:
+            return None, None
+        pose = np.asarray(pose, dtype=np.float64)
+        if not _plausible(pose):
+            if self.is_adapted:  # the adaptation diverged: undo it at once
+                self._diverged()
+            return None, None  # broken weights: never show or record NaN
+        return pose, self._pending[-(lag + 1)]
+
+    def _fill_pose(self, result: FrameResult, pose: np.ndarray, meta: _Pending) -> None:
+        result.pose_3d = pose
+        result.pose_index = meta.index
+        result.pose_timestamp_s = meta.timestamp_s
+        result.pose_tracked = meta.tracked
+        result.pose_confidence = meta.confidence
+        result.pose_seen = meta.seen
+        if meta.truth_3d is not None:
+            truth = np.asarray(meta.truth_3d, dtype=np.float64)
+            truth = truth - truth[:1]
+            result.truth_3d = truth
+            result.mpjpe_mm = 1000.0 * float(np.linalg.norm(pose - truth, axis=-1).mean())
+        if self.recorder.is_recording:
+            self.recorder.add(result)
+
+    def flush(self) -> list[FrameResult]:
+        """At the end of a stream (or of a tracked segment): the poses still owed for the last
+        output_lag frames by a model with lookahead, got by repeating the last input
+        (VideoPose3D's edge padding); recorded when recording. The lifter then starts afresh."""
+        return self._end_segment()
+
+    def _end_segment(self) -> list[FrameResult]:
+        out = []
+        waiting = list(self._pending)[-self.output_lag :] if self.output_lag else []
+        if self._started and self._last_norm is not None:
+            for meta in waiting:
+                pose = self.lifter.push(self._last_norm)
+                result = FrameResult(meta.index, meta.timestamp_s)
+                if pose is not None and _plausible(pose):
+                    self._fill_pose(result, np.asarray(pose, dtype=np.float64), meta)
+                    out.append(result)
+                elif self.recorder.is_recording:
+                    self.recorder.add(result)
+        self._restart_lifter()
+        self._last_px = None  # the person may reappear elsewhere: no filling from stale joints
+        self._last_norm = None
+        return out
+
+    def close(self) -> None:
+        """Release the detector if the pipeline built it."""
+        if self._own_detector and self.detector is not None:
+            self.detector.close()
+            self.detector = None
+
+
+class Recorder:
+    """Accumulates poses into an export `Recording` between start() and stop(). One row per
+    pose frame: positions (17, 3) metres, NaN for frames without a person (held poses are not
+    recorded as motion), and the seen flags (17,) of the joints (all False when untracked); the
+    exporter bridges short gaps. Thread-safe.
+
+    Crash safety (issue 6): every row is also appended to a recovery file (`live.recovery`)
+    in `recovery_dir` (True: recovery.default_dir(); None or False: memory only), written and
+    fsync'ed at least every recovery.FLUSH_INTERVAL_S seconds, so that a killed process loses at
+    most that much of the take. A clean stop() deletes the file (keep_recovery=True keeps it until
+    discard_recovery()). A recovery file that cannot be written (disk full, no folder) does not
+    stop the recording: `recovery_error` says why and the take goes on in memory.
+
+    Timestamps always increase: after `new_segment()` (a new or reconnected source) or when a
+    source's clock goes back, the following rows continue after the last recorded one, leaving
+    the wall-clock time of the interruption as a gap.
+    """
+
+    CHUNK = 4096  # rows per preallocated block (compact: ~290 bytes a row)
+
+    def __init__(self, recovery_dir=True):
+        from distpose_app.live import recovery
+
+        self._recovery = recovery
+        self._lock = threading.Lock()
+        self.is_recording = False
+        self.metadata: dict = {}
+        self.recovery_dir = recovery_dir
+        self.recovery_error: str | None = None
+        self._writer = None
+        self._kept_path = None  # a stopped take's file kept by stop(keep_recovery=True)
+        self._chunks: list[np.ndarray] = []
+        self._count = 0
+        self._offset = 0.0  # seconds added to the current segment's timestamps
+        self._last_t: float | None = None  # last recorded timestamp, seconds
+        self._last_wall = 0.0  # time.monotonic() of the last add
+        self._new_segment = False
+
+    # -- take -------------------------------------------------------------------------------
+    def start(self, metadata: dict | None = None) -> None:
+        """Start a new take. A previous take's kept recovery file stays on disk (offered at the
+        next start) until its owner discards it: starting a take must never lose the last one."""
+        with self._lock:
+            self._close_writer(keep=False)
+            self._kept_path = None
+            self._chunks, self._count = [], 0
+            self._offset, self._last_t, self._new_segment = 0.0, None, False
+            self.metadata = dict(metadata or {})
+            self.recovery_error = None
+            if self.recovery_dir:
+                folder = (
+                    self._recovery.default_dir() if self.recovery_dir is True else self.recovery_dir
+                )
+                try:
+                    self._writer = self._recovery.RecoveryWriter(folder, self.metadata)
+                except OSError as exc:
+                    self.recovery_error = f"no recovery file in {folder}: {exc.strerror or exc}"
+            self.is_recording = True
+
+    def add(self, result: FrameResult) -> None:
+        """Append the pose of `result` (a FrameResult with pose_3d, or an input frame with
+        none, recorded as an untracked row)."""
+        if result.pose_3d is not None:
+            tracked = bool(result.pose_tracked)
+            ts, conf = result.pose_timestamp_s, result.pose_confidence
+            pos = result.pose_3d if tracked else np.full((NUM_JOINTS, 3), np.nan)
+        else:
+            tracked, ts, conf = False, result.timestamp_s, np.zeros(NUM_JOINTS)
+            pos = np.full((NUM_JOINTS, 3), np.nan)
+        pos = np.asarray(pos, float)
+        if tracked and not np.isfinite(pos).all():  # never record NaN as motion
+            tracked, pos = False, np.full((NUM_JOINTS, 3), np.nan)
+        conf = np.nan_to_num(np.asarray(conf, float))
+        seen = np.asarray(result.pose_seen, bool) & tracked
+        now = time.monotonic()
+        with self._lock:
+            ts = float(ts) if np.isfinite(ts) else (self._last_t or 0.0)
+            back = self._last_t is not None and ts + self._offset <= self._last_t
+            if self._last_t is not None and (self._new_segment or back):
+                # a new stream (or a clock that went back): continue after the last row, leaving
+                # the real interruption (at least one frame time) as a gap
+                gap = max(now - self._last_wall, self._frame_time())
+                self._offset = self._last_t + gap - ts
+            self._new_segment = False
+            ts += self._offset
+            record = self._recovery.make_record(ts, pos, conf, tracked, seen)
+            if self._count % self.CHUNK == 0:
+                self._chunks.append(np.zeros(self.CHUNK, self._recovery.RECORD))
+            self._chunks[-1][self._count % self.CHUNK] = record
+            self._count += 1
+            self._last_t, self._last_wall = ts, now
+            if self._writer is not None:
+                self._guard(lambda w: w.append(record))
+
+    def new_segment(self) -> None:
+        """The next rows come from a new (or reconnected) source whose clock restarts."""
+        with self._lock:
+            self._new_segment = True
+
+    def _frame_time(self) -> float:
+        """Median recent timestamp step, seconds (1/30 before there are two rows)."""
+        if self._count < 2:
+            return 1.0 / 30.0
+        t = np.concatenate(self._chunks)[max(0, self._count - 31) : self._count]["t"]
+        step = float(np.median(np.diff(t)))
+        return step if step > 0 else 1.0 / 30.0
+
+    def _guard(self, action) -> None:
+        """Run action(writer); on OSError (disk full...) keep recording in memory only."""
+        try:
+            action(self._writer)
+        except OSError as exc:
+            self.recovery_error = (
+                f"recovery file {self._writer.path} failed: {exc.strerror or exc}; "
+                "recording continues in memory"
+            )
+            self._writer.close()
+            self._writer = None
+
+    def flush(self) -> None:
+        """Write and fsync the recovery file now (cheap when nothing is queued)."""
+        with self._lock:
+            if self._writer is not None:
+                self._guard(lambda w: w.flush())
+
+    def flush_if_due(self) -> None:
+        """Flush if FLUSH_INTERVAL_S has passed: call while no frames come (a stalled camera)."""
+        with self._lock:
+            if self._writer is not None:
+                self._guard(lambda w: w.flush_if_due())
+
+    @property
+    def recovery_path(self):
+        """The recovery file of the current (or kept) take, or None."""
+        writer = self._writer
+        return writer.path if writer is not None else self._kept_path
+
+    @property
+    def num_frames(self) -> int:
+        with self._lock:
+            return self._count
+
+    def stop(self, keep_recovery: bool = False):
+        """End the take and return it as a Recording (see to_recording). The recovery file is
+        deleted, or with keep_recovery=True kept (marked stopped) until discard_recovery(), so
+        that a take not yet saved survives a crash too."""
+        with self._lock:
+            self.is_recording = False
+            self._close_writer(keep=keep_recovery)
+        return self.to_recording()
+
+    def _close_writer(self, keep: bool) -> None:
+        if self._writer is None:
+            return
+        path = self._writer.path
+        try:
+            self._writer.finish(keep=keep)
+            self._kept_path = path if keep else None
+        except OSError as exc:
+            self.recovery_error = f"recovery file {path}: {exc.strerror or exc}"
+        self._writer = None
+
+    def discard_recovery(self) -> None:
+        """The take is saved (or deliberately dropped): delete its kept recovery file."""
+        with self._lock:
+            if self._kept_path is not None:
+                self._recovery.discard(self._kept_path)
+                self._kept_path = None
+
+    def to_recording(self):
+        """The frames so far as distpose_app.export.Recording (positions (F, 17, 3) metres
+        camera axes, NaN when untracked; timestamps_s (F,); confidence (F, 17); tracked (F,);
+        seen (F, 17))."""
+        from distpose_app.export import Recording
+
+        with self._lock:
+            rows = (
+                np.concatenate(self._chunks)[: self._count]
+                if self._count
+                else np.zeros(0, self._recovery.RECORD)
+            )
+            metadata = dict(self.metadata)
+        return Recording(rows["pos"].astype(np.float64), rows["t"].copy(),
+                         rows["conf"].astype(np.float64), rows["tracked"].astype(bool),
+                         rows["seen"].astype(bool), metadata=metadata)  # fmt: skip
+
+
+class LiveSession:
+    """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
+    drives. step() -> FrameResult (one processed frame, its pose's seen flags in `pose_seen`),
+    None (no new frame yet), or the StopIteration class (the source ended); raises the
+    SourceError when the source failed (camera lost), which is also kept in `error`. The
+    pipeline, its recording and its weights survive that: `reconnect()` reopens the same source,
+    `switch_source(other)` continues with another, both without losing the take. The source is
+    opened here (errors surface at once) and closed by close(). lossless: never drop a frame
+    (offline processing, tests)."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        pipeline: LivePipeline,
+        realtime: bool = True,
+        lossless: bool = False,
+    ):
+        self.pipeline = pipeline
+        self.realtime, self.lossless = realtime, lossless
+        self.error: Exception | None = None
+        self._dropped_before = 0
+        self.source = source
+        source.open()
+        self.capture = self._start_capture(source)
+
+    def _start_capture(self, source: FrameSource) -> CaptureThread:
+        capture = CaptureThread(source, realtime=self.realtime, lossless=self.lossless)
+        capture.start()
+        return capture
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames the capture thread dropped (over every source of this session)."""
+        return self._dropped_before + self.capture.frames_dropped
+
+    def step(self, timeout: float = 0.02):
+        frame = self.capture.get(timeout)
+        if frame is None:
+            self.pipeline.recorder.flush_if_due()  # a stalled source must not hold rows back
+            if self.capture.exhausted:
+                if self.capture.error is not None:
+                    self.error = self.capture.error
+                    self.pipeline.flush()  # the lookahead's poses go into the take
+                    self.pipeline.recorder.flush()
+                    raise self.capture.error
+                return StopIteration
+            return None
+        return self.pipeline.process_frame(frame)
+
+    def switch_source(self, source: FrameSource) -> None:
+        """Continue with `source` (opened here; SourceError if it cannot be): the pipeline
+        starts a new stream (lifter history, Adapt buffer, image size and a running adaptation
+        are for the old source), the recording goes on after a gap. On failure the session
+        stays on no source and can be retried."""
+        self.capture.stop()
+        self._dropped_before += self.capture.frames_dropped
+        self.pipeline.begin_stream()
+        self.error = None
+        if source is not self.source:
+            with contextlib.suppress(Exception):
+                self.source.close()
+        self.source = source
+        source.open()
+        self.capture = self._start_capture(source)
+
+    def reconnect(self) -> None:
+        """Reopen the current source (a camera plugged back in); SourceError if it cannot."""
+        with contextlib.suppress(Exception):
+            self.source.close()
+        self.switch_source(self.source)
+
+    def close(self) -> None:
+        self.capture.stop()
+        self.pipeline.recorder.flush()

@@ -1,0 +1,514 @@
+"""Training: `baseline` (pinhole 2D, as VideoPose3D), `augmented` (lens sampler as augmentation)
+and `meta` (MAML over lens tasks, Cho et al. 2021).
+
+Data: camera-frame 3D joints of synthetic webcam views of real mocap (`dataset.py`). 2D inputs
+are re-projected every batch, through a freshly sampled lens for `augmented`/`meta`, so the
+model never sees the same distortion twice. Windows never cross a sequence boundary.
+
+MAML design (all choices are written here and in the README's method section):
+- A task = one sequence (one virtual camera) under one sampled lens. Support: `support_windows`
+  windows from the first half of the sequence; query: `query_windows` from the second half, so
+  support and query frames are disjoint but share camera, lens and subject.
+- Inner loop: `inner_steps` SGD steps with `inner_lr` on the support loss — the ISO loss
+  (symmetry + consistency, scenario 2), the supervised MPJPE (scenario 1), or both — over the
+  `inner_params` group (default batch-norm affine: the group ISO moves at test time).
+  `inner_params="lens"` makes the inner loop the lens-space adaptation instead (issue 8): the
+  support windows' k1 is chosen by the reprojection objective over LENS_INNER_GRID
+  (`lens_adapt.k1_grid_search`, forward passes only), and the query is lifted through that
+  undistortion, so the lifter learns to be right after its own lens fit (a zeroth-order inner
+  loop: the outer gradient treats the chosen k1 as a constant).
+- Outer loss: supervised MPJPE on the query after the inner steps; Adam on all weights.
+  First-order (FOMAML: inner gradients treated as constants) by default; `second_order=True`
+  back-propagates through the inner step (torch.func.functional_call + autograd.grad with
+  create_graph).
+- Batch norm: meta-training starts from the `augmented` checkpoint and runs with batch norm in
+  eval mode (its running statistics frozen) and dropout off, exactly as adaptation runs at test
+  time on one video: per-task batch statistics from 2 windows would be noise, and a train/test
+  mismatch in the inner loop is what MAML is most sensitive to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from distpose_app.core.errors import DistposeError
+from distpose_app.core.progress import Progress
+from distpose_app.core.skeleton import FLIP_PERMUTATION
+from distpose_app.data.dataset import sequence_bounds
+from distpose_app.data.masking import MaskConfig, apply_mask, sample_masks
+from distpose_app.lens.models import Intrinsics, LensSampler, NoLens, normalize_screen_coordinates
+from distpose_app.lifter import MODEL_FPS, losses
+from distpose_app.lifter.model import TemporalModel, load_checkpoint, save_checkpoint
+
+MODES = ("baseline", "augmented", "meta")
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "augmented"
+    # model
+    filter_widths: tuple[int, ...] = (3, 3, 3)
+    channels: int = 256
+    dropout: float = 0.25
+    causal: bool = True
+    # optimisation
+    steps: int = 2000
+    batch_windows: int = 128
+    chunk_frames: int = 16  # output frames per window
+    lr: float = 1e-3
+    lr_final: float = 1e-4  # exponential decay from lr to lr_final over the run
+    noise_px: float = 1.0  # detector-like Gaussian noise on the 2D, pixels (per 1000 px width)
+    flip: bool = True
+    # Unseen-joint masking (masking.MaskConfig's default rates: legs, lower body, an arm, the
+    # head, single joints), so partial webcam views still lift; False trains on full views.
+    masking: bool = True
+    # Share of training windows seen from a desk webcam's close-up (`closeup_view`): the camera
+    # re-aimed at the chest from 0.5-1.1 m, so the legs and often the hips leave the image.
+    closeup: float = 0.1
+    seed: int = 0
+    val_every: int = 250
+    # meta
+    init: str = ""  # checkpoint to start meta-training from (the augmented model)
+    tasks_per_batch: int = 16
+    support_windows: int = 2
+    query_windows: int = 2
+    inner_steps: int = 1
+    inner_lr: float = 1e-2
+    inner_params: str = "bn"
+    inner_loss: str = "iso"  # iso | supervised | both
+    second_order: bool = False
+    sampler: dict = field(default_factory=dict)  # filled from LensSampler.describe()
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise DistposeError(f"unknown training mode {self.mode!r}; use one of {MODES}")
+        if self.mode == "meta" and not self.init:
+            raise DistposeError("meta-training starts from a trained model: pass --init CKPT")
+        if self.inner_loss not in ("iso", "supervised", "both"):
+            raise DistposeError(f"unknown inner loss {self.inner_loss!r}")
+        if not 0.0 <= self.closeup <= 1.0:
+            raise DistposeError(f"close-up share must be in [0, 1], got {self.closeup}")
+        if self.steps < 1 or self.batch_windows < 1 or self.chunk_frames < 1:
+            raise DistposeError("steps, batch windows and chunk frames must be positive")
+
+
+class WindowSampler:
+    """Draws windows of camera-frame 3D and turns them into (2D input, 3D target) batches.
+
+    positions_3d (N, 17, 3) metres camera coords; sequence (N,) contiguous ids; intrinsics
+    (S, 4) fx, fy, cx, cy pixels; image_size (S, 2) width, height pixels.
+    """
+
+    def __init__(self, positions_3d, sequence, intrinsics, image_size, window: int, rng):
+        self.positions = np.asarray(positions_3d, np.float32)
+        self.sequence = np.asarray(sequence)
+        self.intrinsics = np.asarray(intrinsics, np.float64)
+        self.image_size = np.asarray(image_size, np.float64)
+        self.window = window
+        self.rng = rng
+        self.seq_start, self.seq_end = sequence_bounds(self.sequence)
+        long_enough = (self.seq_end - self.seq_start) >= window
+        if not long_enough.any():
+            raise DistposeError(f"no sequence has the {window} frames a training window needs")
+        self.starts = np.concatenate(
+            [
+                np.arange(s, e - window + 1)
+                for s, e in zip(self.seq_start, self.seq_end)
+                if e - s >= window
+            ]
+        )
+        # Sequences long enough for a meta task (support and query halves).
+        self.task_seqs = np.flatnonzero((self.seq_end - self.seq_start) >= 2 * window)
+        self._max_radius = np.array(
+            [self._intrinsics(s).corner_radius for s in range(len(self.intrinsics))]
+        )
+
+    def _intrinsics(self, s: int) -> Intrinsics:
+        return Intrinsics.from_array(self.intrinsics[s], self.image_size[s])
+
+    def random_starts(self, count: int) -> np.ndarray:
+        return self.rng.choice(self.starts, size=count)
+
+    def task_starts(self, count: int, support: int, query: int):
+        """One task: windows from the first half of a sequence (support) and from the second
+        half (query). Returns (support starts (support,), query starts (query,))."""
+        k = self.rng.choice(self.task_seqs)
+        s, e = self.seq_start[k], self.seq_end[k]
+        mid = (s + e) // 2
+        sup = self.rng.integers(s, mid - self.window + 1, size=support)
+        qry = self.rng.integers(mid, e - self.window + 1, size=query)
+        return sup, qry
+
+    def sample_lens(self, s: int, sampler: LensSampler | None):
+        return NoLens() if sampler is None else sampler.sample(self.rng, self._max_radius[s])
+
+    def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None, masking=None,
+                   closeup=0.0):  # fmt: skip
+        """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole);
+        rng: the generator for noise, flips and masks (default the sampler's); masking: a
+        masking.MaskConfig or None (every joint seen); closeup: the share of windows seen in
+        close-up (`closeup_view`), or a (B,) bool array choosing them. Joints behind or too
+        near the camera, beyond 1.5x the corner radius or outside the image are unseen (NaN).
+        Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where unseen, targets
+        (B, L, 17, 3) metres root-relative) as float32 tensors."""
+        rng = self.rng if rng is None else rng
+        idx = np.asarray(starts)[:, None] + np.arange(self.window)
+        cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
+        seq = self.sequence[np.asarray(starts)]
+        chosen = np.asarray(closeup) if np.ndim(closeup) else rng.random(len(cam)) < closeup
+        for b in np.flatnonzero(chosen):
+            cam[b] = closeup_view(cam[b], rng)
+        depth = cam[..., 2:3]
+        xy = cam[..., :2] / np.maximum(depth, MIN_SEEN_DEPTH_M)
+        # Far outside the image a lens polynomial may fold back in: never let such points in.
+        radius = self._max_radius[seq][:, None, None]
+        unseen = (depth[..., 0] < MIN_SEEN_DEPTH_M) | (np.linalg.norm(xy, axis=-1) > 1.5 * radius)
+        xy[unseen] = np.nan
+        if lenses is not None:
+            xy = np.stack([lens.distort(v) for lens, v in zip(lenses, xy)])
+        k = self.intrinsics[seq]  # (B, 4)
+        size = self.image_size[seq]  # (B, 2)
+        px = xy * k[:, None, None, :2] + k[:, None, None, 2:]
+        if noise_px > 0:
+            px = px + rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
+        w = size[:, None, None, 0]
+        h = size[:, None, None, 1]
+        outside = (px[..., 0] < 0) | (px[..., 0] > w) | (px[..., 1] < 0) | (px[..., 1] > h)
+        px[outside] = np.nan  # NaN compares False: already-unseen joints stay NaN
+        x2d = normalize_screen_coordinates(px, w, h)
+        target = cam - cam[..., :1, :]
+        if flip:
+            mirrored = rng.random(len(starts)) < 0.5
+            x2d[mirrored] = x2d[mirrored][..., FLIP_PERMUTATION, :] * np.array([-1.0, 1.0])
+            target[mirrored] = target[mirrored][..., FLIP_PERMUTATION, :] * np.array(
+                [-1.0, 1.0, 1.0]
+            )
+        if masking is not None:
+            x2d = apply_mask(x2d, sample_masks(rng, len(x2d), x2d.shape[1], masking))
+        return torch.as_tensor(x2d, dtype=torch.float32), torch.as_tensor(
+            target, dtype=torch.float32
+        )
+
+
+def _masking(config: TrainConfig) -> MaskConfig | None:
+    return MaskConfig() if config.masking else None
+
+
+# Close-up views (TrainConfig.closeup): camera-to-chest distance in metres, and the nearest a
+# joint may be to the camera to count as seen.
+CLOSEUP_DISTANCE_M = (0.5, 1.1)
+MIN_SEEN_DEPTH_M = 0.1
+_CHEST = (8, 9)  # Thorax, Neck
+
+
+def _rotation_to_axis(v: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation taking the direction of v (3,) onto +z (Rodrigues; the smallest one)."""
+    v = v / np.linalg.norm(v)
+    axis = np.cross(v, [0.0, 0.0, 1.0])
+    s, c = np.linalg.norm(axis), v[2]
+    if s < 1e-9:
+        return np.eye(3)
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+
+
+def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A desk webcam's view of one window: cam (L, 17, 3) camera coordinates, metres ->
+    (L, 17, 3) after turning the camera to the window's mean chest point (Thorax and Neck,
+    +-5 cm) and moving it along its axis to 0.5-1.1 m from that point (never backwards), so the
+    legs and often the hips leave the image, as at a desk. Root-relative targets follow from
+    the result; projection and the unseen-joint test are the caller's."""
+    anchor = cam[:, list(_CHEST)].reshape(-1, 3).mean(0) + rng.normal(0.0, 0.05, 3)
+    turned = cam @ _rotation_to_axis(anchor).T
+    distance = np.linalg.norm(anchor)
+    closer = max(distance - rng.uniform(*CLOSEUP_DISTANCE_M), 0.0)
+    return turned - np.array([0.0, 0.0, closer])
+
+
+def output_slice(model: TemporalModel, window: int) -> slice:
+    """Which input frames of a window the model's outputs belong to."""
+    past = model.receptive_field - 1 - model.lookahead_frames
+    return slice(past, window - model.lookahead_frames)
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    return config.lr * (config.lr_final / config.lr) ** (step / max(config.steps - 1, 1))
+
+
+def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, world=1):
+    """Draw the global batch, run this process's share forward and backward. Returns the loss.
+
+    Every process draws the same global batch (same seed) and keeps windows rank::world, so a
+    step under torchrun sees exactly the batch a single process would.
+    """
+    starts = sampler.random_starts(config.batch_windows)
+    lenses = None
+    if lens_sampler is not None:
+        seqs = sampler.sequence[starts]
+        lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
+    x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip,
+                              masking=_masking(config), closeup=config.closeup)  # fmt: skip
+    x, y = x[rank::world], y[rank::world]
+    model.train()
+    net = getattr(model, "module", model)
+    pred = model(x)
+    loss = losses.mpjpe_loss(pred, y[:, output_slice(net, window)])
+    loss.backward()
+    return loss.item()
+
+
+def supervised_step(model, optimiser, sampler, lens_sampler, config, window, rank=0, world=1):
+    optimiser.zero_grad(set_to_none=True)
+    loss = supervised_backward(model, sampler, lens_sampler, config, window, rank, world)
+    optimiser.step()
+    return loss
+
+
+def inner_loss(config: TrainConfig, pred, target) -> torch.Tensor:
+    loss = 0.0
+    if config.inner_loss in ("iso", "both"):
+        loss = loss + losses.symmetry_loss(pred) + losses.consistency_loss(pred)
+    if config.inner_loss in ("supervised", "both"):
+        loss = loss + losses.mpjpe_loss(pred, target)
+    return loss
+
+
+def adapted_parameters(model, params: dict, names: list[str], x, target, config, out_slice):
+    """MAML inner loop: `config.inner_steps` SGD steps on the support loss over `names`.
+    Returns the adapted parameter dict (differentiable w.r.t. `params` when second order)."""
+    fast = dict(params)
+    for _ in range(config.inner_steps):
+        pred = functional_call(model, fast, (x,))
+        loss = inner_loss(config, pred, target[:, out_slice])
+        grads = torch.autograd.grad(
+            loss, [fast[n] for n in names], create_graph=config.second_order
+        )
+        for n, g in zip(names, grads):
+            fast[n] = fast[n] - config.inner_lr * g
+    return fast
+
+
+# The k1 values the lens inner loop chooses from (normalised screen units, see lens_adapt).
+LENS_INNER_GRID = tuple(np.round(np.linspace(-0.6, 0.9, 11), 3))
+
+
+def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names, rank=0,
+              world=1):  # fmt: skip
+    """One MAML outer step over `tasks_per_batch` lens tasks. Returns the mean query MPJPE.
+    Under torchrun every process draws every task and runs tasks rank::world."""
+    model.eval()  # batch norm on running statistics, dropout off: see the module docstring
+    params = dict(model.named_parameters())
+    sl = output_slice(model, window)
+    optimiser.zero_grad(set_to_none=True)
+    total = 0.0
+    for task in range(config.tasks_per_batch):
+        sup, qry = sampler.task_starts(1, config.support_windows, config.query_windows)
+        s = sampler.sequence[sup[0]]
+        lens = sampler.sample_lens(s, lens_sampler)
+        flip = bool(sampler.rng.random() < 0.5) and config.flip
+        task_rng = np.random.default_rng(sampler.rng.integers(2**63))  # this task's noise
+        if task % world != rank:
+            continue
+        # One camera per task: the close-up choice is drawn once for all its windows.
+        closeup = np.full(len(sup) + len(qry), task_rng.random() < config.closeup)
+        x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * (len(sup) + len(qry)),
+                                  config.noise_px, False, task_rng, _masking(config),
+                                  closeup)  # fmt: skip
+        if flip:
+            x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
+            y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
+        ns = len(sup)
+        if config.inner_params == "lens":
+            from distpose_app.adapt.lens_fit import LensAdaptConfig, k1_grid_search
+            from distpose_app.lifter.model import undistort_screen
+
+            k1, _ = k1_grid_search(model, x[:ns], LENS_INNER_GRID, LensAdaptConfig().focal)
+            lens = torch.tensor([k1, 0.0, 0.0, 0.0, 0.0])
+            pred = model(undistort_screen(x[ns:], lens))
+            loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
+            loss.backward()
+            total += loss.item()
+            continue
+        fast = adapted_parameters(model, params, inner_names, x[:ns], y[:ns], config, sl)
+        if not config.second_order:
+            # FOMAML: the adapted weights are treated as a shift of the originals.
+            fast = {n: params[n] + (fast[n] - params[n]).detach() for n in params}
+        pred = functional_call(model, fast, (x[ns:],))
+        loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
+        loss.backward()
+        total += loss.item()
+    if world > 1:
+        from distpose_app.training.distributed import average_gradients
+
+        average_gradients(model.parameters())
+    optimiser.step()
+    return total
+
+
+@torch.no_grad()
+def validation_mpjpe(model, sampler, lens_sampler, config, window, batches: int = 4) -> float:
+    """Mean MPJPE (metres) on a fixed set of validation windows (fixed seed)."""
+    state = sampler.rng
+    sampler.rng = np.random.default_rng(1234)
+    model.eval()
+    errors = []
+    for _ in range(batches):
+        starts = sampler.random_starts(config.batch_windows)
+        lenses = None
+        if lens_sampler is not None:
+            lenses = [sampler.sample_lens(s, lens_sampler) for s in sampler.sequence[starts]]
+        x, y = sampler.make_batch(starts, lenses, config.noise_px, False)
+        errors.append(float(losses.mpjpe_loss(model(x), y[:, output_slice(model, window)])))
+    sampler.rng = state
+    return float(np.mean(errors))
+
+
+def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume: bool = True,
+          progress: bool = True) -> Path:  # fmt: skip
+    """Train a model; writes out_dir/{last.pt, best.pt, log.jsonl, config.json}.
+
+    train_data / val_data: objects with positions_3d, sequence, intrinsics, image_size (the
+    dataset builder's SyntheticSet or the external format). Resumes from out_dir/last.pt when
+    present and `resume`. Returns the path of the best-validation checkpoint.
+    """
+    from distpose_app.training import distributed
+
+    config.validate()
+    rank, world = distributed.init_from_env()
+    if config.mode != "meta" and config.batch_windows % world:
+        raise DistposeError(f"--batch {config.batch_windows} must divide by {world} processes")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    if config.mode == "meta":
+        model, init_meta = load_checkpoint(config.init)
+    else:
+        model = TemporalModel(
+            filter_widths=tuple(config.filter_widths),
+            channels=config.channels,
+            dropout=config.dropout,
+            causal=config.causal,
+        )
+    lens_sampler = None if config.mode == "baseline" else LensSampler()
+    config.sampler = lens_sampler.describe() if lens_sampler else {"lens": "none"}
+    window = model.receptive_field - 1 + config.chunk_frames
+    sampler = WindowSampler(train_data.positions_3d, train_data.sequence, train_data.intrinsics,
+                            train_data.image_size, window, rng)  # fmt: skip
+    val = WindowSampler(val_data.positions_3d, val_data.sequence, val_data.intrinsics,
+                        val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
+    inner_names = [
+        n
+        for n, _ in model.named_parameters()
+        if config.inner_params != "lens" and _in_group(model, n, config.inner_params)
+    ]
+
+    step, best, elapsed = 0, float("inf"), 0.0
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, best, elapsed = state["step"], state["best"], state["elapsed"]
+        sampler.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+    net = model  # the bare model: checkpoints, validation, meta steps
+    if world > 1 and config.mode != "meta":
+        distributed.convert_batch_norm(net)
+        model = torch.nn.parallel.DistributedDataParallel(net)
+    main = rank == 0  # only the first process writes files and shows progress
+    if main:
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    # A fresh run starts a fresh log; a resumed one appends to it.
+    log = open(out / "log.jsonl", "a" if step else "w") if main else None
+    bar = Progress(config.steps, f"train {config.mode}", enabled=progress and main, initial=step)
+    t0 = time.perf_counter() - elapsed
+    running = []
+    while step < config.steps:
+        for g in optimiser.param_groups:
+            g["lr"] = _lr_at(config, step)
+        if config.mode == "meta":
+            loss = meta_step(net, optimiser, sampler, lens_sampler, config, window, inner_names,
+                             rank, world)  # fmt: skip
+        else:
+            loss = supervised_step(model, optimiser, sampler, lens_sampler, config, window,
+                                   rank, world)  # fmt: skip
+        running.append(loss)
+        step += 1
+        if main and (step % config.val_every == 0 or step == config.steps):
+            val_mpjpe = validation_mpjpe(net, val, lens_sampler, config, window)
+            record = {"step": step, "train_mpjpe_mm": 1000 * float(np.mean(running)),
+                      "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
+                      "seconds": time.perf_counter() - t0}  # fmt: skip
+            running = []
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            meta = _metadata(config, step, record, window)
+            if val_mpjpe < best:
+                best = val_mpjpe
+                save_checkpoint(out / "best.pt", net, meta)
+            _save_resume(last, net, optimiser, step, best, time.perf_counter() - t0, sampler)
+        bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
+    bar.close()
+    if main:
+        log.close()
+        save_checkpoint(out / "final.pt", net, _metadata(config, step, {}, window))
+    distributed.shutdown()
+    return out / "best.pt"
+
+
+def _in_group(model, name: str, group: str) -> bool:
+    from distpose_app.adapt.iso import select_parameters
+
+    ids = {id(p) for p in select_parameters(model, group)}
+    return id(dict(model.named_parameters())[name]) in ids
+
+
+def _metadata(config: TrainConfig, step: int, record: dict, window: int) -> dict:
+    from distpose_app import __version__
+
+    return {
+        "name": config.mode,
+        "distpose_version": __version__,
+        "fps": MODEL_FPS,
+        "train_config": asdict(config),
+        "lens_sampler": config.sampler,
+        "step": step,
+        "validation": record,
+        "adaptation": {
+            "inner_steps": config.inner_steps,
+            "inner_lr": config.inner_lr,
+            "inner_params": config.inner_params,
+            "inner_loss": config.inner_loss,
+        }
+        if config.mode == "meta"
+        else {},
+    }
+
+
+def _save_resume(path: Path, model, optimiser, step, best, elapsed, sampler) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "step": step,
+            "best": best,
+            "elapsed": elapsed,
+            "rng": sampler.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
