@@ -96,7 +96,6 @@ def test_targets_and_markdown_flags():
 def quick_report(tmp_path_factory):
     """One `distpose bench --quick` on a tiny random causal model (RF 9, 32 channels)."""
     from distpose_app.cli import bench as command
-
     from distpose_app.core.paths import SHARED
 
     torch.set_num_threads(1)

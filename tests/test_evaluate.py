@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from distpose_app.cli import evaluate as cmd
 from poses import symmetric_pose
 
+from distpose_app.cli import evaluate as cmd
 from distpose_app.core.errors import DistposeError, LensError
 from distpose_app.data.dataset import ExternalData, save_external
 from distpose_app.data.masking import UPPER_BODY

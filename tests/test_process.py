@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from distpose_app.cli import process
 
+from distpose_app.cli import process
 from distpose_app.core.errors import DistposeError, LensError
 
 
