@@ -107,9 +107,10 @@ def test_record_then_stop_after_the_end_leaves_no_rec(qtbot, window):
     window.act_record.trigger()
     assert "REC" in window.status.rec.text()
     qtbot.waitUntil(lambda: window.state.source == "ended", timeout=20000)
-    qtbot.waitUntil(lambda: not window.state.recording, timeout=5000)
-    window.act_record.trigger()  # "Stop" pressed after the end
-    assert window.last_refusal == "" or "file has ended" in window.last_refusal
+    qtbot.waitUntil(lambda: "take:" in window.status.rec.text(), timeout=5000)
+    assert not window.act_record.isChecked()
+    window.act_record.trigger()  # Record pressed after the end
+    assert "file has ended" in window.last_refusal
     assert "REC" not in window.status.rec.text() and "take:" in window.status.rec.text()
     window.act_demo.trigger()
     qtbot.waitUntil(lambda: window.state.source == "running", timeout=10000)

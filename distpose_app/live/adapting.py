@@ -210,8 +210,7 @@ class Adaptation:
             changes.update(adapted=True)
         if saved:
             changes.update(saved_adaptation=True)
-        self.host.publish(**changes)
-        self.host.post(message, level, key="adapt", seconds=20.0)
+        self.host.post(message, level, key="adapt", seconds=20.0, **changes)
 
     def supersede(self, reason: str) -> bool:
         """Cancel the running adaptation, if any (its result will be refused). True if one

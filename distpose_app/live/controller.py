@@ -102,11 +102,13 @@ class AppController:
         self.events.emit(Event("state", state))
         return state
 
-    def post(self, text: str, level: str = "info", key: str = "", seconds=None) -> None:
+    def post(self, text: str, level: str = "info", key: str = "", seconds=None, **changes):
+        """Post a message (app_state.MessageBoard.post) and publish it together with the state
+        `changes` it belongs to, in one event."""
         self.board.post(text, level, key, seconds)
         if level != "info":
             log.log(logging.ERROR if level == "error" else logging.WARNING, "%s", text)
-        self.publish()
+        self.publish(**changes)
 
     def clear(self, key: str) -> None:
         if self.board.clear(key):
@@ -216,9 +218,8 @@ class AppController:
     def _source_failed(self, message: str) -> None:
         kept = " The recording is kept and continues once a source is back." if (
             self.state.recording) else ""  # fmt: skip
-        self.publish(source="failed", source_error=message, paused=False)
-        self.post(f"Source lost: {message}.{kept} Reconnect, or choose another source.",
-                   "error", key="source")  # fmt: skip
+        text = f"Source lost: {message}.{kept} Reconnect, or choose another source."
+        self.post(text, "error", key="source", source="failed", source_error=message, paused=False)
         if self.options.max_frames is not None:
             self.emit("limit", "failed")
 
@@ -332,8 +333,8 @@ class AppController:
         def done(result):
             if isinstance(result, Exception):
                 self.call_live(lambda e: e.set_known_lens(None))
-                self.publish(known_lens="")
-                self.post(f"{result}; the lens is back to unknown", "error", key="lens")
+                self.post(f"{result}; the lens is back to unknown", "error", key="lens",
+                          known_lens="")  # fmt: skip
                 self.emit("warning", f"{result}; the lens is back to unknown")
                 return
             self.publish(known_lens=text, hfov_deg=result)
@@ -448,8 +449,8 @@ class AppController:
                 self.post(warning, "warning", key="weights", seconds=30.0)
                 self.emit("warning", warning)
         elif kind == "model_failed":
-            self.publish(source="failed", source_error=payload)
-            self.post(f"no lifter: {payload}", "error", key="model")
+            self.post(f"no lifter: {payload}", "error", key="model", source="failed",
+                      source_error=payload)  # fmt: skip
             self.emit("warning", payload)
         elif kind == "source_failed":
             self._source_failed(payload)
@@ -479,8 +480,8 @@ class AppController:
         engine = self.engine
         if engine.pipeline is not None:
             engine.pipeline.stats.reset()
-        self.publish(source="ended", paused=False)
-        self.post("End of the file: Replay (Ctrl+Home), or turn on Loop.", key="end", seconds=8.0)
+        self.post("End of the file: Replay (Ctrl+Home), or turn on Loop.", key="end", seconds=8.0,
+                  source="ended", paused=False)  # fmt: skip
         if self.state.recording:
             self.publish(recording=False)
             try:
@@ -500,8 +501,9 @@ class AppController:
             # the adapted weights diverged and were reverted: never offer them again
             live_path.unlink(missing_ok=True)
             self.adaptation.live_path = None
-            self.publish(saved_adaptation=False)
             message += "; its saved copy was deleted"
+            self.post(message, "warning", key="adapt", saved_adaptation=False)
+            return
         self.post(message, "warning", key="adapt")
 
 

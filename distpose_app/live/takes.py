@@ -39,8 +39,8 @@ class Takes:
 
         def done(result):
             if isinstance(result, Exception):
-                self.host.publish(recording=False)
-                self.host.post(f"recording failed: {result}", "error", key="recording")
+                self.host.post(f"recording failed: {result}", "error", key="recording",
+                               recording=False)  # fmt: skip
 
         self.host.publish(recording=True)
         self.host.clear("recording")
@@ -67,12 +67,12 @@ class Takes:
         self.take = recording
         self.take_recovery = (recorder, path) if path is not None else None
         n = recording.num_frames
-        self.host.publish(recording=False, take_frames=n)
-        self.host.clear("recovery")
+        self.host.board.clear("recovery")
         if recorder.recovery_error:
-            self.host.post(f"crash recovery was off for this take: {recorder.recovery_error}",
-                       "warning", key="recovery")  # fmt: skip
-        self.host.post(f"{why}: {n} frames; Export with Ctrl+E", key="recording", seconds=10.0)
+            error = f"crash recovery was off for this take: {recorder.recovery_error}"
+            self.host.board.post(error, "warning", key="recovery")
+        self.host.post(f"{why}: {n} frames; Export with Ctrl+E", key="recording", seconds=10.0,
+                       recording=False, take_frames=n)  # fmt: skip
         self.host.emit("take", recording)
 
     def export(self, bvh_path: str | None = None, csv_path: str | None = None) -> Reply:
@@ -101,16 +101,15 @@ class Takes:
                     log.exception("the export failed")
                 self.last_export = None
                 self.exports_done += 1
-                self.host.publish(exporting=False)
-                self.host.post(f"export failed: {exc}", "error", key="export")
+                self.host.post(f"export failed: {exc}", "error", key="export", exporting=False)
                 self.host.emit("export_failed", f"export failed: {exc}")
                 return
             self.discard_recovery(take)
             self.last_export = result
             self.exports_done += 1
             files = ", ".join(str(result[k]) for k in ("bvh", "csv") if result.get(k))
-            self.host.publish(exporting=False)
-            self.host.post(f"exported {result['frames']} frames to {files}", key="export")
+            self.host.post(f"exported {result['frames']} frames to {files}", key="export",
+                           exporting=False)  # fmt: skip
             self.host.emit("exported", result)
 
         self.host.publish(exporting=True, export_progress=0.0)
@@ -162,8 +161,6 @@ class Takes:
         except DistposeError as exc:
             return refused(f"cannot recover {path}: {exc}")
         self.take, self.take_recovery = recording, (None, Path(path))
-        self.host.publish(take_frames=recording.num_frames)
-        self.host.post(
-            f"recovered {recording.num_frames} frames; export to keep them", key="recording"
-        )
+        self.host.post(f"recovered {recording.num_frames} frames; export to keep them",
+                       key="recording", take_frames=recording.num_frames)  # fmt: skip
         return accepted(f"recovered {recording.num_frames} frames", data=recording)
