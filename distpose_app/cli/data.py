@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace, split: str):
     from distpose_app.core.errors import DistposeError
-    from distpose_app.data.dataset import NoiseConfig, load_or_build
+    from distpose_app.data.synthetic import NoiseConfig, load_or_build
 
     if args.views < 1:
         raise DistposeError(f"--views must be at least 1, got {args.views}")
@@ -47,7 +47,7 @@ def _load(args: argparse.Namespace, split: str):
     v.check_input_file(args.archive, "mocap archive (--archive)")
     sampler = None
     if getattr(args, "lenses", False):
-        from distpose_app.lens.models import LensSampler
+        from distpose_app.data.lens_sampler import LensSampler
 
         sampler = LensSampler()
     sigma = getattr(args, "noise", 0.0)
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         ))  # fmt: skip
         return 0
 
-    from distpose_app.data.dataset import write_external
+    from distpose_app.data.external import write_external
 
     v.check_output_file("--out", args.out)
     if v.same_file(args.out, args.archive):
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise DistposeError(f"--out {args.out} would overwrite the mocap archive")
     lens = None
     if args.lens is not None:
-        from distpose_app.lens.models import parse_lens
+        from distpose_app.lens.strings import parse_lens
 
         lens = parse_lens(args.lens)
     start = time.monotonic()

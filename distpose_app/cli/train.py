@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from distpose_app.core.errors import DistposeError
-    from distpose_app.data.dataset import load_or_build
+    from distpose_app.data.synthetic import load_or_build
     from distpose_app.training.loop import TrainConfig, train
 
     out = Path(args.out or f"runs/{args.mode}")

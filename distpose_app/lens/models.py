@@ -1,5 +1,5 @@
-"""Pinhole intrinsics, lens distortion models, lens strings, presets, a training lens sampler and
-VideoPose3D's screen-coordinate normalisation.
+"""Pinhole intrinsics and lens distortion models (Brown-Conrady, Kannala-Brandt, division), their
+inverses, projection of points and pixels through a lens, and the fold (monotonicity) check.
 
 Distortion acts on *normalised camera coordinates* `(x/z, y/z)` of an ideal pinhole, shape
 `(..., 2)`, in OpenCV's conventions exactly:
@@ -33,14 +33,19 @@ from distpose_app.core.validate import HFOV_RANGE_DEG
 if TYPE_CHECKING:
     import torch
 
-# Radius (normalised camera units) over which parse_lens checks for folding when the caller gives
-# no field of view: r = 0.5 is a 47° horizontal FOV at 16:9; a lens folding inside it is useless.
-DEFAULT_CHECK_RADIUS = 0.5
 _NEWTON_ITERS = 60
 # Largest |coefficient| a lens string or calibration may hold. Real lenses stay within about
 # ±10 (OpenCV calibrations of wide lenses reach a few units in k3); beyond this the polynomials
 # overflow within the image and the fold and undistortion maths fail.
 MAX_COEFFICIENT = 1000.0
+
+
+def check_coefficients(name: str, values) -> None:
+    """LensError unless every coefficient is finite and within ±MAX_COEFFICIENT."""
+    for i, v in enumerate(values, start=1):
+        if not (math.isfinite(v) and abs(v) <= MAX_COEFFICIENT):
+            raise LensError(f"{name} coefficient {i} ({v:g}) is outside ±{MAX_COEFFICIENT:g}: "
+                            "no real lens has it")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,12 +619,6 @@ def project_points_torch(
     return lens.distort_torch(points_cam[..., :2] / points_cam[..., 2:3]) * f + c
 
 
-def distort_pixels_torch(px: torch.Tensor, intrinsics: Intrinsics, lens: Lens) -> torch.Tensor:
-    """Differentiable `distort_pixels`: (..., 2) pixels → (..., 2) pixels."""
-    f, c = _k_torch(px, intrinsics)
-    return lens.distort_torch((px - c) / f) * f + c
-
-
 def undistort_pixels_torch(px: torch.Tensor, intrinsics: Intrinsics, lens: Lens) -> torch.Tensor:
     """Differentiable `undistort_pixels`: (..., 2) pixels → (..., 2) pixels."""
     f, c = _k_torch(px, intrinsics)
@@ -655,265 +654,3 @@ def corner_displacement(
     corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], dtype=np.float64)
     moved = np.linalg.norm(distort_pixels(corners, k, lens) - corners, axis=-1)
     return float(moved.max() / math.hypot(width, height))
-
-
-# --------------------------------------------------------------------------------------------
-# Lens strings and presets
-# --------------------------------------------------------------------------------------------
-PRESETS: dict[str, Lens] = {
-    # Barrel presets: about 3 %, 8 %, 15 % of the diagonal at the corners of a 90° 16:9 camera
-    # (measured values in docs/lenses.md); the k2 > 0 in `strong` keeps it monotonic over 90°.
-    "mild": BrownConrady(k1=-0.046),
-    "moderate": BrownConrady(k1=-0.135, k2=0.01),
-    "strong": BrownConrady(k1=-0.31, k2=0.062),
-    "pincushion": BrownConrady(k1=0.08),
-    "fisheye": EquidistantFisheye(),
-}
-
-_SYNTAX = (
-    "expected 'none', 'brown:k1[,k2,k3,p1,p2]', 'fisheye[:k1,k2,k3,k4]', 'division:lambda' or a "
-    "preset (" + ", ".join(PRESETS) + ")"
-)
-
-
-def _parse_values(name: str, rest: str, most: int, names: str) -> list[float]:
-    parts = [p.strip() for p in rest.split(",")] if rest.strip() else []
-    if len(parts) > most:
-        raise LensError(f"{name} takes at most {most} values ({names}), got {len(parts)}")
-    values = []
-    for i, p in enumerate(parts, start=1):
-        try:
-            v = float(p)
-        except ValueError:
-            raise LensError(f"{name} value {i} ({p!r}) is not a number") from None
-        if not math.isfinite(v):
-            raise LensError(f"{name} value {i} ({p!r}) is not finite")
-        values.append(v)
-    check_coefficients(name, values)
-    return values + [0.0] * (most - len(values))
-
-
-def check_coefficients(name: str, values) -> None:
-    """LensError unless every coefficient is finite and within ±MAX_COEFFICIENT."""
-    for i, v in enumerate(values, start=1):
-        if not (math.isfinite(v) and abs(v) <= MAX_COEFFICIENT):
-            raise LensError(f"{name} coefficient {i} ({v:g}) is outside ±{MAX_COEFFICIENT:g}: "
-                            "no real lens has it")  # fmt: skip
-
-
-def parse_lens(text: str, max_radius: float | None = DEFAULT_CHECK_RADIUS) -> Lens:
-    """Lens from a user string: `none`, `brown:k1,k2,k3,p1,p2` (fewer values allowed, missing
-    ones are 0), `fisheye:k1,k2,k3,k4` (`fisheye` or `fisheye:` alone is the equidistant fisheye),
-    `division:lambda` (Fitzgibbon's division model), or a preset name (`PRESETS`). Case and
-    spaces are ignored. Raises LensError naming the problem, also when the lens folds within
-    ideal radius `max_radius` (None: no check)."""
-    if not isinstance(text, str) or not text.strip():
-        raise LensError(f"empty lens string; {_SYNTAX}")
-    s = "".join(text.split()).lower()
-    name, colon, rest = s.partition(":")
-    if name == "none":
-        if rest:
-            raise LensError("'none' takes no values")
-        lens: Lens = NoLens()
-    elif name == "brown":
-        if not rest:
-            raise LensError("brown needs 1 to 5 values: brown:k1[,k2,k3,p1,p2]")
-        lens = BrownConrady(*_parse_values("brown", rest, 5, "k1,k2,k3,p1,p2"))
-    elif name == "fisheye" and colon:
-        values = _parse_values("fisheye", rest, 4, "k1,k2,k3,k4")
-        lens = KannalaBrandt(*values) if rest else EquidistantFisheye()
-    elif name == "division":
-        if not rest:
-            raise LensError("division needs its one value: division:lambda")
-        lens = Division(*_parse_values("division", rest, 1, "lambda"))
-    elif name in PRESETS:
-        if colon:
-            raise LensError(f"preset '{name}' takes no values")
-        lens = PRESETS[name]
-    else:
-        raise LensError(f"unknown lens {name!r}; {_SYNTAX}")
-    if max_radius is not None and not is_monotonic(lens, max_radius):
-        raise LensError(
-            f"lens {text.strip()!r} folds the image: it stops being monotonic at r = "
-            f"{min(lens.fold_radius(), max_radius):.3g} (normalised), inside r = {max_radius:.3g}"
-        )
-    return lens
-
-
-# --------------------------------------------------------------------------------------------
-# Training lens sampler
-# --------------------------------------------------------------------------------------------
-Ranges = dict[str, tuple[float, float]]
-
-
-def _barrel() -> Ranges:
-    return {
-        "k1": (-0.5, 0.0),
-        "k2": (0.0, 0.1),
-        "k3": (-0.02, 0.0),
-        "p1": (-0.002, 0.002),
-        "p2": (-0.002, 0.002),
-    }
-
-
-def _pincushion() -> Ranges:
-    return {
-        "k1": (0.0, 0.15),
-        "k2": (0.0, 0.05),
-        "k3": (0.0, 0.0),
-        "p1": (-0.002, 0.002),
-        "p2": (-0.002, 0.002),
-    }
-
-
-def _fisheye() -> Ranges:
-    return {"k1": (-0.05, 0.1), "k2": (-0.02, 0.02), "k3": (-0.01, 0.01), "k4": (-0.005, 0.005)}
-
-
-@dataclass(frozen=True)
-class LensSampler:
-    """Random lenses for training. A family is drawn with the probabilities below, then each
-    coefficient uniformly and independently from its range; a lens that folds within the
-    requested radius is redrawn within the same family (so wide FOVs get weaker barrel, never a
-    folding one). Families: none (ideal pinhole), barrel and pincushion (Brown–Conrady), fisheye
-    (Kannala–Brandt with small k)."""
-
-    p_none: float = 0.2
-    p_barrel: float = 0.45
-    p_pincushion: float = 0.15
-    p_fisheye: float = 0.2
-    barrel: Ranges = field(default_factory=_barrel)
-    pincushion: Ranges = field(default_factory=_pincushion)
-    fisheye: Ranges = field(default_factory=_fisheye)
-    # Brown lenses may also not move the corner radius by more than this fraction (0.4: at most
-    # 20 % of the image diagonal): polynomials that stay monotonic at 120° can otherwise throw
-    # the corners by more than the whole diagonal, which no real webcam does.
-    max_corner_shift: float = 0.4
-    max_tries: int = 10000
-
-    def __post_init__(self) -> None:
-        p = np.array([self.p_none, self.p_barrel, self.p_pincushion, self.p_fisheye])
-        if (p < 0).any() or not math.isclose(p.sum(), 1.0, abs_tol=1e-9):
-            raise LensError(f"lens sampler probabilities {p.tolist()} must be ≥ 0 and sum to 1")
-
-    def _family_names(self) -> tuple[str, ...]:
-        return ("none", "barrel", "pincushion", "fisheye")
-
-    def _draw(self, rng: np.random.Generator, family: str) -> Lens:
-        if family == "none":
-            return NoLens()
-        ranges: Ranges = getattr(self, family)
-        values = [rng.uniform(lo, hi) for lo, hi in ranges.values()]
-        return KannalaBrandt(*values) if family == "fisheye" else BrownConrady(*values)
-
-    def sample(self, rng: np.random.Generator, max_radius: float) -> Lens:
-        """One lens that stays monotonic within ideal radius `max_radius` (normalised camera
-        units, e.g. `Intrinsics.corner_radius`). Deterministic given the generator's state."""
-        probs = [self.p_none, self.p_barrel, self.p_pincushion, self.p_fisheye]
-        family = self._family_names()[rng.choice(4, p=probs)]
-        for _ in range(self.max_tries):
-            lens = self._draw(rng, family)
-            if isinstance(lens, BrownConrady):
-                shift = abs(lens._radial(max_radius)[0] / max_radius - 1.0)
-                if shift > self.max_corner_shift:
-                    continue
-            if is_monotonic(lens, max_radius):
-                return lens
-        return NoLens()  # no admissible lens of this family at this FOV
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able description of the distribution (stored in model metadata)."""
-        fams: dict[str, Any] = {"none": {"p": self.p_none, "model": "none"}}
-        for name, model in (("barrel", "brown"), ("pincushion", "brown"), ("fisheye", "fisheye")):
-            fams[name] = {
-                "p": getattr(self, f"p_{name}"),
-                "model": model,
-                "uniform": {k: [lo, hi] for k, (lo, hi) in getattr(self, name).items()},
-            }
-        return {
-            "families": fams,
-            "max_corner_shift": self.max_corner_shift,
-            "rejection": "redraw within the family until monotonic over the camera's corner "
-            "radius R and, for Brown, |r_d(R)/R - 1| <= max_corner_shift",
-        }
-
-    @classmethod
-    def from_description(cls, d: dict[str, Any]) -> LensSampler:
-        """Inverse of `describe`."""
-        f = d["families"]
-
-        def ranges(name: str) -> Ranges:
-            return {k: (float(lo), float(hi)) for k, (lo, hi) in f[name]["uniform"].items()}
-
-        return cls(
-            p_none=f["none"]["p"],
-            p_barrel=f["barrel"]["p"],
-            p_pincushion=f["pincushion"]["p"],
-            p_fisheye=f["fisheye"]["p"],
-            barrel=ranges("barrel"),
-            pincushion=ranges("pincushion"),
-            fisheye=ranges("fisheye"),
-            max_corner_shift=float(d.get("max_corner_shift", 0.4)),
-        )
-
-    def contains(self, lens: Lens, tol: float = 1e-12) -> bool:
-        """True when `lens` lies inside the sampled support (ignoring the monotonic rejection):
-        its model is a family with p > 0 and every coefficient is within that family's range."""
-
-        def inside(family: str) -> bool:
-            ranges: Ranges = getattr(self, family)
-            return getattr(self, f"p_{family}") > 0 and all(
-                lo - tol <= lens.params[k] <= hi + tol for k, (lo, hi) in ranges.items()
-            )
-
-        if isinstance(lens, NoLens):
-            return self.p_none > 0 or self.contains(BrownConrady(), tol)
-        if isinstance(lens, KannalaBrandt):
-            return inside("fisheye")
-        if isinstance(lens, BrownConrady):
-            return inside("barrel") or inside("pincushion")
-        return False
-
-
-# --------------------------------------------------------------------------------------------
-# Screen-coordinate normalisation (VideoPose3D)
-# --------------------------------------------------------------------------------------------
-def _per_sample(v: Any, like: Any) -> Any:
-    """Scalar or per-sample width/height (leading dims of `like`) → broadcastable on like[..., 0].
-    Left-aligned: a (N,) width goes with points (N, ..., 2)."""
-    if isinstance(v, (int, float)):
-        return v
-    if not hasattr(v, "reshape"):
-        v = np.asarray(v, dtype=np.float64)
-    extra = like.ndim - 1 - v.ndim
-    return v.reshape(tuple(v.shape) + (1,) * extra) if extra > 0 else v
-
-
-def normalize_screen_coordinates(px: Any, width: Any, height: Any) -> Any:
-    """Pixels (..., 2) → VideoPose3D screen coordinates (..., 2): x/w·2 − 1, y/w·2 − h/w, so x
-    spans [−1, 1] and the aspect ratio is kept. width, height: pixels, scalars or per-sample
-    arrays matching px's leading dims. numpy arrays or torch tensors."""
-    if not hasattr(px, "dim"):
-        px = np.asarray(px, dtype=np.float64)
-    w, h = _per_sample(width, px), _per_sample(height, px)
-    x = px[..., 0] / w * 2.0 - 1.0
-    y = px[..., 1] / w * 2.0 - h / w
-    return _stack(x, y, px)
-
-
-def image_coordinates(norm: Any, width: Any, height: Any) -> Any:
-    """Inverse of `normalize_screen_coordinates`: screen coordinates (..., 2) → pixels (..., 2)."""
-    if not hasattr(norm, "dim"):
-        norm = np.asarray(norm, dtype=np.float64)
-    w, h = _per_sample(width, norm), _per_sample(height, norm)
-    x = (norm[..., 0] + 1.0) * w / 2.0
-    y = (norm[..., 1] + h / w) * w / 2.0
-    return _stack(x, y, norm)
-
-
-def _stack(x: Any, y: Any, like: Any) -> Any:
-    if isinstance(like, np.ndarray) or not hasattr(like, "dim"):
-        return np.stack(np.broadcast_arrays(x, y), axis=-1)
-    import torch
-
-    return torch.stack(torch.broadcast_tensors(x, y), dim=-1)
