@@ -88,7 +88,10 @@ def _check_args(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Start the window; returns the exit code (0, or 2 for bad arguments or a failed source
     in a scripted --frames run)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed its one line (or --help / --version)
+        return int(exc.code or 0)
     try:
         _check_args(args)
     except DistposeError as exc:
