@@ -184,7 +184,8 @@ def test_outputs_never_land_on_inputs(capsys, tmp_path, tiny_weights):
     for argv in (
         ["evaluate", "--data", data, "--json", weights / "augmented.pt", "--weights-dir", weights],
         ["evaluate", "--data", data, "--json", tmp_path / "r.json", "--plot", data],
-        ["evaluate", "--json", tmp_path / "r.json", "--plot", tmp_path / "r.md"],
+        ["evaluate", "--json", tmp_path / "r.json", "--plot", tmp_path / "r.json"],
+        ["evaluate", "--poses", "--json", tmp_path / "r.md"],
         ["data", "export", "--out", data, "--archive", data],
     ):
         code, err = _cli(capsys, *argv, "--cache", tmp_path)
