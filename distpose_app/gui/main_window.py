@@ -440,16 +440,39 @@ class MainWindow(QtWidgets.QMainWindow):
         if not path.lower().endswith("." + fmt):
             path += "." + fmt
         self.settings.setValue("paths/export", str(Path(path).parent))
-        return self.export(**{f"{fmt}_path": path}).ok
+        return self.export(**{f"{fmt}_path": path}, confirmed=[path]).ok
 
-    def export(self, bvh_path: str | None = None, csv_path: str | None = None):
-        """Export the take in the background, with a progress dialog."""
-        dialog = QtWidgets.QProgressDialog("Exporting…", None, 0, 100, self)
-        dialog.setWindowTitle("Export")
-        dialog.setMinimumDuration(400)  # short exports finish before it would appear
-        dialog.setValue(0)
-        self._export_progress = dialog
-        return self.intent(self.controller.export(bvh_path, csv_path))
+    def export(self, bvh_path: str | None = None, csv_path: str | None = None, confirmed=()):
+        """Export the take in the background, with a progress dialog. Existing files that the
+        save dialog did not ask about (`confirmed`) are replaced only after `confirm_replace`;
+        a forbidden target (an input, a folder) fails with a dialog. Returns the Reply."""
+        reply = self.controller.export(bvh_path, csv_path, confirmed)
+        if not reply.ok and "replace" in reply.ask:
+            if not self.confirm_replace(reply.data):
+                self.controller.show(f"not exported: {reply.reason}")
+                return reply
+            reply = self.controller.export(bvh_path, csv_path, overwrite=True)
+        if reply.ok:
+            dialog = QtWidgets.QProgressDialog("Exporting…", None, 0, 100, self)
+            dialog.setWindowTitle("Export")
+            dialog.setMinimumDuration(400)  # short exports finish before it would appear
+            dialog.setValue(0)
+            self._export_progress = dialog
+        elif not reply.reason.startswith("export failed"):  # those come as an event, a dialog
+            self.intent(reply)
+        self.render()
+        return reply
+
+    def confirm_replace(self, paths) -> bool:
+        """Ask before an export replaces existing files (a scripted --frames run: never)."""
+        if self.options.frames is not None:
+            return False
+        names = "\n".join(str(p) for p in paths)
+        answer = QtWidgets.QMessageBox.question(
+            self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?",
+            QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No, QtWidgets.QMessageBox.No,
+        )  # fmt: skip
+        return answer == QtWidgets.QMessageBox.Yes
 
     # ------------------------------------------------------------------ crash recovery
     def offer_recovery(self, folder=None) -> RecoveryDialog | None:

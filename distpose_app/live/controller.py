@@ -381,9 +381,10 @@ class AppController:
         """End the take; it is kept (its recovery file too) until exported or discarded."""
         return self.takes.stop()
 
-    def export(self, bvh_path: str | None = None, csv_path: str | None = None) -> Reply:
-        """Write the stopped take as BVH and/or CSV in the background."""
-        return self.takes.export(bvh_path, csv_path)
+    def export(self, bvh_path=None, csv_path=None, confirmed=(), overwrite=False) -> Reply:
+        """Write the stopped take as BVH and/or CSV in the background (takes.Takes.export:
+        existing files are asked about first)."""
+        return self.takes.export(bvh_path, csv_path, confirmed, overwrite)
 
     def discard_take(self) -> Reply:
         return self.takes.discard()

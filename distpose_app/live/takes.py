@@ -75,10 +75,26 @@ class Takes:
                        recording=False, take_frames=n)  # fmt: skip
         self.host.emit("take", recording)
 
-    def export(self, bvh_path: str | None = None, csv_path: str | None = None) -> Reply:
+    def inputs(self) -> list:
+        """The files the take came from, which an export must never write: the lifter's
+        weights, the take's recovery file, the video file being played."""
+        state = self.host.state
+        metadata = (self.take.metadata or {}) if self.take is not None else {}
+        files = [self.host.options.weights, metadata.get("recovered_from")]
+        if self.take_recovery is not None:
+            files.append(self.take_recovery[1])
+        if state.source_kind == "file":
+            files.append(state.spec)
+        return [f for f in files if f]
+
+    def export(self, bvh_path=None, csv_path=None, confirmed=(), overwrite=False) -> Reply:
         """Write the stopped take as BVH and/or CSV in the background; its recovery file is
-        deleted once it is saved."""
+        deleted once it is saved. A target that is one of the take's inputs, a folder or in a
+        missing folder fails like an export (an "export_failed" event). Existing files other
+        than `confirmed` (which a save dialog already asked about) are refused with
+        ask=("replace", "cancel") and data=[their paths], unless `overwrite`."""
         from distpose_app.export import export_recording
+        from distpose_app.export.targets import existing_targets
 
         state = self.host.state
         if state.closed:
@@ -87,7 +103,15 @@ class Takes:
             return refused("an export is already running")
         if self.take is None or self.take.num_frames == 0:
             return refused("nothing to export: record a take first (Ctrl+R)")
-        recording, take = self.take, self.take_recovery
+        recording, take, inputs = self.take, self.take_recovery, self.inputs()
+        try:
+            existing = existing_targets(bvh_path, csv_path, inputs, confirmed)
+        except DistposeError as exc:  # onto an input, a folder, a missing folder
+            self._failed(exc)
+            return refused(f"export failed: {exc}")
+        if existing and not overwrite:
+            names = ", ".join(str(p) for p in existing)
+            return Reply(False, f"{names} exist already", ("replace", "cancel"), existing)
 
         def job():
             def progress(fraction, message):
@@ -95,14 +119,12 @@ class Takes:
 
             try:
                 result = export_recording(recording, bvh_path=bvh_path, csv_path=csv_path,
-                                          progress=progress)  # fmt: skip
+                                          progress=progress, inputs=inputs,
+                                          overwrite=True)  # asked above  # fmt: skip
             except Exception as exc:
                 if not isinstance(exc, DistposeError):
                     log.exception("the export failed")
-                self.last_export = None
-                self.exports_done += 1
-                self.host.post(f"export failed: {exc}", "error", key="export", exporting=False)
-                self.host.emit("export_failed", f"export failed: {exc}")
+                self._failed(exc)
                 return
             self.discard_recovery(take)
             self.last_export = result
@@ -117,6 +139,12 @@ class Takes:
         self.export_thread = thread
         thread.start()
         return accepted("exporting")
+
+    def _failed(self, exc: Exception) -> None:
+        self.last_export = None
+        self.exports_done += 1
+        self.host.post(f"export failed: {exc}", "error", key="export", exporting=False)
+        self.host.emit("export_failed", f"export failed: {exc}")
 
     def discard_recovery(self, take) -> None:
         """The take is saved or dropped: delete its recovery file. take: (Recorder | None,
