@@ -17,6 +17,9 @@ LEGS = ((1, 2, 3), (4, 5, 6))  # (hip, knee, ankle) right, left
 # horizontally (m/s; a walking foot swings at 2-4 m/s, a planted one rolls at < 0.1 m/s).
 CONTACT_HEIGHT_M = 0.06
 CONTACT_SPEED_M_S = 0.35
+# ... or, where the ankle's 2D is known, slower than this across the image (m/s at the ankle's
+# depth): a static camera sees a planted foot stand still whatever the lifter makes of it.
+CONTACT_IMAGE_SPEED_M_S = 0.2
 MIN_CONTACT_S = 0.1  # shorter "contacts" are a swinging foot passing low and slow
 MAX_FLICKER_S = 0.07  # a contact broken this briefly is one contact
 
@@ -71,6 +74,26 @@ def foot_speed_height(
     return np.where(valid[:, None], speed, np.nan), np.where(valid[:, None], height, np.nan)
 
 
+def image_speed(
+    rays: np.ndarray, depth: np.ndarray, timestamps_s: np.ndarray, smooth_s: float = 0.05
+) -> np.ndarray:
+    """How fast points cross the image, in m/s at their depth: rays (F, K, 2) image rays (x/z,
+    y/z; NaN unseen), depth (F, K) metres, timestamps_s (F,). The rays are smoothed by
+    `smooth_s` (centred) first. Returns (F, K), NaN where a ray is unseen."""
+    t = np.asarray(timestamps_s, dtype=np.float64)
+    rays = np.asarray(rays, dtype=np.float64)
+    out = np.full(rays.shape[:2], np.nan)
+    if len(t) < 2:
+        return out
+    for k in range(rays.shape[1]):
+        ok = np.isfinite(rays[:, k]).all(-1)
+        smooth = np.stack([local_linear_smooth(rays[:, k, a], ok, t, smooth_s) for a in (0, 1)], -1)
+        velocity = np.gradient(smooth, t, axis=0)
+        out[:, k] = np.linalg.norm(velocity, axis=-1) * np.asarray(depth, float)[:, k]
+        out[~ok, k] = np.nan
+    return out
+
+
 def detect_contacts(
     feet: np.ndarray,
     timestamps_s: np.ndarray,
@@ -80,23 +103,32 @@ def detect_contacts(
     speed_m_s: float = CONTACT_SPEED_M_S,
     min_contact_s: float = MIN_CONTACT_S,
     up: np.ndarray | None = None,
+    rays: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+    image_speed_m_s: float = CONTACT_IMAGE_SPEED_M_S,
 ) -> np.ndarray:
     """(F, 2) bool: right and left foot planted, per frame.
 
     feet (F, 2, 3) metres (world, Y up unless `up` (3,) says otherwise); timestamps_s (F,);
     valid (F,) bool frames with a pose (default: finite). A foot is planted when it is within
-    `height_m` of the floor (height `floor_m`) and moves slower than `speed_m_s` horizontally,
-    for at least `min_contact_s` (breaks of up to MAX_FLICKER_S are bridged).
+    `height_m` of the floor (height `floor_m`) and still: where its 2D was seen (rays (F, 2, 2)
+    the ankles' image rays, depth (F, 2) their camera depth in metres), slower than
+    `image_speed_m_s` across the image; elsewhere slower than `speed_m_s` horizontally in 3D
+    (the lifter's feet slide more than the image's). Contacts last at least `min_contact_s`
+    (breaks of up to MAX_FLICKER_S are bridged).
     """
     feet = np.asarray(feet, dtype=np.float64)
     t = np.asarray(timestamps_s, dtype=np.float64)
     valid = np.isfinite(feet).all(axis=(1, 2)) if valid is None else np.asarray(valid, bool)
     speed, height = foot_speed_height(feet, t, valid, up)
+    still = speed < speed_m_s
+    if rays is not None and depth is not None:
+        seen_speed = image_speed(rays, depth, t)
+        with np.errstate(invalid="ignore"):
+            still = np.where(np.isfinite(seen_speed), seen_speed < image_speed_m_s, still)
     with np.errstate(invalid="ignore"):
-        raw = (height - floor_m < height_m) & (speed < speed_m_s) & valid[:, None]
-    return np.stack(
-        [_clean(raw[:, k], t, MAX_FLICKER_S, min_contact_s) for k in range(2)], axis=-1
-    )
+        raw = (height - floor_m < height_m) & still & valid[:, None]
+    return np.stack([_clean(raw[:, k], t, MAX_FLICKER_S, min_contact_s) for k in range(2)], axis=-1)
 
 
 def _leg_lengths(bone_lengths: np.ndarray) -> list[tuple[float, float]]:

@@ -123,12 +123,14 @@ def estimate_world(
     timestamps_s: np.ndarray,
     valid: np.ndarray | None = None,
     stiffness_m: float = FLOOR_STIFFNESS_M,
+    rays: np.ndarray | None = None,
 ) -> tuple[WorldFrame, np.ndarray]:
     """The world frame of a recording.
 
     positions (F, 17, 3) metres in camera space (global: root trajectory included; a
     root-relative recording also works, its feet just never spread); timestamps_s (F,);
-    valid (F,) bool. Up starts as the body's up direction (`body_up`); contacts are found with
+    valid (F,) bool; rays (F, 2, 2) the ankles' image rays (see `contacts.detect_contacts`) or
+    None. Up starts as the body's up direction (`body_up`); contacts are found with
     it, and the plane through the planted feet (`ground_normal`) refines it, twice. The floor
     height is the median height of the planted feet (the lowest foot when none is planted),
     and the origin lies on the floor below the root of the first valid frame.
@@ -150,7 +152,9 @@ def estimate_world(
             break
         heights = feet[valid] @ up
         floor = float(np.percentile(heights, 5))
-        contacts = detect_contacts(feet, t, valid, floor_m=floor, up=up)
+        contacts = detect_contacts(
+            feet, t, valid, floor_m=floor, up=up, rays=rays, depth=feet[..., 2]
+        )
         if contacts.sum() >= 3:
             up = ground_normal(feet[contacts], prior, stiffness_m)
             method = "feet"

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from distpose_app.lens.models import image_coordinates
+from distpose_app.lens.screen import image_coordinates
 
 from .filters import OneEuro
 
@@ -228,7 +228,9 @@ def smooth_trajectory(
     # a frame whose own depth was an outlier takes the smoothed depth of its neighbours
     missing = ok & ~np.isfinite(smoothed[:, 2])
     if missing.any():
-        smoothed[missing, 2] = local_linear_smooth(q[:, 2], depth_ok, t, 4 * depth_sigma_s, at=ok)[missing]
+        smoothed[missing, 2] = local_linear_smooth(q[:, 2], depth_ok, t, 4 * depth_sigma_s, at=ok)[
+            missing
+        ]
     ok &= np.isfinite(smoothed).all(-1)
     out[ok] = _from_image_depth(smoothed[ok])
     return out
