@@ -8,7 +8,7 @@ import numpy as np
 
 from distpose_app.core.skeleton import BONES
 
-from .trajectory import local_linear_smooth
+from .trajectory import local_linear_rate, local_linear_smooth
 
 FEET = (3, 6)  # H36M right and left ankle ("RightFoot", "LeftFoot" in the exports)
 LEGS = ((1, 2, 3), (4, 5, 6))  # (hip, knee, ankle) right, left
@@ -47,30 +47,41 @@ def _clean(mask: np.ndarray, t: np.ndarray, max_flicker_s: float, min_s: float) 
     return out
 
 
+def _velocity(x: np.ndarray, ok: np.ndarray, t: np.ndarray, smooth_s: float) -> np.ndarray:
+    """(F, ..., D) -> (F, ..., D) per second: the local linear fit's slope over `smooth_s`
+    (centred), or plain differences when smooth_s is 0. NaN where not ok."""
+    if len(t) < 2:
+        return np.full_like(x, np.nan)
+    if smooth_s <= 0:
+        v = np.gradient(x, t, axis=0)
+        return np.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), v, np.nan)
+    flat = x.reshape(len(x), -1)
+    rates = [local_linear_rate(flat[:, c], ok, t, smooth_s) for c in range(flat.shape[1])]
+    return np.stack(rates, axis=-1).reshape(x.shape)
+
+
 def foot_speed_height(
     feet: np.ndarray, timestamps_s: np.ndarray, valid: np.ndarray, up: np.ndarray | None = None,
     smooth_s: float = 0.04,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Horizontal speed (m/s) and height (m, along `up`) of each foot: feet (F, 2, 3) metres,
-    timestamps_s (F,), valid (F,) bool, up (3,) unit (default +Y). Positions are smoothed by
-    `smooth_s` (centred) first, so that detector jitter is not read as motion. Returns (speed
-    (F, 2), height (F, 2)); NaN on invalid frames."""
+    timestamps_s (F,), valid (F,) bool, up (3,) unit (default +Y). Both come from a centred
+    local linear fit over `smooth_s` seconds (0: raw positions, plain differences), so that
+    detector jitter is not read as motion. Returns (speed (F, 2), height (F, 2)); NaN on
+    invalid frames."""
     t = np.asarray(timestamps_s, dtype=np.float64)
+    feet = np.asarray(feet, dtype=np.float64)
     up = np.array([0.0, 1.0, 0.0]) if up is None else np.asarray(up, dtype=np.float64)
     valid = np.asarray(valid, bool) & np.isfinite(feet).all(axis=(1, 2))
-    smooth = np.stack(
-        [
-            np.stack([local_linear_smooth(feet[:, k, a], valid, t, smooth_s) for a in range(3)], -1)
-            for k in range(2)
-        ],
-        axis=1,
-    )
-    velocity = np.full_like(smooth, np.nan)
-    if len(t) > 1:
-        velocity = np.gradient(smooth, t, axis=0)
-    vertical = (velocity @ up)[..., None] * up
-    speed = np.linalg.norm(velocity - vertical, axis=-1)
-    height = smooth @ up
+    velocity = _velocity(feet, valid, t, smooth_s)
+    horizontal = velocity - (velocity @ up)[..., None] * up
+    speed = np.linalg.norm(horizontal, axis=-1)
+    if smooth_s > 0:
+        height = np.stack(
+            [local_linear_smooth(feet[:, k] @ up, valid, t, smooth_s) for k in range(2)], -1
+        )
+    else:
+        height = feet @ up
     return np.where(valid[:, None], speed, np.nan), np.where(valid[:, None], height, np.nan)
 
 
@@ -78,19 +89,15 @@ def image_speed(
     rays: np.ndarray, depth: np.ndarray, timestamps_s: np.ndarray, smooth_s: float = 0.05
 ) -> np.ndarray:
     """How fast points cross the image, in m/s at their depth: rays (F, K, 2) image rays (x/z,
-    y/z; NaN unseen), depth (F, K) metres, timestamps_s (F,). The rays are smoothed by
-    `smooth_s` (centred) first. Returns (F, K), NaN where a ray is unseen."""
+    y/z; NaN unseen), depth (F, K) metres, timestamps_s (F,); the rate of change comes from a
+    centred local linear fit over `smooth_s`. Returns (F, K), NaN where a ray is unseen."""
     t = np.asarray(timestamps_s, dtype=np.float64)
     rays = np.asarray(rays, dtype=np.float64)
     out = np.full(rays.shape[:2], np.nan)
-    if len(t) < 2:
-        return out
     for k in range(rays.shape[1]):
         ok = np.isfinite(rays[:, k]).all(-1)
-        smooth = np.stack([local_linear_smooth(rays[:, k, a], ok, t, smooth_s) for a in (0, 1)], -1)
-        velocity = np.gradient(smooth, t, axis=0)
+        velocity = _velocity(rays[:, k], ok, t, smooth_s)
         out[:, k] = np.linalg.norm(velocity, axis=-1) * np.asarray(depth, float)[:, k]
-        out[~ok, k] = np.nan
     return out
 
 
@@ -106,6 +113,8 @@ def detect_contacts(
     rays: np.ndarray | None = None,
     depth: np.ndarray | None = None,
     image_speed_m_s: float = CONTACT_IMAGE_SPEED_M_S,
+    grow: float = 3.0,
+    grow_height_m: float = 0.12,
 ) -> np.ndarray:
     """(F, 2) bool: right and left foot planted, per frame.
 
@@ -114,21 +123,38 @@ def detect_contacts(
     `height_m` of the floor (height `floor_m`) and still: where its 2D was seen (rays (F, 2, 2)
     the ankles' image rays, depth (F, 2) their camera depth in metres), slower than
     `image_speed_m_s` across the image; elsewhere slower than `speed_m_s` horizontally in 3D
-    (the lifter's feet slide more than the image's). Contacts last at least `min_contact_s`
-    (breaks of up to MAX_FLICKER_S are bridged).
+    (the lifter's feet slide more than the image's). A contact extends to the neighbouring
+    frames that meet `grow` times these thresholds, lasts at least `min_contact_s` (breaks of
+    up to MAX_FLICKER_S are bridged).
     """
     feet = np.asarray(feet, dtype=np.float64)
     t = np.asarray(timestamps_s, dtype=np.float64)
     valid = np.isfinite(feet).all(axis=(1, 2)) if valid is None else np.asarray(valid, bool)
     speed, height = foot_speed_height(feet, t, valid, up)
-    still = speed < speed_m_s
+    seen_speed = None
     if rays is not None and depth is not None:
         seen_speed = image_speed(rays, depth, t)
+
+    def planted(factor: float, height_limit: float) -> np.ndarray:
+        still = speed < factor * speed_m_s
+        if seen_speed is not None:
+            with np.errstate(invalid="ignore"):
+                fast = seen_speed < factor * image_speed_m_s
+            still = np.where(np.isfinite(seen_speed), fast, still)
         with np.errstate(invalid="ignore"):
-            still = np.where(np.isfinite(seen_speed), seen_speed < image_speed_m_s, still)
-    with np.errstate(invalid="ignore"):
-        raw = (height - floor_m < height_m) & still & valid[:, None]
-    return np.stack([_clean(raw[:, k], t, MAX_FLICKER_S, min_contact_s) for k in range(2)], axis=-1)
+            return (height - floor_m < height_limit) & still & valid[:, None]
+
+    # Hysteresis: a contact found with the thresholds extends while the foot stays within
+    # `grow` times them (the speed estimate is smoothed, so it rises before the foot leaves).
+    seed, weak = planted(1.0, height_m), planted(grow, grow_height_m)
+    out = []
+    for k in range(2):
+        contact = np.zeros(len(t), bool)
+        for a, b in _runs(weak[:, k]):
+            if seed[a:b, k].any():
+                contact[a:b] = True
+        out.append(_clean(contact, t, MAX_FLICKER_S, min_contact_s))
+    return np.stack(out, axis=-1)
 
 
 def _leg_lengths(bone_lengths: np.ndarray) -> list[tuple[float, float]]:
@@ -170,6 +196,7 @@ def plant_feet(
     timestamps_s: np.ndarray,
     valid: np.ndarray | None = None,
     blend_s: float = 0.1,
+    root_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep planted feet still.
 
@@ -207,6 +234,7 @@ def plant_feet(
     for axis in (0, 2):
         shift[:, axis] = np.interp(frames, frames[have], want[have, axis])
     shift[~valid] = 0.0
+    shift *= root_share
     P += shift[:, None, :]
     # 2. Leg IK for what is left (double support where the feet disagree, and the height).
     step = float(np.median(np.diff(t))) if F > 1 else 1.0 / 30.0

@@ -115,7 +115,7 @@ class ExportOptions:
         in place. Off (default), the root travels as the person did (when the recording has a
         trajectory).
     smooth_root: smooth the root trajectory with look-ahead (`export.trajectory`): where the
-        root is seen lightly (0.05 s), its depth (the least certain coordinate) over 0.25 s.
+        root is seen (0.05 s) and its depth (the least certain coordinate, 0.1 s).
     plant_feet: keep planted feet still (`export.contacts`; with align_world and root motion).
     max_gap_s: untracked stretches up to this long are interpolated; longer ones stay gaps.
     units: BVH length unit, "cm" (default), "m" or "mm". The CSV is always in metres.

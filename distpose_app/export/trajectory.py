@@ -127,19 +127,12 @@ def _from_image_depth(q: np.ndarray) -> np.ndarray:
     return np.stack([q[:, 0] * z, q[:, 1] * z, z], axis=-1)
 
 
-def local_linear_smooth(
-    values: np.ndarray, ok: np.ndarray, t: np.ndarray, sigma_s: float, at: np.ndarray | None = None
-) -> np.ndarray:
-    """Centred smoothing in time of (F,) values by a Gaussian-weighted local linear fit over the
-    frames where ok (F,) is True: a steady walk is followed without lag, also at the ends of a
-    take and beside gaps, where a plain weighted mean would be pulled inwards. Evaluated at the
-    frames `at` (F,) bool (default: ok); NaN elsewhere and where no ok frame is within
-    3 sigma (a lone frame keeps its value)."""
+def _local_linear_fit(
+    values: np.ndarray, ok: np.ndarray, t: np.ndarray, sigma_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian-weighted (sigma_s seconds, 3 sigma wide) linear fit around every frame over the
+    frames where ok: (value (F,), rate (F,) per second, weight (F,): the window's total)."""
     F = len(values)
-    at = ok if at is None else at
-    out = np.full(F, np.nan)
-    if sigma_s <= 0:
-        return np.where(ok & at, values, np.nan)
     steps = np.diff(t)
     steps = steps[np.isfinite(steps) & (steps > 0)]
     dt = float(np.median(steps)) if steps.size else 1.0 / 30.0
@@ -161,11 +154,39 @@ def local_linear_smooth(
     det = s0 * s2 - s1 * s1
     # too few neighbours on one side for a slope (a lone frame, an isolated pair): the mean
     linear = det > 1e-3 * np.maximum(s0, 1e-12) ** 2
+    safe = np.where(linear, det, 1.0)
     with np.errstate(all="ignore"):
-        fit = np.where(linear, (s2 * y0 - s1 * y1) / np.where(linear, det, 1.0), y0 / s0)
-    fill = at & (s0 > 1e-12)
+        fit = np.where(linear, (s2 * y0 - s1 * y1) / safe, y0 / s0)
+        rate = np.where(linear, (s0 * y1 - s1 * y0) / safe / sigma_s, 0.0)
+    return fit, rate, s0
+
+
+def local_linear_smooth(
+    values: np.ndarray, ok: np.ndarray, t: np.ndarray, sigma_s: float, at: np.ndarray | None = None
+) -> np.ndarray:
+    """Centred smoothing in time of (F,) values by a Gaussian-weighted local linear fit over the
+    frames where ok (F,) is True: a steady walk is followed without lag, also at the ends of a
+    take and beside gaps, where a plain weighted mean would be pulled inwards. Evaluated at the
+    frames `at` (F,) bool (default: ok); NaN elsewhere and where no ok frame is within
+    3 sigma (a lone frame keeps its value)."""
+    at = ok if at is None else at
+    out = np.full(len(values), np.nan)
+    if sigma_s <= 0:
+        return np.where(ok & at, values, np.nan)
+    fit, _, weight = _local_linear_fit(values, ok, t, sigma_s)
+    fill = at & (weight > 1e-12)
     out[fill] = fit[fill]
     return out
+
+
+def local_linear_rate(
+    values: np.ndarray, ok: np.ndarray, t: np.ndarray, sigma_s: float
+) -> np.ndarray:
+    """Rate of change (units per second) of (F,) values at every ok frame: the slope of the
+    same local linear fit as `local_linear_smooth` (less noisy than differencing the smoothed
+    values). NaN where not ok; 0 where the window has no slope (a lone frame)."""
+    fit, rate, weight = _local_linear_fit(values, ok, t, max(sigma_s, 1e-6))
+    return np.where(ok & (weight > 1e-12), rate, np.nan)
 
 
 def _running_median(values: np.ndarray, ok: np.ndarray, half: int) -> np.ndarray:
@@ -186,7 +207,7 @@ def smooth_trajectory(
     timestamps_s: np.ndarray,
     valid: np.ndarray | None = None,
     image_sigma_s: float = 0.05,
-    depth_sigma_s: float = 0.25,
+    depth_sigma_s: float = 0.1,
     outlier_mads: float = 5.0,
 ) -> np.ndarray:
     """Offline (centred, look-ahead) smoothing of a root trajectory.
