@@ -89,15 +89,24 @@ class GridResampler:
     used as it is rather than extrapolated). tolerance_s (default a quarter of the grid step)
     absorbs a camera's timestamp jitter: a 30 fps camera feeding a 30 Hz grid releases one
     grid time per frame instead of alternating between none and two. A jump back in time, or
-    forward by more than `max_gap_s`, restarts the grid at the new sample."""
+    forward by more than `max_gap_s`, restarts the grid at the new sample. The tolerance only
+    applies while the samples come at the grid's own rate (within `near_rate`, 10 %, of its
+    step, measured as a running mean of the steps): a 50 fps video is interpolated exactly."""
 
-    def __init__(self, rate_hz: float, tolerance_s: float | None = None, max_gap_s: float = 1.0):
+    def __init__(
+        self,
+        rate_hz: float,
+        tolerance_s: float | None = None,
+        max_gap_s: float = 1.0,
+        near_rate: float = 0.1,
+    ):
         if not rate_hz > 0:
             raise ValueError(f"grid rate must be positive, got {rate_hz}")
         self.rate_hz = float(rate_hz)
         self.step_s = 1.0 / self.rate_hz
         self.tolerance_s = 0.25 * self.step_s if tolerance_s is None else float(tolerance_s)
         self.max_gap_s = float(max_gap_s)
+        self.near_rate = float(near_rate)
         self.reset()
 
     def reset(self) -> None:
@@ -105,21 +114,26 @@ class GridResampler:
         self._start: float | None = None
         self._next = 0  # index of the next grid time to release
         self._last: float | None = None
+        self._step: float | None = None  # running mean of the samples' steps, seconds
 
     def push(self, time_s: float) -> list[tuple[float, float]]:
         """A new sample at `time_s` seconds -> [(grid time s, weight of the new sample)]."""
         t = float(time_s)
         last = self._last
         if self._start is None or last is None or t <= last or t - last > self.max_gap_s:
-            self._start, self._next, self._last = t, 1, t
+            self._start, self._next, self._last, self._step = t, 1, t, None
             return [(t, 1.0)]
+        step = t - last
+        self._step = step if self._step is None else 0.8 * self._step + 0.2 * step
+        at_rate = abs(self._step - self.step_s) <= self.near_rate * self.step_s
+        tolerance = self.tolerance_s if at_rate else 1e-9 * max(1.0, abs(t))
         out = []
         while True:
             g = self._start + self._next * self.step_s
-            if g > t + self.tolerance_s:
+            if g > t + tolerance:
                 break
             if g >= t - 1e-9 * max(1.0, abs(t)):
-                out.append((t if abs(g - t) <= self.tolerance_s else g, 1.0))
+                out.append((t if abs(g - t) <= tolerance else g, 1.0))
             else:
                 out.append((g, (g - last) / (t - last)))
             self._next += 1

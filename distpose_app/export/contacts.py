@@ -203,11 +203,13 @@ def plant_feet(
     positions (F, 17, 3) metres world (Y up, floor at 0); contacts (F, 2) bool (right, left);
     bone_lengths (16,) metres, the skeleton's (kept); timestamps_s (F,); valid (F,) bool.
     Each contact is anchored where the foot stood on average during it, on the floor. First the
-    whole body moves horizontally by the average of what the planted feet need (interpolated
-    between contacts, so the root keeps its course and only loses its jitter); then each planted
-    ankle is put on its anchor by a two-bone IK of its leg, faded in and out over `blend_s` at
-    the contact's ends. Returns (positions (F, 17, 3), root_shift (F, 3) metres: the
-    horizontal body shift applied in each frame).
+    whole body moves horizontally by `root_share` of the average of what the planted feet need
+    (interpolated between contacts; default 0: measured on held-out mocap, moving the body to
+    the lifter's feet costs more accuracy than it saves, docs/root_motion.md); then each
+    planted ankle is put on its anchor by a two-bone IK of its leg, faded in and out over
+    `blend_s` at the contact's ends, the body lowered where a straight leg cannot reach.
+    Returns (positions (F, 17, 3), root_shift (F, 3) metres: the body shift applied in each
+    frame).
     """
     P = np.array(positions, dtype=np.float64, copy=True)
     F = len(P)
@@ -239,7 +241,8 @@ def plant_feet(
     # 2. Leg IK for what is left (double support where the feet disagree, and the height).
     step = float(np.median(np.diff(t))) if F > 1 else 1.0 / 30.0
     ramp = max(1, int(round(blend_s / step)))
-    for k, (hip, knee, ankle) in enumerate(LEGS):
+    legs = []
+    for k, (_, _, ankle) in enumerate(LEGS):
         weight = np.zeros(F)
         target = np.full((F, 3), np.nan)
         for a, b in _runs(contacts[:, k]):
@@ -252,10 +255,27 @@ def plant_feet(
                     if 0 <= f < F and valid[f] and w > weight[f]:
                         weight[f], target[f] = w, anchors[a, k]
         use = weight > 0
+        goal = np.full((F, 3), np.nan)
+        goal[use] = P[use, ankle] + weight[use, None] * (target[use] - P[use, ankle])
+        legs.append((use, goal))
+    # 3. A planted foot the straight leg cannot reach (the lifter's hips a little too high)
+    # lowers the body just enough, as a real gait's hips dip when the feet are apart.
+    drop = np.zeros(F)
+    for k, (hip, _, _) in enumerate(LEGS):
+        use, goal = legs[k]
+        reach = sum(_leg_lengths(bone_lengths)[k]) - 1e-6
+        d = goal[use] - P[use, hip]
+        level = np.maximum(reach**2 - d[:, 0] ** 2 - d[:, 2] ** 2, 0.0)
+        need = -d[:, 1] - np.sqrt(level)  # how far the hip is above where the leg reaches
+        drop[use] = np.maximum(drop[use], need)
+    drop = np.clip(drop, 0.0, None)
+    P[:, :, 1] -= drop[:, None]
+    shift[:, 1] = -drop
+    for k, (hip, knee, ankle) in enumerate(LEGS):
+        use, goal = legs[k]
         if not use.any():
             continue
         thigh, shin = _leg_lengths(bone_lengths)[k]
-        goal = P[use, ankle] + weight[use, None] * (target[use] - P[use, ankle])
-        new_knee, new_ankle = two_bone_ik(P[use, hip], P[use, knee], goal, thigh, shin)
+        new_knee, new_ankle = two_bone_ik(P[use, hip], P[use, knee], goal[use], thigh, shin)
         P[use, knee], P[use, ankle] = new_knee, new_ankle
     return P, shift
