@@ -9,7 +9,8 @@ the exports in plain Python, parsing the BVH with `distpose_app.data.bvh` (the s
   image (sideways: the hips' image x; towards or away: the body's image size) and the pelvis
   faces the way it moves;
 - upright: the mean angle of the spine (Hips -> Spine1) to +Y;
-- on the floor: the median height of the ankles on the CSV's contact frames;
+- on the floor: the median height of the ankles on the CSV's contact frames (near 0 by the
+  floor's construction) and of the lower ankle over all frames (independent of contacts);
 - the BVH (forward kinematics) matches the CSV, mm;
 - half frame rate: the exports of the two versions at the same timestamps: mean root-relative
   joint distance and mean root distance, mm.
@@ -107,6 +108,7 @@ def check_export(bvh_path: Path, csv_path: Path, image: dict) -> dict:
     tilt = np.degrees(np.arccos(spine[:, 1] / np.linalg.norm(spine, axis=-1)))
     contact = table[["RightFoot_contact", "LeftFoot_contact"]].to_numpy()[present] == 1
     planted = P[:, [3, 6], 1][contact]
+    lower = P[:, [3, 6], 1].min(axis=1)  # the lower ankle: on the floor in a walk
     sidecar = json.loads(Path(str(bvh_path) + ".json").read_text())
     return {
         "frames": int(len(table)),
@@ -121,6 +123,7 @@ def check_export(bvh_path: Path, csv_path: Path, image: dict) -> dict:
         "spine_tilt_deg_max": float(tilt.max()),
         "planted_frames": int(contact.sum()),
         "planted_height_median_cm": float(100 * np.median(planted)) if planted.size else None,
+        "lower_ankle_height_median_cm": float(100 * np.median(lower)),
         "bvh_vs_csv_mm": float(1000 * bvh_vs_csv),
         "root_locked": sidecar["world"]["root_locked"],
         "camera": {k: sidecar["world"]["camera"][k] for k in ("height_m", "pitch_deg", "roll_deg")},
@@ -138,13 +141,17 @@ def compare(csv_full: Path, csv_half: Path) -> dict:
     b = half[XYZ].to_numpy().reshape(len(half), 17, 3)[[j for _, j in pairs]]
     ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
     a, b = a[ok], b[ok]
-    rel = np.linalg.norm((a - a[:, :1]) - (b - b[:, :1]), axis=-1).mean()
+    t = half["timestamp_s"].to_numpy()[[j for _, j in pairs]][ok]
+    rel = np.linalg.norm((a - a[:, :1]) - (b - b[:, :1]), axis=-1).mean(axis=1)
     root = np.linalg.norm(a[:, 0] - b[:, 0], axis=-1)
+    late = t >= t[0] + 1.0
     return {
         "frames_compared": int(ok.sum()),
-        "root_relative_mm": float(1000 * rel),
+        "root_relative_mm": float(1000 * rel.mean()),
         "root_mean_mm": float(1000 * root.mean()),
         "root_max_mm": float(1000 * root.max()),
+        "from_1s_root_relative_mm": float(1000 * rel[late].mean()),
+        "from_1s_root_mean_mm": float(1000 * root[late].mean()),
     }
 
 

@@ -158,8 +158,10 @@ def test_world_frame_from_a_walk_seen_by_a_pitched_camera():
     out = frame.to_world(cam)
     # up and floor: every height as in the truth (ankles planted at 0)
     np.testing.assert_allclose(out[..., 1], world[..., 1], atol=1e-6)
-    # starts above the origin and walks along +X (the camera's right), as in the video
-    np.testing.assert_allclose(out[0, 0, [0, 2]], 0.0, atol=1e-9)
+    # the camera stands above the origin; the person starts 4 m in front of it (-Z), half a
+    # metre to its left, and walks along +X (the camera's right), as in the video
+    np.testing.assert_allclose(frame.camera_position, [0.0, 1.5, 0.0], atol=1e-9)
+    np.testing.assert_allclose(out[0, 0], world[0, 0] - [0.5, 0.0, 4.0], atol=1e-6)
     np.testing.assert_allclose(out[:, 0, 0] - out[0, 0, 0], world[:, 0, 0] - world[0, 0, 0],
                                atol=1e-6)  # fmt: skip
     info = frame.camera_info()

@@ -1,7 +1,7 @@
 """The floor and the world frame: the ground plane under a recorded person (through where the
 feet stand still, tilted towards the body's up direction wherever the planted feet do not spread
 far enough to fix it), and the rigid transform from camera space to a world with Y up, the floor
-at height 0, Z pointing back towards the camera and the take starting above the origin."""
+at height 0, Z pointing back towards the camera and the origin on the floor below the camera."""
 
 from __future__ import annotations
 
@@ -133,7 +133,9 @@ def estimate_world(
     None. Up starts as the body's up direction (`body_up`); contacts are found with
     it, and the plane through the planted feet (`ground_normal`) refines it, twice. The floor
     height is the median height of the planted feet (the lowest foot when none is planted),
-    and the origin lies on the floor below the root of the first valid frame.
+    and the origin lies on the floor below the camera: the world depends on the whole take's
+    floor, not on any one frame's estimate (a 25 fps and a 50 fps copy of a video get the same
+    world), and the camera stands at (0, height, 0), looking towards -Z.
     Returns (WorldFrame, contacts (F, 2) bool found on the way).
     """
     P = np.asarray(positions, dtype=np.float64)
@@ -165,7 +167,5 @@ def estimate_world(
         floor = float(np.min(feet[valid] @ up))
     else:
         floor = 0.0
-    first = np.flatnonzero(valid)
-    root = P[first[0], 0] if len(first) else np.zeros(3)
-    origin = root - (root @ up - floor) * up
+    origin = floor * up  # the camera's foot on the floor (the camera is at 0, 0, 0)
     return WorldFrame(rotation, origin, method, int(contacts.any(axis=1).sum())), contacts

@@ -109,8 +109,8 @@ class ExportOptions:
     rigid: constant bone lengths over the recording (the BVH always has them).
     align_world: a world on the floor (`export.ground`): Y up from the planted feet's plane
         (or the body's up direction), feet on the floor at height 0, Z back towards the camera,
-        the take starting above the origin. Off: the camera's axes (X = x, Y = -y, Z = -z), the
-        camera at the origin.
+        the origin on the floor below the camera. Off: the camera's axes (X = x, Y = -y,
+        Z = -z), the camera at the origin.
     root_lock: keep the root above the origin (horizontal motion removed; height kept): motion
         in place. Off (default), the root travels as the person did (when the recording has a
         trajectory).
