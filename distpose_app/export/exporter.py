@@ -110,7 +110,8 @@ def world_info(motion: Motion, options: ExportOptions) -> dict:
     }
     if motion.world is not None:
         info["floor"] = (
-            "Y = 0 at the planted ankles (median, else the lowest ankle); the origin lies on "
+            "Y = 0 at the planted ankles (median; the lower ankle's when few are planted); the "
+            "origin lies on "
             "it below the camera, which looks towards -Z"
         )
         info["camera"] = motion.world.camera_info()

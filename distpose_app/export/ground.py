@@ -17,6 +17,8 @@ THORAX = 8
 # way at this spread. A walk of a few steps spreads them by ~1 m, a person standing still by
 # ~0.1 m (the stance width, where a few centimetres of noise would tilt the floor by degrees).
 FLOOR_STIFFNESS_M = 0.2
+# Below this share of frames with a planted foot, the floor goes through the lower ankle.
+MIN_CONTACT_SHARE = 0.25
 
 
 def _unit(v: np.ndarray) -> np.ndarray | None:
@@ -132,7 +134,8 @@ def estimate_world(
     valid (F,) bool; rays (F, 2, 2) the ankles' image rays (see `contacts.detect_contacts`) or
     None. Up starts as the body's up direction (`body_up`); contacts are found with
     it, and the plane through the planted feet (`ground_normal`) refines it, twice. The floor
-    height is the median height of the planted feet (the lowest foot when none is planted),
+    height is the median height of the planted feet (of the lower ankle when fewer than
+    MIN_CONTACT_SHARE of the frames have a planted foot),
     and the origin lies on the floor below the camera: the world depends on the whole take's
     floor, not on any one frame's estimate (a 25 fps and a 50 fps copy of a video get the same
     world), and the camera stands at (0, height, 0), looking towards -Z.
@@ -161,11 +164,14 @@ def estimate_world(
             up = ground_normal(feet[contacts], prior, stiffness_m)
             method = "feet"
     rotation = level_rotation(up)
-    if contacts.any():
-        floor = float(np.median(feet[contacts] @ up))
-    elif valid.any():
-        floor = float(np.min(feet[valid] @ up))
-    else:
-        floor = 0.0
+    floor = 0.0
+    if valid.any():
+        heights = feet[valid] @ up
+        # few contacts (a moving camera, a shaky detector): the lower ankle, which in a walk or
+        # a stance is on the floor nearly all the time, tells the floor more robustly
+        if contacts.any(axis=1).sum() >= MIN_CONTACT_SHARE * valid.sum():
+            floor = float(np.median(feet[contacts] @ up))
+        else:
+            floor = float(np.median(heights.min(axis=1)))
     origin = floor * up  # the camera's foot on the floor (the camera is at 0, 0, 0)
     return WorldFrame(rotation, origin, method, int(contacts.any(axis=1).sum())), contacts
