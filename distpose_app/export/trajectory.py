@@ -55,6 +55,17 @@ def hfov_intrinsics(hfov_deg: float, width: float, height: float) -> np.ndarray:
     return np.array([f, f, 0.5 * float(width), 0.5 * float(height)])
 
 
+def _row_median(values: np.ndarray) -> np.ndarray:
+    """(F, J) -> (F,) median of each row's finite values (NaN for a row with none): a sort,
+    much faster than np.nanmedian on the live path's one-row calls."""
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    count = np.isfinite(values).sum(axis=1)
+    rows = np.arange(len(values))
+    low = ordered[rows, np.maximum((count - 1) // 2, 0)]
+    high = ordered[rows, np.maximum(count // 2, 0)]
+    return np.where(count > 0, 0.5 * (low + high), np.nan)
+
+
 def solve_root_translation(
     poses: np.ndarray,
     rays: np.ndarray,
@@ -102,9 +113,7 @@ def solve_root_translation(
         cam = P + T[:, None, :]
         depth = np.where(cam[..., 2] > 1e-6, cam[..., 2], 1e-6)
         err = np.linalg.norm(cam[..., :2] / depth[..., None] - r, axis=-1)
-        err = np.where(seen, err, np.nan)
-        with np.errstate(all="ignore"):
-            scale = np.nanmedian(np.where(base > 0, err, np.nan), axis=1)
+        scale = _row_median(np.where(seen & (base > 0), err, np.nan))
         # 0.003 rad (2 px at a 640 px focal) keeps exact data from reweighting itself
         scale = np.maximum(np.nan_to_num(scale, nan=1.0), 0.003)
         w = base / (1.0 + (np.nan_to_num(err) / (2.0 * scale[:, None])) ** 2)
