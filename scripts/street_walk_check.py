@@ -64,7 +64,17 @@ def export(video: Path, folder: Path, weights: str | None, extra=()) -> tuple[Pa
     bvh, csv = folder / f"{video.stem}.bvh", folder / f"{video.stem}.csv"
     parser = argparse.ArgumentParser()
     process.add_arguments(parser)
-    argv = [str(video), "--bvh", str(bvh), "--csv", str(csv), "--device", "cpu", "--quiet"]
+    argv = [
+        str(video),
+        "--bvh",
+        str(bvh),
+        "--csv",
+        str(csv),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--force",
+    ]
     argv += ["--weights", weights] if weights else []
     if process.run(parser.parse_args(argv + list(extra))) != 0:
         raise SystemExit(f"distpose process failed on {video}")
