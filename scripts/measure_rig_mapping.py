@@ -79,8 +79,10 @@ def main() -> int:
     spread = np.mean([np.abs(s["mean"][list(D.TORSO_JOINTS)] - target["mean"][list(D.TORSO_JOINTS)])
                       for s in subjects]) * cm  # fmt: skip
     resid = np.abs(after["mean"] - target["mean"])[list(D.TORSO_JOINTS)].mean() * cm
-    print(f"\nmean |after - H36M| over torso joints: {resid:.2f} cm "
-          f"(Human3.6M's own subject-to-subject spread: {spread:.2f} cm)")
+    print(
+        f"\nmean |after - H36M| over torso joints: {resid:.2f} cm "
+        f"(Human3.6M's own subject-to-subject spread: {spread:.2f} cm)"
+    )
     return 0
 
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from poses import walking
 
 from distpose_app.core.skeleton import PARENTS, bone_lengths
 from distpose_app.data import bodies, definitions
-from poses import walking
 
 
 def test_scale_bones_scales_each_bone_and_keeps_the_root():

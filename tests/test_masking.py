@@ -37,7 +37,9 @@ def test_sampled_masks_follow_the_configured_rates_and_hold_over_a_window():
 
 def test_joint_dropout_is_per_frame_and_none_masks_nothing():
     rng = np.random.default_rng(1)
-    m = masking.sample_masks(rng, 200, 50, masking.MaskConfig(0, 0, 0, 0, joint_dropout=0.05, spine=0.0))
+    m = masking.sample_masks(
+        rng, 200, 50, masking.MaskConfig(0, 0, 0, 0, joint_dropout=0.05, spine=0.0)
+    )
     assert m.mean() == pytest.approx(0.05, abs=0.005)
     assert not np.all(m == m[:, :1])
     assert not masking.sample_masks(rng, 10, 10, masking.NO_MASKING).any()

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from distpose_app.core.skeleton import mediapipe_to_h36m
-from distpose_app.lens.models import Intrinsics, normalize_screen_coordinates, parse_lens
+from distpose_app.lens.models import Intrinsics
+from distpose_app.lens.screen import normalize_screen_coordinates
+from distpose_app.lens.strings import parse_lens
 from distpose_app.lifter.model import TemporalModel
 from distpose_app.live.capture import FakeSource, SourceError
 from distpose_app.live.demo import DemoSource

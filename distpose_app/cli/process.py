@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if is_camera and args.frames is None:
         raise DistposeError("a camera needs --frames N (how many frames to capture)")
 
-    from distpose_app.lens.models import parse_lens
+    from distpose_app.lens.strings import parse_lens
     from distpose_app.live.capture import open_source
 
     # Cheap checks first, so a typo fails in a second, before torch and MediaPipe load.

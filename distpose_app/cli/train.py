@@ -171,8 +171,16 @@ def run(args: argparse.Namespace) -> int:
 
         config.noise_model = fit_detector_noise(args.h36m).to_dict()
     config.validate()
-    train_set, val_set = build_training_data(args.archive, args.h36m, config.sources, args.views,
-                                             args.cache, args.poses, MODEL_FPS, seed=args.seed)  # fmt: skip
+    train_set, val_set = build_training_data(
+        args.archive,
+        args.h36m,
+        config.sources,
+        args.views,
+        args.cache,
+        args.poses,
+        MODEL_FPS,
+        seed=args.seed,
+    )
     print("training data:", train_set.describe(), "validation:", val_set.describe())
     out = Path(args.out or f"runs/{args.mode}")
     best = train(config, train_set, val_set, out, resume=not args.no_resume)

@@ -85,12 +85,8 @@ def h36m_virtual_views(path: str | Path, subjects, views: int, seed: int, cache_
     """Human3.6M world poses of `subjects` through virtual webcams (3 s clips, `views` cameras
     each), cached in cache_dir/synthetic-h36m-<key>.npz. -> dataset.SyntheticSet."""
     from distpose_app.data import h36m
-    from distpose_app.data.dataset import (
-        DEFAULT_CLIP_FRAMES,
-        SyntheticSet,
-        build_synthetic,
-        clips,
-    )
+    from distpose_app.data.splits import DEFAULT_CLIP_FRAMES, clips
+    from distpose_app.data.synthetic import SyntheticSet, build_synthetic
 
     path = Path(path)
     if not path.is_file():
@@ -124,7 +120,7 @@ def build_training_data(archive, h36m_path, sources, views: int, cache_dir, pose
     validation is Human3.6M's held-out subject through its real cameras when a Human3.6M source
     is used, else the Bandai-Namco validation split."""
     from distpose_app.data import h36m
-    from distpose_app.data.dataset import load_or_build
+    from distpose_app.data.synthetic import load_or_build
 
     unknown = set(sources) - set(SOURCES)
     if unknown:

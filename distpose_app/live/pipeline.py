@@ -42,12 +42,8 @@ import numpy as np
 
 from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.core.skeleton import NUM_JOINTS
-from distpose_app.lens.models import (
-    Intrinsics,
-    Lens,
-    normalize_screen_coordinates,
-    undistort_pixels,
-)
+from distpose_app.lens.models import Intrinsics, Lens, undistort_pixels
+from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.live.capture import CaptureThread, Frame, FrameSource
 
 STAGES: tuple[str, ...] = ("capture", "mediapipe", "lifter", "draw")
