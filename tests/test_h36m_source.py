@@ -86,3 +86,22 @@ def test_the_shared_file_holds_only_training_subjects():
     views = h36m.camera_views(data, (h36m.VALIDATION_SUBJECT,), fps=30.0)
     assert all(n.startswith("S8/") for n in views.names)
     assert (views.positions_3d[..., 2] > 1.0).all()
+
+
+def test_windows_are_drawn_by_source_weight(tmp_path):
+    from distpose_app.training.loop import WindowSampler
+
+    data = h36m.load_h36m(_fake_file(tmp_path / "h.npz"))
+    a = training_sets.as_training_set(h36m.camera_views(data, (1,), 30.0), "a")
+    b = training_sets.as_training_set(h36m.camera_views(data, (8,), 30.0), "b")
+    b.positions_3d = b.positions_3d[:100]  # source b: far fewer frames
+    b.sequence = b.sequence[:100]
+    joined = training_sets.concat_sets([a, b])
+    s = WindowSampler(joined.positions_3d, joined.sequence, joined.intrinsics,
+                      joined.image_size, 10, np.random.default_rng(0))  # fmt: skip
+    s.weight_sources(joined.source, {"a": 0.25, "b": 0.75})
+    starts = s.random_starts(20000)
+    share_b = (joined.source[joined.sequence[starts]] == "b").mean()
+    assert share_b == pytest.approx(0.75, abs=0.02)
+    with pytest.raises(DistposeError, match="do not cover"):
+        s.weight_sources(joined.source, {"a": 1.0})

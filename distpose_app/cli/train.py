@@ -38,6 +38,21 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _weights(text: str) -> dict[str, float]:
+    from distpose_app.core.errors import DistposeError
+
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise DistposeError(f"--source-weights: {item!r} is not name=number") from None
+        if not (out[name.strip()] >= 0 and out[name.strip()] < float("inf")):
+            raise DistposeError(f"--source-weights: {item!r} must be a finite number >= 0")
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("mode", choices=("baseline", "augmented", "meta"))
     p.add_argument("--out", help="run folder (default runs/<mode>); resumes from its last.pt")
@@ -51,6 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=",".join(SOURCES),
         help=f"comma-separated mocap sources (default all: {','.join(SOURCES)}); with a "
         "Human3.6M source, validation is Human3.6M's held-out S8 through its real cameras",
+    )
+    g.add_argument(
+        "--source-weights",
+        default="bandai=0.35,h36m-cameras=0.4,h36m-virtual=0.25",
+        help="share of windows per source, name=weight,... (default %(default)s); '' draws by "
+        "frame count",
     )
     g.add_argument(
         "--bodies",
@@ -151,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         noise_bias=args.noise_bias,
         bodies=args.bodies,
         sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
+        source_weights=_weights(args.source_weights),
         masking=not args.no_masking,
         closeup=args.closeup,
         seed=args.seed,

@@ -80,6 +80,8 @@ class TrainConfig:
     bodies: float = 0.5
     # The mocap sources (`training_sets.SOURCES`); recorded in the checkpoint.
     sources: tuple[str, ...] = ("bandai",)
+    # Share of windows drawn from each source (when the data names them); {} = by frame count.
+    source_weights: dict = field(default_factory=dict)
     flip: bool = True
     # Unseen-joint masking (masking.MaskConfig's default rates: legs, lower body, an arm, the
     # head, single joints), so partial webcam views still lift; False trains on full views.
@@ -154,8 +156,26 @@ class WindowSampler:
     def _intrinsics(self, s: int) -> Intrinsics:
         return Intrinsics.from_array(self.intrinsics[s], self.image_size[s])
 
+    def weight_sources(self, source: np.ndarray, weights: dict[str, float]) -> None:
+        """Draw windows by source: source (S,) the source name of every view; weights: source
+        name -> share of windows (normalised over the sources present). Within a source every
+        window is equally likely."""
+        view_source = np.asarray(source)[self.sequence[self.starts]]
+        p = np.zeros(len(self.starts))
+        present = {s: w for s, w in weights.items() if (view_source == s).any()}
+        missing = set(np.unique(view_source)) - set(present)
+        if missing or not present or min(present.values()) < 0:
+            raise DistposeError(f"source weights {weights} do not cover {sorted(missing)}")
+        for s, w in present.items():
+            chosen = view_source == s
+            p[chosen] = w / chosen.sum()
+        self._cdf = np.cumsum(p / p.sum())
+
     def random_starts(self, count: int) -> np.ndarray:
-        return self.rng.choice(self.starts, size=count)
+        cdf = getattr(self, "_cdf", None)
+        if cdf is None:
+            return self.rng.choice(self.starts, size=count)
+        return self.starts[np.minimum(np.searchsorted(cdf, self.rng.random(count)), len(cdf) - 1)]
 
     def task_starts(self, count: int, support: int, query: int):
         """One task: windows from the first half of a sequence (support) and from the second
@@ -246,9 +266,12 @@ class DetectorNoiseSampler:
         self.scale, self.bias = scale, bias
 
     def __call__(self, rng, px, metres_to_px):
+        # Left/right swaps first (a detector labels the wrong limb), then the positional error.
+        swapped, _ = self._dn.apply_swaps(self.model, rng, px)
+        bias = {"fitted": True, "none": False, "random": "random"}[self.bias]
         offsets = self._dn.sample_noise(self.model, rng, px.shape[:2], metres_to_px,
-                                        scale=self.scale, bias=self.bias)  # fmt: skip
-        return self._dn.apply_swaps(self.model, rng, px + offsets)
+                                        scale=self.scale, bias=bias)  # fmt: skip
+        return swapped + offsets
 
 
 def _augment(config: TrainConfig) -> dict:
@@ -467,6 +490,8 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     window = model.receptive_field - 1 + config.chunk_frames
     sampler = WindowSampler(train_data.positions_3d, train_data.sequence, train_data.intrinsics,
                             train_data.image_size, window, rng)  # fmt: skip
+    if config.source_weights and getattr(train_data, "source", None) is not None:
+        sampler.weight_sources(train_data.source, config.source_weights)
     val = WindowSampler(val_data.positions_3d, val_data.sequence, val_data.intrinsics,
                         val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
