@@ -227,7 +227,7 @@ class WindowSampler:
         size = self.image_size[seq]  # (B, 2)
         px = xy * k[:, None, None, :2] + k[:, None, None, 2:]
         if noise is not None:
-            metres_to_px = k[:, None, :1] / np.maximum(depth[..., 0, 0], MIN_SEEN_DEPTH_M)
+            metres_to_px = k[:, :1] / np.maximum(depth[..., 0, 0], MIN_SEEN_DEPTH_M)  # (B, L)
             px = noise(rng, px, metres_to_px)
         elif noise_px > 0:
             px = px + rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
@@ -266,12 +266,18 @@ class DetectorNoiseSampler:
         self.scale, self.bias = scale, bias
 
     def __call__(self, rng, px, metres_to_px):
-        # Left/right swaps first (a detector labels the wrong limb), then the positional error.
+        # Left/right swaps first (a detector labels the wrong limb), then the positional error,
+        # its size drawn per window from 0 to NOISE_SPREAD x scale: from clean 2D (motion
+        # capture, a good detector) to a poor detector on a hard frame.
         swapped, _ = self._dn.apply_swaps(self.model, rng, px)
         bias = {"fitted": True, "none": False, "random": "random"}[self.bias]
         offsets = self._dn.sample_noise(self.model, rng, px.shape[:2], metres_to_px,
-                                        scale=self.scale, bias=bias)  # fmt: skip
-        return swapped + offsets
+                                        scale=1.0, bias=bias)  # fmt: skip
+        size = rng.uniform(0.0, NOISE_SPREAD * self.scale, (len(px), 1, 1, 1))
+        return swapped + size * offsets
+
+
+NOISE_SPREAD = 1.5
 
 
 def _augment(config: TrainConfig) -> dict:
