@@ -65,25 +65,19 @@ test: system-deps-test lint unit
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
 
-# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data. baseline and
-# augmented are independent (run them side by side on 2 cores with `make -j2 weights`); each run
+# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data (the Bandai-Namco
+# archive and Human3.6M's training subjects). baseline and augmented are independent; each run
 # resumes from runs/<mode>/last.pt if interrupted.
-TRAIN := $(BIN)/distpose train --threads 1
+TRAIN := $(BIN)/distpose train --batch 256 --chunk 8
 CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
-	$(TRAIN) baseline --steps 4000 --out runs/baseline --export $@
+	$(TRAIN) baseline --threads 1 --steps 3000 --out runs/baseline --export $@
 	$(CALIBRATE) $@
 pretrained/augmented.pt: | $(VENV)/.app-installed
-	$(TRAIN) augmented --steps 4000 --out runs/augmented --export $@
+	$(TRAIN) augmented --threads 2 --steps 6500 --out runs/augmented --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
-	$(TRAIN) meta --init pretrained/augmented.pt --steps 600 --lr 1e-4 --out runs/meta --export $@
+	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 600 --lr 1e-4 \
+	    --out runs/meta --export $@
 	$(CALIBRATE) $@
-pretrained/evaluation.json: pretrained/baseline.pt pretrained/augmented.pt pretrained/meta.pt
-	$(BIN)/distpose evaluate --threads 2 --adapt lens --adapt-models augmented meta --json $@
-	$(BIN)/distpose evaluate --threads 2 --lenses out --noise-px 2 \
-	    --adapt weights bn lens lens+bn fewshot --adapt-models augmented meta \
-	    --methods baseline augmented meta oracle augmented+truelens meta+truelens \
-	    --json pretrained/evaluation-out.json
-	$(BIN)/distpose evaluate --threads 2 --poses --json pretrained/evaluation-poses.json
 weights: pretrained/evaluation.json

@@ -123,7 +123,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=_positive(int), help="torch CPU threads")
     g.add_argument("--val-every", type=_positive(int), default=250)
     g = p.add_argument_group("meta (MAML)")
-    g.add_argument("--init", help="checkpoint to start from (the augmented model)")
+    g.add_argument(
+        "--init",
+        help="checkpoint to start from: required for meta (the augmented model); for baseline "
+        "and augmented, continue training that model with a fresh optimiser and schedule",
+    )
     g.add_argument("--tasks", type=_positive(int), default=16, help="tasks per meta batch")
     g.add_argument(
         "--inner-steps",

@@ -482,8 +482,9 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
-    if config.mode == "meta":
+    if config.init:  # meta always; baseline/augmented continue a model (its architecture kept)
         model, init_meta = load_checkpoint(config.init)
+        model.input_lens.zero_()  # train on the network alone, never on a fitted lens
     else:
         model = TemporalModel(
             filter_widths=tuple(config.filter_widths),
