@@ -71,7 +71,7 @@ clean:
 TRAIN := $(BIN)/distpose train --batch 256 --chunk 8
 CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
-	$(TRAIN) baseline --threads 1 --steps 3000 --out runs/baseline --export $@
+	$(TRAIN) baseline --threads 1 --steps 1500 --out runs/baseline --export $@
 	$(CALIBRATE) $@
 pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN) augmented --threads 2 --steps 6500 --out runs/augmented --export $@
