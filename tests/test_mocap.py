@@ -8,7 +8,7 @@ import pytest
 from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, SYMMETRIC_BONE_PAIRS, bone_lengths
 from distpose_app.data import mocap
-from distpose_app.data.bvh import read_bvh
+from distpose_app.data.bvh import parse_bvh
 from distpose_app.data.definitions import apply_rig_mapping
 
 # A standing Bandai-like skeleton facing +Z (its left at +X), world positions in cm.
@@ -111,7 +111,7 @@ def bvh_text(rest: dict, frames: list[dict[str, tuple]], every_joint_positions: 
 
 def test_bandai_mapping_by_hand():
     frames = [{}, {"joint_Root": (100, 0, 50, 0, 0, 0)}, {"Hips": (0, 0, 0, 0, 90, 0)}]
-    bvh = read_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
     assert mocap.detect_skeleton(bvh.names) == "bandai"
     assert mocap.detect_scale_to_m(bvh) == 0.01
     h36m = mocap.to_h36m(bvh, definitions=False)  # the rig's own joints in the H36M slots
@@ -129,7 +129,7 @@ def test_bandai_mapping_by_hand():
 
 def test_definitions_move_only_the_torso_and_head_joints():
     frames = [{}, {"Hips": (0, 0, 0, 20, 10, 30)}]
-    bvh = read_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
     rig = mocap.to_h36m(bvh, definitions=False)
     mapped = mocap.to_h36m(bvh)
     limbs = [2, 3, 5, 6, 11, 12, 13, 14, 15, 16]  # knees, ankles, shoulders, elbows, wrists
@@ -142,7 +142,7 @@ def test_definitions_move_only_the_torso_and_head_joints():
 
 
 def test_scale_argument_overrides_detection():
-    bvh = read_bvh(bvh_text(BANDAI_REST, [{}], every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, [{}], every_joint_positions=True))
     h36m = mocap.to_h36m(
         bvh, scale_to_m=0.001, definitions=False
     )  # as if millimetres: only the head top keeps 15 cm
@@ -205,7 +205,7 @@ def test_cmu_mapping_and_units(unit, prefix):
         )
         for n, b in CMU_NAMES.items()
     }
-    bvh = read_bvh(bvh_text(rest, [{}], every_joint_positions=False))
+    bvh = parse_bvh(bvh_text(rest, [{}], every_joint_positions=False))
     assert mocap.detect_skeleton(bvh.names) == "cmu"
     assert mocap.detect_scale_to_m(bvh) == scale
     h36m = mocap.to_h36m(bvh, definitions=False)[0]
@@ -216,7 +216,7 @@ def test_cmu_mapping_and_units(unit, prefix):
 
 def test_unknown_skeleton_lists_missing_joints():
     rest = {n: v for n, v in BANDAI_REST.items() if n not in ("Hand_L", "Hand_R")}
-    bvh = read_bvh(bvh_text(rest, [{}], every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(rest, [{}], every_joint_positions=True))
     with pytest.raises(DataFormatError, match="bandai.*Hand_L, Hand_R"):
         mocap.to_h36m(bvh)
 
@@ -237,7 +237,7 @@ def test_parse_bandai_name():
 
 
 def test_sequence_from_bvh():
-    bvh = read_bvh(bvh_text(BANDAI_REST, [{}, {}], every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, [{}, {}], every_joint_positions=True))
     seq = mocap.sequence_from_bvh(bvh, "x/dataset-1_bow_happy_003.bvh")
     assert (seq.name, seq.dataset, seq.content, seq.style, seq.fps) == (
         "dataset-1_bow_happy_003",
@@ -260,7 +260,7 @@ def test_resample_linear():
 
 
 def test_mean_bone_lengths_cm():
-    bvh = read_bvh(bvh_text(BANDAI_REST, [{}, {"joint_Root": (3, 0, 0, 0, 0, 0)}], True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, [{}, {"joint_Root": (3, 0, 0, 0, 0, 0)}], True))
     seq = mocap.sequence_from_bvh(bvh, "dataset-1_walk_normal_001", definitions=False)
     lengths = mocap.mean_bone_lengths_cm([seq, seq])
     assert list(lengths) == list(BONE_NAMES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
 from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE, DEFAULT_H36M
 
 SOURCES = ("bandai", "h36m-virtual", "h36m-cameras")  # data.training_sets.SOURCES (no import)
@@ -19,23 +20,6 @@ def _widths(text: str) -> tuple[int, ...]:
     if not widths or any(w < 1 or w % 2 == 0 for w in widths):
         raise argparse.ArgumentTypeError(f"filter widths must be odd and positive: {text!r}")
     return widths
-
-
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -79,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.5,
         help="share of windows given another body size and build (default 0.5)",
     )
-    g.add_argument("--views", type=_positive(int), default=2, help="virtual webcams per file")
+    g.add_argument("--views", type=v.positive_int, default=2, help="virtual webcams per file")
     g.add_argument("--cache", default=str(CACHE_DIR))
     g.add_argument(
         "--poses",
@@ -95,21 +79,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--closeup",
-        type=float,
+        type=v.probability,
         default=0.1,
         help="share of windows seen by a desk webcam's close-up (legs out of the image)",
     )
     g = p.add_argument_group("model")
     g.add_argument("--filter-widths", type=_widths, default=(3, 3, 3))
-    g.add_argument("--channels", type=_positive(int), default=256)
-    g.add_argument("--dropout", type=float, default=0.25)
+    g.add_argument("--channels", type=v.positive_int, default=256)
+    g.add_argument("--dropout", type=v.arg_float(0.0, 1.0, high_open=True), default=0.25)
     g.add_argument("--symmetric", action="store_true", help="look ahead (default: causal)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=_positive(int), default=2000)
-    g.add_argument("--batch", type=_positive(int), default=128, help="windows per step")
-    g.add_argument("--chunk", type=_positive(int), default=16, help="output frames per window")
-    g.add_argument("--lr", type=_positive(float), default=1e-3)
-    g.add_argument("--noise-px", type=float, default=1.0, help="Gaussian 2D noise (--noise gauss)")
+    g.add_argument("--steps", type=v.positive_int, default=2000)
+    g.add_argument("--batch", type=v.positive_int, default=128, help="windows per step")
+    g.add_argument("--chunk", type=v.positive_int, default=16, help="output frames per window")
+    g.add_argument("--lr", type=v.positive_float, default=1e-3)
+    g.add_argument("--noise-px", type=v.non_negative_float, default=1.0,
+                   help="Gaussian 2D noise (--noise gauss)")  # fmt: skip
     g.add_argument(
         "--noise",
         choices=("detector", "gauss"),
@@ -117,25 +102,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="detector (default): the noise model fitted on Human3.6M's real Stacked Hourglass "
         "detections (needs --h36m); gauss: Gaussian --noise-px",
     )
-    g.add_argument("--noise-scale", type=float, default=1.0, help="detector noise scale factor")
+    g.add_argument("--noise-scale", type=v.non_negative_float, default=1.0,
+                   help="detector noise scale factor")  # fmt: skip
     g.add_argument("--noise-bias", choices=("random", "fitted", "none"), default="random")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=_positive(int), help="torch CPU threads")
-    g.add_argument("--val-every", type=_positive(int), default=250)
+    g.add_argument("--seed", type=v.seed_int, default=0)
+    g.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
+    g.add_argument("--val-every", type=v.positive_int, default=250)
     g = p.add_argument_group("meta (MAML)")
     g.add_argument(
         "--init",
         help="checkpoint to start from: required for meta (the augmented model); for baseline "
         "and augmented, continue training that model with a fresh optimiser and schedule",
     )
-    g.add_argument("--tasks", type=_positive(int), default=16, help="tasks per meta batch")
+    g.add_argument("--tasks", type=v.positive_int, default=16, help="tasks per meta batch")
     g.add_argument(
         "--inner-steps",
-        type=_non_negative,
+        type=v.non_negative_int,
         default=1,
         help="0: plain fine-tuning under the meta settings (the ablation)",
     )
-    g.add_argument("--inner-lr", type=_positive(float), default=1e-2)
+    g.add_argument("--inner-lr", type=v.positive_float, default=1e-2)
     g.add_argument(
         "--inner-params",
         choices=("bn", "last", "all", "lens"),
@@ -158,6 +144,17 @@ def run(args: argparse.Namespace) -> int:
     from distpose_app.lifter import MODEL_FPS
     from distpose_app.training.loop import TrainConfig, train
 
+    out = Path(args.out or f"runs/{args.mode}")
+    v.check_folder("--out", out)
+    v.check_folder("--cache", args.cache)
+    v.check_input_file(args.archive, "mocap archive (--archive)")
+    if args.init:
+        v.check_input_file(args.init, "--init checkpoint")
+    if args.export:
+        v.check_output_file("--export", args.export)
+        if out.is_dir() and any(v.same_file(args.export, out / f"{n}.pt")
+                                for n in ("best", "last", "final")):  # fmt: skip
+            raise DistposeError(f"--export {args.export} is a checkpoint of the run itself")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
@@ -208,11 +205,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print("training data:", train_set.describe(), "validation:", val_set.describe())
-    out = Path(args.out or f"runs/{args.mode}")
     best = train(config, train_set, val_set, out, resume=not args.no_resume)
     print(f"best checkpoint: {best}")
     if args.export:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(best, args.export)
         print(f"exported to {args.export}")
     return 0
