@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         if out.is_dir() and any(v.same_file(args.export, out / f"{n}.pt")
                                 for n in ("best", "last", "final")):  # fmt: skip
             raise DistposeError(f"--export {args.export} is a checkpoint of the run itself")
+        if args.init and v.same_file(args.export, args.init):
+            raise DistposeError(f"--export {args.export} would overwrite the --init checkpoint")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
