@@ -31,6 +31,11 @@ CAMERA_MAX_FAILED_READS = 5
 TRUNCATION_TOLERANCE = 0.02
 
 
+# Largest camera index passed to OpenCV (it reads index // 100 as a backend id, legacy style);
+# the bound keeps the number a C int, whose overflow cv2 reports as an exception.
+MAX_CAMERA_INDEX = 9999
+
+
 class SourceError(DistposeError):
     """A camera or video file that cannot be opened or stops working; the message names it."""
 
@@ -152,8 +157,8 @@ class CameraSource:
         height: int | None = None,
         fps: float | None = None,
     ):
-        if int(index) < 0:
-            raise SourceError(f"camera index must be >= 0, got {index}")
+        if not 0 <= int(index) <= MAX_CAMERA_INDEX:  # OpenCV takes a C int: no overflow
+            raise SourceError(f"camera index must be 0 to {MAX_CAMERA_INDEX}, got {index}")
         self.index = int(index)
         self._request = (width, height, fps)
         self.name = f"camera {self.index}"
