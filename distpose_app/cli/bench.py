@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from distpose_app.bench import runner as bench
+    from distpose_app import bench
     from distpose_app.export.recording import write_atomic
 
     if args.threads:
