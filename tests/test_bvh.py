@@ -7,14 +7,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from distpose_app.core.errors import DataFormatError
-from distpose_app.data.bvh import (
-    end_site_positions,
-    euler_to_matrix,
-    forward_kinematics,
-    local_rotations,
-    matrix_to_euler,
-    read_bvh,
-)
+from distpose_app.core.rotations import euler_to_matrix, matrix_to_euler
+from distpose_app.data.bvh import end_site_positions, forward_kinematics, local_rotations, read_bvh
 
 ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 

@@ -174,7 +174,7 @@ def _write_json(path, payload) -> None:
     import json
     from pathlib import Path
 
-    from distpose_app.export.recording import write_atomic
+    from distpose_app.core.fileio import write_atomic
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(payload, indent=2, default=float))

@@ -23,24 +23,21 @@ Internal lengths are in the file's units (centimetres for Bandai-Namco); angles 
 from __future__ import annotations
 
 import dataclasses
-import lzma
-import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from distpose_app.core.errors import DataFormatError, DistposeError
-from distpose_app.data.bvh import (
-    Bvh,
-    forward_kinematics,
-    local_rotations,
-    local_translations,
+from distpose_app.core.rotations import (
+    chordal_mean,
     matrix_to_euler,
-    read_bvh,
+    rotation_about_axis,
+    smallest_rotation,
 )
+from distpose_app.data.bvh import Bvh, forward_kinematics, local_rotations, local_translations
 from distpose_app.data.mocap import MocapSequence, detect_scale_to_m, parse_bandai_name, to_h36m
 
 FAMILIES = ("seated", "crouching", "bending_forward", "kneeling")
@@ -118,36 +115,17 @@ class EditParams:
 # ---------------------------------------------------------------------------------------
 # Rotations
 # ---------------------------------------------------------------------------------------
-def _rot(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: unit axis (3,), angle (...) radians -> (..., 3, 3)."""
-    angle = np.asarray(angle, dtype=np.float64)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
-
-
 def _flex(deg: np.ndarray) -> np.ndarray:
-    return _rot(_FLEX_AXIS, np.radians(deg))
+    return rotation_about_axis(_FLEX_AXIS, np.radians(deg))
 
 
 def _yaw(psi: np.ndarray) -> np.ndarray:
-    return _rot(_UP, psi)
+    return rotation_about_axis(_UP, psi)
 
 
 def _align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The smallest rotation taking direction src (3,) to dst (3,) -> (3, 3)."""
-    a, b = src / np.linalg.norm(src), dst / np.linalg.norm(dst)
-    axis = np.cross(a, b)
-    s = np.linalg.norm(axis)
-    if s < 1e-12:  # parallel (never antiparallel here: both are near "down")
-        return np.eye(3)
-    return _rot(axis / s, np.arctan2(s, float(a @ b)))
-
-
-def _mean_rotation(rotations: np.ndarray) -> np.ndarray:
-    """Chordal mean of (N, 3, 3) rotations -> (3, 3): the projection of their mean onto SO(3)."""
-    u, _, vt = np.linalg.svd(rotations.mean(axis=0))
-    return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+    return smallest_rotation(src / np.linalg.norm(src), dst / np.linalg.norm(dst))
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,15 +177,15 @@ def _body(bvh: Bvh, scale_to_m: float | None) -> _Body:
     centre = positions[:, p].mean(axis=0) * np.array([1.0, 0.0, 1.0])
     # The standing pelvis: its mean orientation, turned so that Hips -> Spine points straight up
     # (a bowing or stooping source file would otherwise lend its lean to every edit).
-    pelvis = _mean_rotation(deyaw @ glob[:, p])
+    pelvis = chordal_mean(deyaw @ glob[:, p])
     pelvis = _align(pelvis @ trans[index[SPINE]], _UP) @ pelvis
     body = _Body(index, scale, trans, local, glob, heading, centre, pelvis)
     down = -_UP
     for side, (thigh, shin, foot, _toe) in LEGS.items():
         for name, joint, child in (("thigh", thigh, shin), ("shin", shin, foot)):
-            mean = _mean_rotation(deyaw @ glob[:, index[joint]])
+            mean = chordal_mean(deyaw @ glob[:, index[joint]])
             body.leg[f"{name}_{side}"] = _align(mean @ trans[index[child]], down) @ mean
-        body.leg[f"foot_{side}"] = _mean_rotation(deyaw @ glob[:, index[foot]])
+        body.leg[f"foot_{side}"] = chordal_mean(deyaw @ glob[:, index[foot]])
     # Clearances: the 5th percentile over frames of the joints' heights (stance phases).
     y = positions[..., 1]
     feet = [index[LEGS[s][2]] for s in LEGS]
@@ -245,7 +223,7 @@ def _leg_rotations(body: _Body, side: str, pose: LegPose, thigh, knee):
     outward = np.array([0.0, 0.0, 1.0 if side == "L" else -1.0])
     # Abduction acts in the pelvis's frontal plane before the flexion, so that flexed thighs
     # (seated, crouching) spread sideways like knees apart do.
-    hip = _flex(thigh) @ _rot(outward, np.radians(pose.abduction))
+    hip = _flex(thigh) @ rotation_about_axis(outward, np.radians(pose.abduction))
     g_thigh = hip @ body.leg[f"thigh_{side}"]
     shank = hip @ _flex(np.negative(knee))
     g_shin = shank @ body.leg[f"shin_{side}"]
@@ -684,7 +662,7 @@ def edited_sequences(
 ) -> list[MocapSequence]:
     """Edited variants of mocap files as MocapSequence (positions (F, 17, 3) float32 metres).
 
-    sequences_bvh: (file name, Bvh) pairs, e.g. from `iter_bandai_bvh`. Each file gives
+    sequences_bvh: (file name, Bvh) pairs, e.g. from `mocap.iter_bandai_bvh`. Each file gives
     per_source variants of each family, named `<stem>#<family>` (`#<family>-<k>` when
     per_source > 1) with content = family and the source's dataset and style, so that
     data.splits.split_of puts each variant in its source's split. Variants shorter than min_frames
@@ -726,26 +704,6 @@ def edited_sequences(
     return out
 
 
-def iter_bandai_bvh(path: str | Path, limit: int | None = None) -> Iterator[tuple[str, Bvh]]:
-    """(member name, Bvh) for the BVH files of the Bandai-Namco archive (.tar.xz), streaming in
-    archive order (the first few files come in well under a second); at most `limit` files."""
-    path = Path(path)
-    if not path.is_file():
-        raise DistposeError(f"mocap archive not found: {path}")
-    count = 0
-    try:
-        with tarfile.open(path, mode="r|xz") as archive:
-            for member in archive:
-                if limit is not None and count >= limit:
-                    return
-                if member.isfile() and member.name.lower().endswith(".bvh"):
-                    text = archive.extractfile(member).read().decode("utf-8", errors="replace")
-                    count += 1
-                    yield member.name, read_bvh(text, name=member.name)
-    except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
-        raise DataFormatError(f"{path}: broken archive ({exc})") from exc
-
-
 __all__ = [
     "EDIT_SEPARATOR",
     "EditParams",
@@ -756,7 +714,6 @@ __all__ = [
     "apply_edit",
     "edit_sequence",
     "edited_sequences",
-    "iter_bandai_bvh",
     "joint_angles",
     "sample_params",
     "solve_seated",

@@ -10,7 +10,7 @@ from .bvh_writer import BVH_JOINT_NAMES, bvh_text, unwrap_euler
 from .csv_writer import csv_columns, csv_text
 from .exporter import Motion, export_recording, prepare_motion
 from .filters import one_euro_filter
-from .recording import CHANNEL_ORDERS, ExportOptions, Recording, sidecar_path, write_atomic
+from .recording import CHANNEL_ORDERS, ExportOptions, Recording, sidecar_path
 from .skeleton_fit import fit_skeleton, robust_bone_lengths
 
 __all__ = [
@@ -29,5 +29,4 @@ __all__ = [
     "robust_bone_lengths",
     "sidecar_path",
     "unwrap_euler",
-    "write_atomic",
 ]

@@ -13,13 +13,14 @@ import numpy as np
 
 from distpose_app import __version__
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.fileio import write_atomic
 from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, PARENTS
 
 from . import skeleton_fit as fit
 from .bvh_writer import BVH_JOINT_NAMES, bvh_text
 from .csv_writer import csv_text
 from .filters import one_euro_filter
-from .recording import UNIT_SCALES, ExportOptions, Recording, write_atomic, write_sidecar
+from .recording import UNIT_SCALES, ExportOptions, Recording, write_sidecar
 
 AXES = {
     "X": "subject's left when facing the camera (the camera's x, image right)",

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from distpose_app.core.errors import DataFormatError
+from distpose_app.core.fileio import to_jsonable
 from distpose_app.core.skeleton import NUM_JOINTS
 
 try:  # POSIX only; elsewhere a live take is told apart by its process id
@@ -90,12 +91,6 @@ def _end_record() -> bytes:
     return rec.tobytes()
 
 
-def _json_default(value):
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
 class RecoveryWriter:
     """Appends one take's records to `<folder>/take-<time>-<pid>-<n>.dprec`. Raises OSError
     (folder not creatable, disk full); the Recorder catches it and records on in memory."""
@@ -115,7 +110,7 @@ class RecoveryWriter:
             "record_size": RECORD.itemsize,
             "metadata": metadata,
         }
-        text = json.dumps(header, default=_json_default, ensure_ascii=True)
+        text = json.dumps(header, default=to_jsonable, ensure_ascii=True)
         self._file = open(self.path, "xb")  # noqa: SIM115 - held open for the whole take
         try:
             if fcntl is not None:

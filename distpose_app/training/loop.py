@@ -30,7 +30,6 @@ MAML design (all choices are written here and in the README's method section):
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +39,9 @@ import torch
 from torch.func import functional_call
 
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.fileio import torch_save_atomic
 from distpose_app.core.progress import Progress
+from distpose_app.core.rotations import smallest_rotation
 from distpose_app.core.skeleton import FLIP_PERMUTATION
 from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.data.masking import MaskConfig, apply_mask, sample_masks
@@ -209,18 +210,7 @@ def _masking(config: TrainConfig) -> MaskConfig | None:
 CLOSEUP_DISTANCE_M = (0.5, 1.1)
 MIN_SEEN_DEPTH_M = 0.1
 _CHEST = (8, 9)  # Thorax, Neck
-
-
-def _rotation_to_axis(v: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation taking the direction of v (3,) onto +z (Rodrigues; the smallest one)."""
-    v = v / np.linalg.norm(v)
-    axis = np.cross(v, [0.0, 0.0, 1.0])
-    s, c = np.linalg.norm(axis), v[2]
-    if s < 1e-9:
-        return np.eye(3)
-    k = axis / s
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+_FORWARD = np.array([0.0, 0.0, 1.0])  # the camera's optical axis
 
 
 def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -230,7 +220,7 @@ def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     legs and often the hips leave the image, as at a desk. Root-relative targets follow from
     the result; projection and the unseen-joint test are the caller's."""
     anchor = cam[:, list(_CHEST)].reshape(-1, 3).mean(0) + rng.normal(0.0, 0.05, 3)
-    turned = cam @ _rotation_to_axis(anchor).T
+    turned = cam @ smallest_rotation(anchor / np.linalg.norm(anchor), _FORWARD).T
     distance = np.linalg.norm(anchor)
     closer = max(distance - rng.uniform(*CLOSEUP_DISTANCE_M), 0.0)
     return turned - np.array([0.0, 0.0, closer])
@@ -500,8 +490,7 @@ def _metadata(config: TrainConfig, step: int, record: dict, window: int) -> dict
 
 
 def _save_resume(path: Path, model, optimiser, step, best, elapsed, sampler) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
+    torch_save_atomic(
         {
             "state_dict": model.state_dict(),
             "optimiser": optimiser.state_dict(),
@@ -511,6 +500,5 @@ def _save_resume(path: Path, model, optimiser, step, best, elapsed, sampler) -> 
             "rng": sampler.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         },
-        tmp,
+        path,
     )
-    os.replace(tmp, path)
