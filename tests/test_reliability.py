@@ -490,7 +490,7 @@ def test_saved_adaptation_that_no_longer_loads_is_ignored_with_a_warning(tmp_pat
 
 # -- exports ------------------------------------------------------------------------------------
 def test_failed_exports_keep_the_take_and_leave_no_half_file(tmp_path, data_dir, monkeypatch):
-    from distpose_app.export import recording as rec_module
+    from distpose_app.core import fileio
 
     pipe = LivePipeline(_model(channels=32), "cpu", size=SIZE)
     pipe.recorder.start({"source": "demo"})
@@ -505,7 +505,7 @@ def test_failed_exports_keep_the_take_and_leave_no_half_file(tmp_path, data_dir,
     def disk_full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(rec_module.os, "fsync", disk_full)
+    monkeypatch.setattr(fileio.os, "fsync", disk_full)
     with pytest.raises(DistposeError, match="take.bvh: No space left on device"):
         export_recording(take, out / "take.bvh", out / "take.csv")
     monkeypatch.undo()
@@ -513,7 +513,7 @@ def test_failed_exports_keep_the_take_and_leave_no_half_file(tmp_path, data_dir,
     def no_permission(*args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(rec_module.tempfile, "mkstemp", no_permission)
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", no_permission)
     with pytest.raises(DistposeError, match="take.csv: Permission denied"):
         export_recording(take, None, out / "take.csv")
     monkeypatch.undo()
