@@ -1,5 +1,5 @@
 """Lift the real photo and the upper-body clip of ../shared/media, render the 3D views and check
-that the poses are plausible (issue 9; docs/plausibility.md).
+that the poses are plausible (docs/plausibility.md).
 
     python scripts/render_views.py --weights pretrained/meta.pt --out docs/img \
         --json docs/img/views.json

@@ -1,6 +1,7 @@
-"""Issue 6: every failure a take can meet, provoked for real: a killed recording process, a lost
-camera, bad video files and CLI values, messy keypoints, bad weights, failing exports, and
-adaptations that are cancelled, diverge or arrive for a source that is gone."""
+"""Reliability (docs/reliability.md): every failure a take can meet, provoked for real: a killed
+recording process, a lost camera, bad video files and CLI values, messy keypoints, bad weights,
+failing exports, and adaptations that are cancelled, diverge or arrive for a source that is
+gone."""
 
 from __future__ import annotations
 
@@ -415,7 +416,7 @@ def test_messy_keypoints_never_put_nan_in_the_3d_or_the_files(tmp_path):
     sidecar = json.loads((tmp_path / "messy.csv.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"{c} in the sidecar"))  # fmt: skip
     assert sidecar["frames"] == 150 and out["interpolated_frames"] > 0
-    # the upper body alone is tracked (issue 9), its legs flagged unseen
+    # the upper body alone is tracked, its legs flagged unseen
     assert recording.tracked[30:40].all() and not recording.seen[30:40, [2, 3, 5, 6]].any()
 
 

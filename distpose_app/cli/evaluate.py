@@ -185,7 +185,7 @@ def _ratio(x) -> str:
 
 
 def run_poses(args: argparse.Namespace) -> int:
-    """`distpose evaluate --poses`: the per-family table (issue 9)."""
+    """`distpose evaluate --poses`: the per-family table (docs/pose_edit.md)."""
     import time
     from pathlib import Path
 

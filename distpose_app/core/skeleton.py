@@ -85,17 +85,6 @@ def bone_lengths(positions: np.ndarray) -> np.ndarray:
     return np.linalg.norm(bone_vectors(positions), axis=-1)
 
 
-def flip_pose(positions: np.ndarray) -> np.ndarray:
-    """Mirror x (negate the first coordinate) and swap left/right joints.
-
-    Works for camera-frame 3D (metres, x right) and for normalised screen coordinates
-    (centred at 0). Shape (..., 17, D) -> (..., 17, D).
-    """
-    flipped = np.array(positions, copy=True)[..., FLIP_PERMUTATION, :]
-    flipped[..., 0] *= -1
-    return flipped
-
-
 # ---------------------------------------------------------------------------------------
 # MediaPipe Pose (BlazePose, 33 landmarks) -> H36M-17
 # ---------------------------------------------------------------------------------------
@@ -111,18 +100,14 @@ NUM_MEDIAPIPE_LANDMARKS = 33
 
 # Where the spine joint sits on the pelvis -> thorax segment (H36M's Spine is about midway).
 SPINE_FRACTION = 0.5
-# MediaPipe's landmarks are not the mocap's joints (issue 8): its shoulders are the acromia, far
+# MediaPipe's landmarks are not the mocap's joints: its shoulders are the acromia, far
 # wider apart than the rig's upper-arm joints; its hips are wider than the femoral heads; the
 # ear midpoint sits well above the rig's head joint (the base of the skull), and the rig's thorax
 # (base of the neck) lies above the shoulder line. Each derived joint is therefore placed where
 # the training mocap has it, relative to MediaPipe's shoulder midpoint S and the ear midpoint E,
 # with factors = (mocap ratio) / (MediaPipe ratio), both ratios over the same trunk length
-# (shoulder midpoint to hip midpoint). Measured by scripts/measure_mapping.py: mocap from every
-# 10th frame of the Bandai-Namco archive; MediaPipe from its world landmarks over the 205 frames
-# of ../shared/media/openpose_street_walk.avi (one adult walking, full body in view).
-#   shoulder width / trunk: mocap 0.507, MediaPipe 0.651 -> shoulders S + 0.78 (shoulder - S)
-#   hip width / trunk:      mocap 0.327, MediaPipe 0.381 -> hips H + 0.86 (hip - H)
-#   |E - S| / trunk:        MediaPipe 0.382; mocap head joint 0.260, thorax 0.103, crown 0.636
+# (shoulder midpoint to hip midpoint), measured by scripts/measure_mapping.py (docs/mocap.md
+# gives the ratios and how they were measured).
 SHOULDER_WIDTH_FACTOR = 0.78
 HIP_WIDTH_FACTOR = 0.86
 THORAX_FRACTION = 0.27  # Thorax = S + 0.27 (E - S)

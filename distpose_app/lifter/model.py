@@ -10,7 +10,7 @@ Root-relative output: the network predicts all 17 joints as VideoPose3D does, an
 the predicted root (joint 0) so that the root is exactly zero. The targets are root-relative
 anyway, so this costs nothing and makes every consumer's "root is 0" assumption hold exactly.
 
-Unseen joints (issue 9): every public entry point takes 2D keypoints (..., 17, 2) in which a
+Unseen joints: every public entry point takes 2D keypoints (..., 17, 2) in which a
 joint the detector did not see (out of the image, low confidence) is NaN. A model with
 in_features=3 (all models trained since) sees (x, y, seen) per joint, with x = y = 0 where
 unseen, and was trained with random masking of the legs, the lower body, one arm and the head
@@ -20,7 +20,6 @@ unseen, and was trained with random masking of the legs, the lower body, one arm
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def encode_keypoints(keypoints: torch.Tensor, in_features: int) -> torch.Tensor:
     return torch.cat([xy, seen.to(keypoints.dtype)], dim=-1)
 
 
-# The input lens (issue 8's lens-space adaptation): a radial undistortion of the 2D input in
+# The input lens (the lens-space adaptation, `adapt.lens_fit`): a radial undistortion of the 2D input in
 # normalised screen coordinates, stored in the model as a buffer so that adapted "weights" (a
 # state_dict), saved adaptations, revert and streaming all carry it unchanged. Parameters
 # (k1, k2, log scale, cx, cy); all zero = identity, the state of every trained model:
@@ -471,41 +470,3 @@ def load_model_or_fallback(
     meta["source"] = str(PRETRAINED_DIR / f"{name}.pt")
     warning = f"{problem}; using the shipped model {name!r} instead" if problem else None
     return model, meta, warning
-
-
-def speed_table(
-    channels=(256, 512), filter_widths=((3, 3, 3), (3, 3, 3, 3)), pushes: int = 500,
-    threads: int = 2, causal: bool = True,
-) -> list[dict]:  # fmt: skip
-    """Median ms per frame of StreamingLifter vs NaiveLifter on CPU (random weights; the speed
-    does not depend on their values). Returns one dict per (channels, filter_widths)."""
-    torch.set_num_threads(threads)
-    rows = []
-    rng = np.random.default_rng(0)
-    for c in channels:
-        for fw in filter_widths:
-            model = TemporalModel(filter_widths=fw, channels=c, causal=causal).eval()
-            row = {"channels": c, "receptive_field": model.receptive_field}
-            frames = rng.uniform(-1, 1, (model.receptive_field + pushes, NUM_JOINTS, 2))
-            for label, lifter in [
-                ("stream_ms", StreamingLifter(model)),
-                ("naive_ms", NaiveLifter(model)),
-            ]:  # noqa: E501
-                for k in frames[: model.receptive_field]:  # warm-up: fill the history
-                    lifter.push(k)
-                times = []
-                for k in frames[model.receptive_field :]:
-                    t0 = time.perf_counter()
-                    lifter.push(k)
-                    times.append(time.perf_counter() - t0)
-                row[label] = 1000 * float(np.median(times))
-            rows.append(row)
-    return rows
-
-
-if __name__ == "__main__":
-    for r in speed_table():
-        print(
-            f"C={r['channels']:4d} RF={r['receptive_field']:3d}  stream {r['stream_ms']:.3f} ms"
-            f"  naive {r['naive_ms']:.3f} ms  x{r['naive_ms'] / r['stream_ms']:.1f}"
-        )

@@ -12,9 +12,9 @@ MAML design (all choices are written here and in the README's method section):
 - Inner loop: `inner_steps` SGD steps with `inner_lr` on the support loss — the ISO loss
   (symmetry + consistency, scenario 2), the supervised MPJPE (scenario 1), or both — over the
   `inner_params` group (default batch-norm affine: the group ISO moves at test time).
-  `inner_params="lens"` makes the inner loop the lens-space adaptation instead (issue 8): the
+  `inner_params="lens"` makes the inner loop the lens-space adaptation instead (`adapt.lens_fit`): the
   support windows' k1 is chosen by the reprojection objective over LENS_INNER_GRID
-  (`lens_adapt.k1_grid_search`, forward passes only), and the query is lifted through that
+  (`adapt.lens_fit.k1_grid_search`, forward passes only), and the query is lifted through that
   undistortion, so the lifter learns to be right after its own lens fit (a zeroth-order inner
   loop: the outer gradient treats the chosen k1 as a constant).
 - Outer loss: supervised MPJPE on the query after the inner steps; Adam on all weights.
@@ -289,7 +289,7 @@ def adapted_parameters(model, params: dict, names: list[str], x, target, config,
     return fast
 
 
-# The k1 values the lens inner loop chooses from (normalised screen units, see lens_adapt).
+# The k1 values the lens inner loop chooses from (normalised screen units, see adapt.lens_fit).
 LENS_INNER_GRID = tuple(np.round(np.linspace(-0.6, 0.9, 11), 3))
 
 
