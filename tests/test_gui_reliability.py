@@ -1,4 +1,4 @@
-"""The window's side of the reliability work (docs/reliability.md), each provoked for real under Xvfb (xcb):
+"""The window's side of reliability (docs/reliability.md), each provoked for real under Xvfb (xcb):
 recovering takes left by a crash, recovery files kept until export, a camera lost mid-take,
 bad video files, Adapt pressed twice / cancelled / overtaken by a source switch / diverging,
 weights and saved adaptations that no longer load. A tiny lifter keeps it fast."""

@@ -30,7 +30,7 @@ undistorts with the true lens and true camera (focal and principal point), then 
 the data's own camera (centred principal point, evaluation focal): exactly the ideal pinhole
 projection the models were trained on.
 
-Pose families (`evaluate_poses`; docs/pose_edit.md). Every sequence is scored (no adaptation halves),
+Pose families (`evaluate_poses`). Every sequence is scored (no adaptation halves),
 grouped by `data.synthetic.pose_family` of its name (standing, seated, crouching, bending_forward,
 kneeling, and "all"), with the 2D unmasked and with each joint group of `masking.MASK_GROUPS`
 masked (NaN = unseen) in every frame. Rows give MPJPE, P-MPJPE and N-MPJPE on all 17 joints,

@@ -51,7 +51,7 @@ def encode_keypoints(keypoints: torch.Tensor, in_features: int) -> torch.Tensor:
     return torch.cat([xy, seen.to(keypoints.dtype)], dim=-1)
 
 
-# The input lens (the lens-space adaptation, `adapt.lens_fit`): a radial undistortion of the 2D input in
+# The input lens (`adapt.lens_fit`): a radial undistortion of the 2D input in
 # normalised screen coordinates, stored in the model as a buffer so that adapted "weights" (a
 # state_dict), saved adaptations, revert and streaming all carry it unchanged. Parameters
 # (k1, k2, log scale, cx, cy); all zero = identity, the state of every trained model:

@@ -12,7 +12,7 @@ MAML design (all choices are written here and in the README's method section):
 - Inner loop: `inner_steps` SGD steps with `inner_lr` on the support loss — the ISO loss
   (symmetry + consistency, scenario 2), the supervised MPJPE (scenario 1), or both — over the
   `inner_params` group (default batch-norm affine: the group ISO moves at test time).
-  `inner_params="lens"` makes the inner loop the lens-space adaptation instead (`adapt.lens_fit`): the
+  `inner_params="lens"` makes the inner loop the lens-space adaptation instead: the
   support windows' k1 is chosen by the reprojection objective over LENS_INNER_GRID
   (`adapt.lens_fit.k1_grid_search`, forward passes only), and the query is lifted through that
   undistortion, so the lifter learns to be right after its own lens fit (a zeroth-order inner
