@@ -8,6 +8,7 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,8 @@ def resolve_clip(clip: str | None, shared_dir: Path | None = None) -> ClipSpec:
 
 def _frames(spec: ClipSpec, limit: int | None):
     """Yield capture.Frame objects of the clip (at most `limit`); the demo's carry their 2D."""
-    if spec.synthetic:
+    source: Any
+    if spec.path is None:
         from distpose_app.live.demo import DemoSource
 
         source = DemoSource(size=(1280, 720), frames=limit or 300, noise_px=1.0, draw=False)
@@ -105,7 +107,7 @@ def _frames(spec: ClipSpec, limit: int | None):
 
 
 def _clip_fps(spec: ClipSpec) -> float:
-    if spec.synthetic:
+    if spec.path is None:
         return 30.0
     from distpose_app.live.capture import VideoFileSource
 
@@ -140,6 +142,7 @@ def mediapipe_pass(spec: ClipSpec, settings: BenchSettings) -> dict:
             worlds.append(nan3 if det is None or det.world_3d is None else det.world_3d)
     if not times:
         raise DistposeError(f"{spec.name}: too few frames to time (need > {settings.clip_warmup})")
+    assert size is not None  # set by every frame read
     return {
         "ms_per_frame": median_ms(times),
         "frames": len(kps),
@@ -212,7 +215,7 @@ def lifter_only_pass(model, keypoints: np.ndarray, confidence: np.ndarray, size,
     background = None
     if adapt_buffer is not None:
         background = BackgroundAdapt(pipeline.model_copy(), adapt_buffer)
-    wall = []
+    wall: list[float] = []
     try:
         if background is not None:
             background.__enter__()
@@ -278,7 +281,7 @@ def compare_3d(models: dict, detected: dict) -> dict:
 
 # How the background adaptation runs: as the app does, then the remedies tried for a missed
 # target: (label, BackgroundAdapt options).
-ADAPT_VARIANTS = (
+ADAPT_VARIANTS: tuple[tuple[str, dict[str, int]], ...] = (
     ("as the app runs it (1 torch thread, nice +10)", {}),
     ("unthrottled (default torch threads)", {"threads": 0, "nice": 0}),
     ("Adapt thread: 1 torch thread only", {"threads": 1, "nice": 0}),
@@ -297,7 +300,8 @@ def adapt_rounds(model, spec: ClipSpec, settings: BenchSettings, buffer: np.ndar
     adapt_seconds, ratios), "variants": [{label, adapt_fps_ratio (median over rounds), ratios,
     fps_with, adaptations, adapt_seconds}], "adapt_fps_ratio": the app's way}."""
     variants = ADAPT_VARIANTS if settings.adapt_variants else ADAPT_VARIANTS[:1]
-    off, runs = [first], {label: [] for label, _ in variants}
+    off = [first]
+    runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
     for _ in range(settings.adapt_rounds):
         for label, options in variants:
             on = pipeline_pass(model, spec, settings, adapt_buffer=buffer, adapt_options=options)

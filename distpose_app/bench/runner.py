@@ -167,7 +167,7 @@ def run_bench(settings: BenchSettings, weights: str | None = None, clip: str | N
     if detected is not None:
         log(f"MediaPipe 3D vs our lifter on {spec.name}")
         report["clips"][spec.name] = compare_3d(models, detected)
-        if settings.comparison_clips and clip is None:
+        if settings.comparison_clips and clip is None and spec.path is not None:
             for name in COMPARISON_CLIPS:
                 path = spec.path.parent / name
                 if name != spec.name and path.is_file():

@@ -34,7 +34,7 @@ def lifter_speed(model, device: str | torch.device, settings: BenchSettings, see
     lead = rf + settings.lifter_warmup
     frames = rng.uniform(-1, 1, (lead + settings.lifter_pushes, NUM_JOINTS, 2)).astype(np.float32)
     stream, naive = StreamingLifter(model, device), NaiveLifter(model, device)
-    times = {"stream": [], "naive": []}
+    times: dict[str, list[float]] = {"stream": [], "naive": []}
     for i, k in enumerate(frames):
         for name, lifter in (("stream", stream), ("naive", naive)):
             t0 = time.perf_counter()
@@ -86,6 +86,7 @@ def iso_speed(model, keypoints_2d: np.ndarray, device: str | torch.device,
                 seconds.append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)
+    assert result is not None  # iso_warmup + iso_repeats >= 1 runs
     return {
         "threads": threads or before,
         "seconds": float(np.median(seconds)),

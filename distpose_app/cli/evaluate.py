@@ -88,8 +88,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
 
 
-def load_models(weights_dir, names) -> dict:
-    """The trained models found in weights_dir as <name>.pt, in eval mode; missing ones skipped."""
+def load_models(weights_dir, names) -> tuple[dict, dict]:
+    """({name: model in eval mode}, {name: metadata}) of the trained models found in weights_dir
+    as <name>.pt; missing ones skipped."""
     from pathlib import Path
 
     from distpose_app.lifter.model import load_checkpoint

@@ -61,8 +61,9 @@ def atomic_file(
         folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        text = {"encoding": "utf-8", "newline": "\n"} if "b" not in mode else {}
-        with os.fdopen(fd, mode, **text) as handle:
+        binary = "b" in mode
+        encoding, newline = (None, None) if binary else ("utf-8", "\n")
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
             yield handle
             handle.flush()

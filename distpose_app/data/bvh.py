@@ -194,14 +194,14 @@ def _parse(text: str, label: str) -> Bvh:
     body = text[match.start() + header.end() :]
     num_channels = sum(len(c) for c in channels)
     try:
-        values = np.array(body.split(), dtype=np.float64)
+        motion = np.array(body.split(), dtype=np.float64)
     except ValueError as exc:
         raise fail(f"non-numeric MOTION data ({exc})") from None
     lines = sum(1 for line in body.splitlines() if line.strip())
-    if lines != frames or values.size != frames * num_channels:
+    if lines != frames or motion.size != frames * num_channels:
         raise fail(
             f"frame count mismatch: header says {frames} frames of {num_channels} channels, "
-            f"MOTION has {lines} lines and {values.size} values"
+            f"MOTION has {lines} lines and {motion.size} values"
         )
     return Bvh(
         names=names,
@@ -210,7 +210,7 @@ def _parse(text: str, label: str) -> Bvh:
         channels=channels,
         end_sites=end_sites,
         frame_time=frame_time,
-        motion=values.reshape(frames, num_channels),
+        motion=motion.reshape(frames, num_channels),
     )
 
 

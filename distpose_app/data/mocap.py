@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 
@@ -240,14 +241,16 @@ def iter_bandai_bvh(
     with open(path, "rb") as raw, Progress(total_mb, "mocap MB", enabled=progress) as bar:
         counter = _CountingReader(raw)
         try:
-            with tarfile.open(fileobj=counter, mode="r|xz") as archive:
+            with tarfile.open(fileobj=cast(IO[bytes], counter), mode="r|xz") as archive:
                 files = 0
                 for member in archive:
                     if limit is not None and files >= limit:
                         return
                     if not (member.isfile() and member.name.lower().endswith(".bvh")):
                         continue
-                    data = archive.extractfile(member).read()
+                    member_file = archive.extractfile(member)
+                    assert member_file is not None  # a regular file has contents
+                    data = member_file.read()
                     bvh = read_bvh(data.decode("utf-8", errors="replace"), name=member.name)
                     files += 1
                     bar.update(counter.count // 1_000_000 - bar.n, postfix=f"{files} files")
@@ -313,7 +316,10 @@ def _load_cache(cache: Path) -> list[MocapSequence]:
     except (OSError, KeyError, ValueError) as exc:
         raise DataFormatError(f"{cache}: broken mocap cache, delete it ({exc})") from exc
     chunks = np.split(positions, ends[:-1])
-    return [MocapSequence(*row[:4], chunk, row[4]) for *row, chunk in zip(*columns, chunks)]
+    return [
+        MocapSequence(name, dataset, content, style, chunk, fps)
+        for name, dataset, content, style, fps, chunk in zip(*columns, chunks)
+    ]
 
 
 # ---------------------------------------------------------------------------------------

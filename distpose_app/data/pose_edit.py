@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -194,18 +195,18 @@ def _body(bvh: Bvh, scale_to_m: float | None) -> _Body:
     body.ankle_clear = float(np.clip(np.percentile(y[:, feet], 5), 0.05 / scale, 0.15 / scale))
     # Make the standing foot flat: heel at ankle_clear and ball at toe_clear, its toe-out kept.
     for side in LEGS:
-        foot = body.leg[f"foot_{side}"]
-        vec = foot @ trans[index[LEGS[side][3]]]
+        foot_rotation = body.leg[f"foot_{side}"]
+        vec = foot_rotation @ trans[index[LEGS[side][3]]]
         length, drop = np.linalg.norm(vec), body.ankle_clear - body.toe_clear
         # Toe-out from the mean foot, within +-25 degrees (running files lean on the toes).
         toe_out = np.clip(np.arctan2(vec[0], vec[2]), -np.radians(25), np.radians(25))
         flat = np.array([np.sin(toe_out), 0.0, np.cos(toe_out)]) * np.sqrt(
-            max(length**2 - drop**2, 0.0)
+            np.maximum(length**2 - drop**2, 0.0)
         )
-        body.leg[f"foot_{side}"] = _align(vec, flat - drop * _UP) @ foot
+        body.leg[f"foot_{side}"] = _align(vec, flat - drop * _UP) @ foot_rotation
     shin = body.leg["shin_L"] @ trans[index[LEGS["L"][2]]]
     toe = body.leg["foot_L"] @ trans[index[LEGS["L"][3]]]
-    body.ankle_ref = _signed_angle(shin, toe, _FLEX_AXIS)
+    body.ankle_ref = float(_signed_angle(shin, toe, _FLEX_AXIS))
     return body
 
 
@@ -294,17 +295,20 @@ def _sample(body: _Body, family: str, rng: np.random.Generator) -> tuple[EditPar
         raise DistposeError(f"unknown pose family {family!r}: choose one of {', '.join(FAMILIES)}")
     u = rng.uniform
     for attempt in range(20):
-        sway = dict(sway_deg=u(0.5, 2.5), sway_hz=u(0.1, 0.4), sway_phase=tuple(u(0, 2 * np.pi, 6)))
-        params = None
+        sway: dict[str, Any] = dict(
+            sway_deg=u(0.5, 2.5), sway_hz=u(0.1, 0.4), sway_phase=tuple(u(0, 2 * np.pi, 6))
+        )
+        params: EditParams | None = None
         if family == "seated":
             tilt, seat = u(-15.0, 0.0), u(0.40, 0.50)
             knees, spread = u(80.0, 100.0, 2), u(0.0, 15.0, 2)
             # The lumbar spine flexes against the pelvis's backward tilt to keep the trunk
             # about upright, then leans toward a desk or back against a backrest.
             params = _seated(body, knees, seat, tilt, spread, -tilt + u(-10.0, 15.0), sway)
-            legs = (params.left, params.right) if params is not None else ()
+            seated = (params.left, params.right) if params is not None else ()
             if any(
-                not 70.0 <= leg.thigh <= 110.0 or not 75 <= leg.thigh + tilt <= 105 for leg in legs
+                not 70.0 <= leg.thigh <= 110.0 or not 75 <= leg.thigh + tilt <= 105
+                for leg in seated
             ):
                 params = None
         elif family == "crouching":
@@ -312,33 +316,33 @@ def _sample(body: _Body, family: str, rng: np.random.Generator) -> tuple[EditPar
             thigh = knee - lean
             tilt = hip - thigh
             if 5.0 <= tilt <= 45.0:
-                legs = [LegPose(thigh, knee, abduction=u(5.0, 25.0)) for _ in "LR"]
-                params = EditParams(family, tilt, *legs, **sway)
+                left, right = (LegPose(thigh, knee, abduction=u(5.0, 25.0)) for _ in "LR")
+                params = EditParams(family, tilt, left, right, **sway)
         elif family == "bending_forward":
             knee = u(0.0, 20.0)
             thigh = knee - u(0.0, 0.5 * knee)
             trunk = u(30.0, 80.0)
             spine = u(0.2, 0.5) * trunk
-            legs = [LegPose(thigh, knee, abduction=u(0.0, 8.0)) for _ in "LR"]
-            params = EditParams(family, trunk - spine, *legs, spine_flexion=spine, **sway)
+            left, right = (LegPose(thigh, knee, abduction=u(0.0, 8.0)) for _ in "LR")
+            params = EditParams(family, trunk - spine, left, right, spine_flexion=spine, **sway)
         else:  # kneeling: both knees, or one knee with the other foot forward
             tilt = u(-10.0, 10.0)
             both = rng.random() < 0.5
             kneel_side = "LR"[int(rng.integers(2))]
-            legs = {}
+            legs: dict[str, LegPose] = {}
             for side in "LR":
                 if both or side == kneel_side:
                     pose = LegPose(u(-5.0, 25.0), 0.0, u(0.0, 10.0), u(-10.0, 15.0), "knee")
-                    knee = _solve_kneeling_knee(body, side, pose, tilt)
-                    if knee is None:
+                    kneeling_knee = _solve_kneeling_knee(body, side, pose, tilt)
+                    if kneeling_knee is None:
                         break
-                    legs[side] = dataclasses.replace(pose, knee=knee)
+                    legs[side] = dataclasses.replace(pose, knee=kneeling_knee)
             if len(legs) == (2 if both else 1) and not both:
                 other = "R" if kneel_side == "L" else "L"
                 pose = LegPose(u(80.0, 100.0), 0.0, u(0.0, 10.0))
-                knee = _solve_front_knee(body, other, pose, tilt, legs[kneel_side])
-                if knee is not None and 55.0 <= knee <= 130.0:
-                    legs[other] = dataclasses.replace(pose, knee=knee)
+                front_knee = _solve_front_knee(body, other, pose, tilt, legs[kneel_side])
+                if front_knee is not None and 55.0 <= front_knee <= 130.0:
+                    legs[other] = dataclasses.replace(pose, knee=front_knee)
             if len(legs) == 2:
                 params = EditParams(family, tilt, legs["L"], legs["R"], **sway)
         if params is not None:
@@ -362,14 +366,14 @@ def solve_seated(
 
 
 def _seated(body, knees, seat, tilt, spread, spine, sway) -> EditParams | None:
-    legs = []
+    legs: list[LegPose] = []
     for side, knee, abduction in zip("LR", knees, spread):
         pose = LegPose(0.0, float(knee), abduction=float(abduction))
         thigh = _solve_seated_thigh(body, side, pose, tilt, seat)
         if thigh is None:
             return None
         legs.append(dataclasses.replace(pose, thigh=thigh))
-    return EditParams("seated", tilt, *legs, spine, seat_height_m=seat, **sway)
+    return EditParams("seated", tilt, legs[0], legs[1], spine, seat_height_m=seat, **sway)
 
 
 def _static_points(body: _Body, side: str, pose: LegPose, tilt: float) -> dict:

@@ -328,6 +328,7 @@ def edited_poses(
         for name, bvh in iter_bandai_bvh(archive):
             if split not in (None, "all") and split_of(name) != split:
                 continue
+            families: tuple[str, ...]
             if poses == "all":
                 families = pose_edit.FAMILIES
             else:

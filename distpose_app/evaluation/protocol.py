@@ -409,7 +409,8 @@ def evaluate_lens(
 
     # The adaptation buffer: A's first `adapt_seconds` of 2D (and 3D for few-shot).
     budget = int(round(adapt_seconds * data.fps))
-    buf_2d, buf_3d = [], []
+    buf_2d: list[np.ndarray] = []
+    buf_3d: list[np.ndarray] = []
     for s, a, b in adapt_half:
         take = min(b - a, budget - sum(len(x) for x in buf_2d))
         if take <= 0:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,9 +175,10 @@ def seen_summary(recording: Recording, fmt: str) -> dict:
     """The sidecar's "seen" entry: what the per-joint seen flags mean, where the file keeps them
     (fmt "csv": the <joint>_seen columns; "bvh": nowhere, the format has no place for them)
     and, per joint (BVH names), the fraction of tracked frames in which it was seen."""
-    tracked = recording.tracked
+    tracked, seen = recording.tracked, recording.seen
+    assert tracked is not None and seen is not None  # Recording.__post_init__ fills them
     n = int(tracked.sum())
-    fraction = recording.seen[tracked].mean(axis=0) if n else np.zeros(len(BVH_JOINT_NAMES))
+    fraction = seen[tracked].mean(axis=0) if n else np.zeros(len(BVH_JOINT_NAMES))
     info = {
         "meaning": (
             "a joint is seen in a frame when the 2D detector found it inside the image with a "
@@ -223,7 +225,7 @@ def export_recording(
         raise DistposeError("the recording has no frames to export")
     report(0.0, "cleaning up")
     motion = prepare_motion(recording, options)
-    result = {"bvh": None, "bvh_sidecar": None, "csv": None, "csv_sidecar": None}
+    result: dict[str, Any] = {"bvh": None, "bvh_sidecar": None, "csv": None, "csv_sidecar": None}
     if bvh_target is not None:
         report(0.4, f"writing {bvh_target.name}")
         text = bvh_text(
@@ -239,6 +241,8 @@ def export_recording(
         info = sidecar_info(recording, motion, options, "bvh", bvh_target)
         result["bvh_sidecar"] = write_sidecar(bvh_target, info)
     if csv_target is not None:
+        # Recording.__post_init__ fills them.
+        assert recording.confidence is not None and recording.seen is not None
         report(0.7, f"writing {csv_target.name}")
         text = csv_text(
             motion.csv_positions,

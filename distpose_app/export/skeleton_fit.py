@@ -212,7 +212,9 @@ def upright_rotation(positions: np.ndarray, valid: np.ndarray | None = None) -> 
     if valid is None:
         valid = valid_frames(positions)
     spine, ok = normalise(positions[valid, THORAX] - positions[valid, HIP])
-    mean, ok_mean = normalise(spine[ok].sum(axis=0)) if ok.any() else (None, False)
+    if not ok.any():
+        return np.eye(3)
+    mean, ok_mean = normalise(spine[ok].sum(axis=0))
     if not ok_mean:
         return np.eye(3)
     return smallest_rotation(mean, np.array([0.0, 1.0, 0.0]))

@@ -7,7 +7,6 @@ thread, so every method here runs off the GUI thread unless said otherwise.
 from __future__ import annotations
 
 import copy
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from PyQt5 import QtCore
 
+from distpose_app.core import paths
 from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.core.fileio import torch_save_atomic
 
@@ -26,24 +26,10 @@ ORGANISATION, APPLICATION = "distpose", "distpose-app"
 # ---------------------------------------------------------------------------------------------
 # Where things are kept
 # ---------------------------------------------------------------------------------------------
-def app_data_dir() -> Path:
-    """The user's application-data folder (QStandardPaths.AppDataLocation, e.g.
-    ~/.local/share/distpose/distpose-app on Linux); DISTPOSE_APP_DATA overrides it."""
-    override = os.environ.get("DISTPOSE_APP_DATA")
-    if override:
-        return Path(override)
-    from PyQt5.QtCore import QStandardPaths
-
-    return Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation))
-
-
 def make_settings() -> QtCore.QSettings:
-    """QSettings for the window (~/.config/distpose/distpose-app.conf on Linux); with
-    DISTPOSE_APP_DATA set, an ini file in that folder (tests never touch the user's)."""
-    override = os.environ.get("DISTPOSE_APP_DATA")
-    if override:
-        return QtCore.QSettings(str(Path(override) / "settings.ini"), QtCore.QSettings.IniFormat)
-    return QtCore.QSettings(ORGANISATION, APPLICATION)
+    """QSettings for the window, in the INI file `core.paths.settings_path()`
+    (~/.config/distpose/distpose-app.conf on Linux; DISTPOSE_APP_DATA moves it for tests)."""
+    return QtCore.QSettings(str(paths.settings_path()), QtCore.QSettings.IniFormat)
 
 
 def camera_key(name: str, size: tuple[int, int]) -> str:
@@ -53,7 +39,7 @@ def camera_key(name: str, size: tuple[int, int]) -> str:
 
 
 def saved_adaptation_path(key: str) -> Path:
-    return app_data_dir() / "adaptations" / f"{key}.pt"
+    return paths.adaptations_dir() / f"{key}.pt"
 
 
 def save_adaptation(key: str, result) -> Path:

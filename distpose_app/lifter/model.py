@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +88,9 @@ class TemporalModel(nn.Module):
     exactly zero). in_features: 3 = (x, y, seen) per joint, 2 = coordinates only (models
     trained before unseen-joint masking).
     """
+
+    input_lens: torch.Tensor  # buffer (len(INPUT_LENS_PARAMETERS),); zeros = identity
+    metadata: dict[str, Any]  # set by load_checkpoint; copies of the model carry it
 
     def __init__(
         self,
@@ -200,6 +204,7 @@ def fold_batch_norm(
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros(weight.shape[0])
     bias = bias.to(weight)
     if bn is not None:
+        assert bn.running_var is not None and bn.running_mean is not None  # track_running_stats
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         weight = weight * scale[:, None, None]
         bias = (bias - bn.running_mean) * scale + bn.bias.detach()
@@ -298,8 +303,13 @@ class StreamingLifter:
             if step is None:
                 return None
             inner, res = step
-            h = res + second.push(inner)[0]
-        out = self._shrink.push(h)[0].reshape(m.num_joints, m.out_features)
+            # A block's second conv is 1 wide and the first one keeps a residual: neither is None.
+            second_out = second.push(inner)
+            assert res is not None and second_out is not None
+            h = res + second_out[0]
+        shrunk = self._shrink.push(h)  # 1 wide: never filling
+        assert shrunk is not None
+        out = shrunk[0].reshape(m.num_joints, m.out_features)
         return (out - out[:1]).cpu().numpy()
 
     def push_batch(self, keypoints: np.ndarray) -> np.ndarray:
@@ -325,7 +335,7 @@ class NaiveLifter:
     def push(self, keypoints: np.ndarray | torch.Tensor) -> np.ndarray | None:
         """keypoints (17, 2) normalised -> (17, 3) metres of frame newest - output_lag, or None."""
         self.frames.append(torch.as_tensor(keypoints, dtype=torch.float32))
-        if len(self.frames) < self.frames.maxlen:
+        if len(self.frames) < self.model.receptive_field:
             return None
         window = torch.stack(list(self.frames))[None].to(self.device)
         return self.model(window)[0, 0].cpu().numpy()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distpose_app.core import paths
 from distpose_app.core.errors import DataFormatError
 from distpose_app.core.fileio import to_jsonable
 from distpose_app.core.skeleton import NUM_JOINTS
@@ -34,7 +35,7 @@ from distpose_app.core.skeleton import NUM_JOINTS
 try:  # POSIX only; elsewhere a live take is told apart by its process id
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 MAGIC = b"DISTPOSE-RECOVERY 1\n"
 SUFFIX = ".dprec"
@@ -56,14 +57,9 @@ _counter = itertools.count()
 
 
 def default_dir() -> Path:
-    """Where recovery files go: $DISTPOSE_DATA_DIR/recovery (tests), else the GUI's override
-    $DISTPOSE_APP_DATA/recovery, else $XDG_DATA_HOME/distpose/recovery, else
-    ~/.local/share/distpose/recovery (the non-Qt equivalent of the app-data folder)."""
-    for var in ("DISTPOSE_DATA_DIR", "DISTPOSE_APP_DATA"):
-        if os.environ.get(var):
-            return Path(os.environ[var]) / "recovery"
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "distpose" / "recovery"
+    """Where recovery files go: `core.paths.recovery_dir()` (the user's data folder, shared by
+    the app and the CLI; ~/.local/share/distpose/recovery on Linux)."""
+    return paths.recovery_dir()
 
 
 def make_record(

@@ -33,6 +33,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -266,7 +267,7 @@ def supervised_step(model, optimiser, sampler, lens_sampler, config, window, ran
 
 
 def inner_loss(config: TrainConfig, pred, target) -> torch.Tensor:
-    loss = 0.0
+    loss: Any = 0.0  # a tensor once a term is added (TrainConfig allows no empty choice)
     if config.inner_loss in ("iso", "both"):
         loss = loss + losses.symmetry_loss(pred) + losses.consistency_loss(pred)
     if config.inner_loss in ("supervised", "both"):
@@ -416,9 +417,10 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         sampler.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
     net = model  # the bare model: checkpoints, validation, meta steps
+    stepped: torch.nn.Module = model  # what supervised steps run: DDP-wrapped across processes
     if world > 1 and config.mode != "meta":
         distributed.convert_batch_norm(net)
-        model = torch.nn.parallel.DistributedDataParallel(net)
+        stepped = torch.nn.parallel.DistributedDataParallel(net)
     main = rank == 0  # only the first process writes files and shows progress
     if main:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -434,7 +436,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
             loss = meta_step(net, optimiser, sampler, lens_sampler, config, window, inner_names,
                              rank, world)  # fmt: skip
         else:
-            loss = supervised_step(model, optimiser, sampler, lens_sampler, config, window,
+            loss = supervised_step(stepped, optimiser, sampler, lens_sampler, config, window,
                                    rank, world)  # fmt: skip
         running.append(loss)
         step += 1
@@ -444,6 +446,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
                       "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
                       "seconds": time.perf_counter() - t0}  # fmt: skip
             running = []
+            assert log is not None  # open on the main process
             log.write(json.dumps(record) + "\n")
             log.flush()
             meta = _metadata(config, step, record, window)
@@ -454,6 +457,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
     bar.close()
     if main:
+        assert log is not None
         log.close()
         save_checkpoint(out / "final.pt", net, _metadata(config, step, {}, window))
     distributed.shutdown()
