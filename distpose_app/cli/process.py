@@ -3,7 +3,7 @@ optionally adapting to the unknown lens first (ISO on the whole input's 2D), wri
 
 Two passes: MediaPipe runs once over the input and its 2D is kept (no images); then the 2D is
 lifted, after an optional adaptation on all of it. Lifting is cheap next to detection. Joints
-the camera did not see follow the live pipeline's rules (pipeline.py): the CSV's <joint>_seen
+the camera did not see follow the live pipeline's rules (live/tracking.py): the CSV's <joint>_seen
 columns flag them, and the log names the joints seen in fewer than half the tracked frames.
 """
 

@@ -23,7 +23,8 @@ class ExternalData:
     positions_3d (N, 17, 3) float metres, camera coordinates (x right, y down, z forward);
     sequence (N,) int in [0, S), each sequence's frames contiguous, in time order; fps > 0;
     intrinsics (S, 4) fx, fy, cx, cy pixels; image_size (S, 2) int width, height pixels;
-    keypoints_2d (N, 17, 2) float pixels (detections on undistorted images) or None;
+    keypoints_2d (N, 17, 2) float pixels (detections on undistorted images; NaN x and y: the
+    joint is unseen) or None;
     names (S,) str or None; lens: a lens spec string when keypoints_2d went through a lens.
     """
 
@@ -173,7 +174,14 @@ def _validate(arrays: dict[str, np.ndarray], path: str) -> None:
 
     if "keypoints_2d" in arrays:
         kp = arrays["keypoints_2d"]
-        _check_float(path, "keypoints_2d", kp, (n, NUM_JOINTS, 2))
+        # NaN marks an unseen joint (a detector's missing output): both coordinates or none.
+        seen = ~np.isnan(kp).any(-1) if kp.dtype.kind == "f" else np.ones(kp.shape[:-1], bool)
+        if kp.dtype.kind == "f" and np.any(np.isnan(kp).any(-1) != np.isnan(kp).all(-1)):
+            raise _fail(path, "keypoints_2d", "a joint has one coordinate NaN: NaN x and y "
+                        "together mark an unseen joint")  # fmt: skip
+        _check_float(path, "keypoints_2d", np.where(seen[..., None], kp, 0), (n, NUM_JOINTS, 2))
+        if not seen.any():
+            raise _fail(path, "keypoints_2d", "every value is NaN: no joint is seen")
     if "names" in arrays and arrays["names"].shape != (s,):
         raise _fail(path, "names", f"shape {arrays['names'].shape}, expected ({s},)")
 
