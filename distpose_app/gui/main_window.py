@@ -1,7 +1,7 @@
 """The distpose main window: source picker, live video with the 2D skeleton, live 3D skeleton,
 Adapt / Revert, lens menu, Record / Export, per-stage timings in the status bar.
 
-Reliability (issue 6, docs/reliability.md): on start it offers the takes a crash left behind
+Reliability (docs/reliability.md): on start it offers the takes a crash left behind
 (`recovery.find_recoverable`); a stopped take keeps its recovery file until it is exported; a
 lost camera keeps the take and offers Reconnect / another source in the same session; a bad
 video file is refused with a dialog while the current source runs on; Adapt goes through the
