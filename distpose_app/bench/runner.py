@@ -1,5 +1,5 @@
-"""Benchmarks behind `distpose bench`: every stage's speed on this machine, and MediaPipe's own 3D
-beside our lifter by label-free statistics.
+"""The whole `distpose bench` run (`run_bench`): every stage's speed on this machine, and
+MediaPipe's own 3D beside our lifter by label-free statistics.
 
 Conventions: times are medians of per-call wall times (time.perf_counter) after warm-up calls;
 the ratios that matter (streaming vs naive lifter, pipeline vs MediaPipe, frame rate with vs

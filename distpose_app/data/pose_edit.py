@@ -18,6 +18,10 @@ How an edit is made (docs/pose_edit.md gives the ranges and the measured rejecti
 
 Internal lengths are in the file's units (centimetres for Bandai-Namco); angles are degrees in
 `EditParams` (they are user-facing ranges) and radians in the maths.
+
+Over 700 lines because sampling, building, applying and checking an edit all work on the
+source file's private `_Body` (its standing leg, heading and clearances); split, that state
+would have to become a public interface.
 """
 
 from __future__ import annotations
