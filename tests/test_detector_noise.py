@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from h36m_fake import make_model, write_synthetic_h36m
 
 from distpose_app.core.errors import DataFormatError
 from distpose_app.data.detector_noise import (
-    MPII_TO_H36M,
     SPINE,
     SWAP_PAIRS,
     DetectorNoise,
@@ -17,101 +17,10 @@ from distpose_app.data.detector_noise import (
     fit_detector_noise,
     project_h36m_lens,
     sample_noise,
+    undistort_h36m_lens,
 )
 
 J = 17
-
-
-def make_model(**overrides) -> DetectorNoise:
-    rng = np.random.default_rng(3)
-    values = dict(
-        bias_m=rng.uniform(-0.03, 0.03, (J, 2)),
-        sigma_m=rng.uniform(0.010, 0.020, (J, 2)),
-        outlier_prob=np.full(J, 0.05),
-        outlier_sigma_m=np.full(J, 0.08),
-        outlier_burst_frames=np.full(J, 3.0),
-        ar_slow=np.full(J, 0.97),
-        ar_fast=np.full(J, 0.5),
-        slow_share=np.full(J, 0.7),
-        swap_rate=np.full(len(SWAP_PAIRS), 0.03),
-        swap_burst_frames=np.full(len(SWAP_PAIRS), 4.0),
-        fps=30.0,
-        source="test",
-    )
-    values.update(overrides)
-    return DetectorNoise(**values)
-
-
-# A wide, frontal T-ish pose (metres, z up): every left/right pair at least 0.3 m apart.
-BASE_POSE = np.array([
-    [0, 0, 1.0], [-0.15, 0, 1.0], [-0.2, 0, 0.55], [-0.25, 0, 0.1], [0.15, 0, 1.0],
-    [0.2, 0, 0.55], [0.25, 0, 0.1], [0, 0, 1.25], [0, 0, 1.5], [0, 0, 1.6], [0, 0, 1.75],
-    [0.2, 0, 1.5], [0.4, 0, 1.45], [0.6, 0, 1.4], [-0.2, 0, 1.5], [-0.4, 0, 1.45],
-    [-0.6, 0, 1.4],
-])  # fmt: skip
-
-
-def _look_at(centre: np.ndarray) -> np.ndarray:
-    """World -> camera rotation (OpenCV axes) for a camera at `centre` looking at (0, 0, 1)."""
-    forward = np.array([0, 0, 1.0]) - centre
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0, 0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    return np.stack([right, down, forward])
-
-
-def write_synthetic_h36m(path, model: DetectorNoise, frames=3000, sequences=3, seed=0):
-    """A file with the Human3.6M training file's keys, whose detections are the projected
-    ground truth plus swaps and noise drawn from `model` at 50 fps."""
-    rng = np.random.default_rng(seed)
-    yaws = np.radians([-40, -15, 15, 40])
-    centres = np.stack([[4 * np.sin(y), -4 * np.cos(y), 1.4] for y in yaws])
-    cam_r = np.stack([_look_at(c) for c in centres])
-    f = np.tile([1150.0, 1148.0], (4, 1))
-    c = np.tile([500.0, 505.0], (4, 1))
-    k = np.tile([-0.2, 0.2, 0.0], (4, 1))
-    p = np.tile([-0.001, 0.0005], (4, 1))
-    world, seq, sh_keypoints, sh_seq, sh_cam, sh_start = [], [], [], [], [], [0]
-    t = np.arange(frames) / 50.0
-    for s in range(sequences):
-        sway = np.stack([0.3 * np.sin(0.3 * t + s), 0.3 * np.cos(0.2 * t), 0 * t], -1)
-        pose = BASE_POSE[None] + sway[:, None]
-        world.append(pose)
-        seq.append(np.full(frames, s))
-        for ci in range(4):
-            x_cam = (pose - centres[ci]) @ cam_r[ci].T
-            gt = project_h36m_lens(x_cam, f[ci], c[ci], k[ci], p[ci])
-            m2px = (f[ci].mean() / x_cam[:, 0, 2])[None]
-            swapped, _ = apply_swaps(model, rng, gt[None], fps=50.0)
-            det = (swapped + sample_noise(model, rng, (1, frames), m2px, fps=50.0))[0]
-            sh_keypoints.append(det[:, list(MPII_TO_H36M)])
-            sh_seq.append(s)
-            sh_cam.append(str(ci))
-            sh_start.append(sh_start[-1] + frames)
-    np.savez(
-        path,
-        world_3d=np.concatenate(world).astype(np.float32),
-        sequence=np.concatenate(seq).astype(np.int32),
-        sequence_names=np.array([f"S1/Walking {s}" for s in range(sequences)]),
-        subject=np.ones(sequences, np.int32),
-        action=np.array(["Walking"] * sequences),
-        camera_subject=np.ones(4, np.int32),
-        camera_id=np.array(["0", "1", "2", "3"]),
-        camera_R=cam_r,
-        camera_T=centres,
-        camera_f=f,
-        camera_c=c,
-        camera_k=k,
-        camera_p=p,
-        camera_size=np.tile([1000.0, 1010.0], (4, 1)),
-        sh_sequence=np.array(sh_seq, np.int32),
-        sh_camera=np.array(sh_cam),
-        sh_start=np.array(sh_start, np.int64),
-        sh_keypoints=np.concatenate(sh_keypoints).astype(np.float32),
-        fps=np.float32(50.0),
-    )
-    return path
 
 
 def _acf(model: DetectorNoise, lag: int) -> np.ndarray:
@@ -203,7 +112,7 @@ def test_random_bias_is_constant_per_window_with_the_fitted_magnitude():
     np.testing.assert_allclose(noise, np.broadcast_to(noise[:, :1], noise.shape))
     np.testing.assert_allclose(np.linalg.norm(noise[:, 0], axis=-1),
                                np.broadcast_to(np.linalg.norm(model.array("bias_m"), axis=-1),
-                                               (50, J)))  # fmt: skip
+                                               (50, J)), rtol=1e-5)  # fmt: skip
     assert np.std(noise[:, 0, 3, 0]) > 0.3 * np.linalg.norm(model.bias_m[3])  # random direction
     zero = sample_noise(model, np.random.default_rng(2), (5, 20), np.ones((5, 1)), bias=False)
     np.testing.assert_array_equal(zero, 0.0)
@@ -218,7 +127,7 @@ def test_scale_multiplies_the_spread_not_the_bias():
     a = sample_noise(model, np.random.default_rng(5), (20, 30), np.ones((20, 1)), scale=1.0)
     b = sample_noise(model, np.random.default_rng(5), (20, 30), np.ones((20, 1)), scale=2.0)
     bias = model.array("bias_m")
-    np.testing.assert_allclose(b - bias, 2 * (a - bias), atol=1e-12)
+    np.testing.assert_allclose(b - bias, 2 * (a - bias), atol=1e-6)
 
 
 def test_swaps_rate_bursts_and_exchange():
@@ -269,3 +178,17 @@ def test_fit_on_the_real_detections(shared_dir):
     # The model reproduces the real per-joint median error (metres at the person's depth).
     np.testing.assert_allclose(sampled[seen], real, rtol=0.15)
     assert 0.02 < np.median(real) < 0.08
+
+
+def test_undistort_inverts_the_h36m_lens():
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform(-1.5, 1.5, (500, 2)), rng.uniform(3, 6, (500, 1))], -1)
+    f, c = np.array([1145.0, 1144.0]), np.array([512.0, 515.0])
+    k, p = np.array([-0.207, 0.248, -0.003]), np.array([-0.0014, -0.001])
+    distorted = project_h36m_lens(points, f, c, k, p)
+    inside = np.all((distorted > 0) & (distorted < 1000), axis=-1)
+    pinhole = points[:, :2] / points[:, 2:] * f + c
+    undone = undistort_h36m_lens(distorted, f, c, k, p)
+    np.testing.assert_allclose(undone[inside], pinhole[inside], atol=0.01)
+    assert np.abs(distorted - pinhole)[inside].max() > 5  # the lens did move the points
+    assert np.isnan(undistort_h36m_lens(np.full(2, np.nan), f, c, k, p)).all()

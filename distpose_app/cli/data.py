@@ -1,12 +1,12 @@
-"""`distpose data`: build the cached synthetic dataset from the Bandai-Namco mocap, or export a
-split in the external `.npz` format (docs/data.md)."""
+"""`distpose data`: build the cached synthetic dataset from the Bandai-Namco mocap, export a
+split in the external `.npz` format, or write Human3.6M evaluation files in it (docs/data.md)."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
+from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE, DEFAULT_H36M
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -32,6 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lens", default=None, help="project keypoints_2d through this lens (default: none)"
     )
     _common(export)
+    h36m = sub.add_parser(
+        "h36m-external",
+        help="write Human3.6M training subjects (every sequence x camera) as an external .npz",
+    )
+    h36m.add_argument("--subjects", nargs="+", default=["S8"], help="e.g. S8 (default), S1 S5")
+    h36m.add_argument("--input", choices=("gt", "sh"), default="gt",
+                      help="2D: gt = ground truth through a pinhole; sh = the real Stacked "
+                      "Hourglass detections (S1, S5), undistorted, Spine unseen")  # fmt: skip
+    h36m.add_argument("--noise", choices=("none", "sh"), default="none",
+                      help="sh: add the detector-noise model fitted on the file's detections "
+                      "to the ground-truth 2D")  # fmt: skip
+    h36m.add_argument("--noise-scale", type=float, default=1.0, help="noise spread factor")
+    h36m.add_argument("--stride", type=int, default=1, help="keep every N-th frame (50/N fps)")
+    h36m.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    h36m.add_argument("--h36m", default=str(DEFAULT_H36M), help=f"Human3.6M file ({DEFAULT_H36M})")
+    h36m.add_argument("--out", required=True, help="output .npz file")
 
 
 def _load(args: argparse.Namespace, split: str):
@@ -95,6 +111,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from distpose_app.data.external import write_external
+
+    if args.action == "h36m-external":
+        from distpose_app.data.h36m_external import build_h36m_external
+
+        start = time.monotonic()
+        data, info = build_h36m_external(
+            args.h36m, args.subjects, input_2d=args.input, noise=args.noise,
+            noise_scale=args.noise_scale, seed=args.seed, stride=args.stride,
+            progress=lambda what: print(what + " ...", flush=True),
+        )  # fmt: skip
+        write_external(args.out, data)
+        print(f"wrote {args.out}: {', '.join(info['subjects'])}, {info['sequences']} sequences "
+              f"(take x camera), {info['frames']} frames at {info['fps']:g} fps, 2D {info['input']}"
+              f"{'' if info['noise'] == 'none' else ' + ' + info['noise'] + ' noise'}, "
+              f"{len(info['actions'])} actions, in {time.monotonic() - start:.1f} s")  # fmt: skip
+        return 0
 
     lens = None
     if args.lens is not None:

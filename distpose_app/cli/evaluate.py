@@ -69,8 +69,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                    help="models scored by --poses")  # fmt: skip
-    p.add_argument("--masks", nargs="+", default=list(POSE_MASKS[1:]),
-                   help="joint groups masked by --poses (masking.MASK_GROUPS)")  # fmt: skip
+    p.add_argument("--masks", nargs="+", default=None,
+                   help="joint groups masked by --poses (masking.MASK_GROUPS; default "
+                   f"{' '.join(POSE_MASKS[1:])}, none with --group-by action)")  # fmt: skip
+    p.add_argument("--group-by", choices=("family", "action"), default=None,
+                   help="per-group table: family = pose families (as --poses); action = "
+                   "Human3.6M actions from names '<subject>/<action> <take>/<camera>' (needs "
+                   "--data, e.g. from `distpose data h36m-external`)")  # fmt: skip
     p.add_argument("--input-2d", choices=("projected", "detections"), default="projected")
     p.add_argument("--json", help="results file (default: evaluation.json, evaluation-poses.json)")
     p.add_argument("--plot", help="PNG plot (default: the --json path with .png)")
@@ -186,7 +191,8 @@ def _ratio(x) -> str:
 
 
 def run_poses(args: argparse.Namespace) -> int:
-    """`distpose evaluate --poses`: the per-family table (docs/pose_edit.md)."""
+    """`distpose evaluate --poses` / `--group-by`: the per-family (docs/pose_edit.md) or
+    per-action table."""
     import time
     from pathlib import Path
 
@@ -194,6 +200,12 @@ def run_poses(args: argparse.Namespace) -> int:
     from distpose_app.data.external import load_external
     from distpose_app.evaluation import protocol as ev
 
+    group_by = args.group_by or "family"
+    if group_by == "action" and not args.data:
+        raise DistposeError("--group-by action needs --data (a Human3.6M external file)")
+    masks = args.masks
+    if masks is None:
+        masks = list(ev.POSE_MASKS[1:]) if group_by == "family" else []
     if args.lenses or (args.lens and len(args.lens) != 1):
         raise DistposeError("--poses takes at most one --lens (default: none)")
     lens_text = args.lens[0] if args.lens else "none"
@@ -209,12 +221,13 @@ def run_poses(args: argparse.Namespace) -> int:
                   "one 90° 1280x720 webcam")  # fmt: skip
     start = time.perf_counter()
     rows = ev.evaluate_poses(
-        models, data, lens_text, tuple(args.masks), input_2d=args.input_2d,
+        models, data, lens_text, tuple(masks), input_2d=args.input_2d,
         noise_px=args.noise_px, progress=lambda what: print(f"lifting {what} ...", flush=True),
+        group_by=group_by,
     )  # fmt: skip
     table = ev.pose_markdown_table(rows)
     print(table)
-    targets = ev.pose_targets(rows)
+    targets = ev.pose_targets(rows) if group_by == "family" else []
     for t in targets:
         fam, legs = (
             t["worst_seated_crouching_vs_standing"],
@@ -223,9 +236,10 @@ def run_poses(args: argparse.Namespace) -> int:
         print(f"{t['model']}: worst seated/crouching MPJPE x standing {_ratio(fam)} (target <= "
               f"{ev.FAMILY_RATIO_TARGET}); worst upper body, legs masked x unmasked "
               f"{_ratio(legs)} (target <= {ev.MASKED_UPPER_RATIO_TARGET})")  # fmt: skip
-    out = Path(args.json or "evaluation-poses.json")
+    out = Path(args.json or f"evaluation-{'poses' if group_by == 'family' else group_by}.json")
     _write_json(out, {
-        "data": source, "lens": lens_text, "masks": ["none", *args.masks],
+        "data": source, "lens": lens_text, "group_by": group_by, "masks": ["none", *masks],
+        "input_2d": args.input_2d,
         "frames_total": int(len(data.sequence)), "noise_px": args.noise_px,
         "seconds": time.perf_counter() - start, "targets": targets,
         "models": {k: v.get("train_config", {}) for k, v in meta.items()},
@@ -253,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         raise DistposeError(f"--noise-px must be >= 0, got {args.noise_px}")
     if not 0 <= args.drop_prob < 1:
         raise DistposeError(f"--drop-prob must be in [0, 1), got {args.drop_prob}")
-    if args.poses:
+    if args.poses or args.group_by:
         return run_poses(args)
     lens_texts = args.lens or list(ev.LENS_SETS[args.lenses or "in"])
     for t in lens_texts:

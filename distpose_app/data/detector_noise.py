@@ -187,6 +187,27 @@ def project_h36m_lens(
     return xy * f + c
 
 
+def undistort_h36m_lens(
+    pixels: np.ndarray,
+    f: np.ndarray,
+    c: np.ndarray,
+    k: np.ndarray,
+    p: np.ndarray,
+    iterations: int = 20,
+) -> np.ndarray:
+    """Inverse of `project_h36m_lens` on the image: distorted pixels (..., 2) -> the pixels an
+    ideal pinhole with the same f and c would see (fixed-point iteration; Human3.6M's lenses are
+    mild: the round trip is well under 0.01 px inside the image). NaN stays NaN."""
+    xd = (np.asarray(pixels, dtype=float) - c) / f
+    xy = xd.copy()
+    for _ in range(iterations):
+        r2 = np.sum(xy**2, axis=-1, keepdims=True)
+        radial = 1 + k[0] * r2 + k[1] * r2**2 + k[2] * r2**3
+        tangential = p[0] * xy[..., 1:] + p[1] * xy[..., :1]
+        xy = (xd - np.array([p[1], p[0]]) * r2) / (radial + tangential)
+    return xy * f + c
+
+
 def _load_detection_errors(path: str | Path):
     """Ground truth and detections of every detection sequence, in metres at the root depth.
 
@@ -391,30 +412,16 @@ def fit_detector_noise(h36m_npz_path: str | Path, fps: float = DEFAULT_FPS) -> D
 # ---------------------------------------------------------------------------------------
 # Sampling
 # ---------------------------------------------------------------------------------------
-def _ar1(rng: np.random.Generator, phi: np.ndarray, shape_bl: tuple[int, int], tail: tuple):
-    """Unit-variance stationary AR(1) along axis 1: (B, L) + tail, phi broadcast to tail."""
-    b, length = shape_bl
-    innovation = np.sqrt(1.0 - phi**2)
-    out = np.empty((b, length) + tail)
-    state = rng.standard_normal((b,) + tail)
-    out[:, 0] = state
-    for t in range(1, length):
-        state = phi * state + innovation * rng.standard_normal((b,) + tail)
-        out[:, t] = state
-    return out
-
-
 def _bursts(rng: np.random.Generator, prob: np.ndarray, burst: np.ndarray, shape_bl, tail):
     """Two-state Markov chain along axis 1 with stationary share `prob` and mean run `burst`
-    frames (both broadcast to tail). Returns (B, L) + tail bool, and each run's id for
-    holding values during a run (an increasing counter)."""
+    frames (both broadcast to tail). Returns (B, L) + tail bool."""
     b, length = shape_bl
-    leave = 1.0 / np.maximum(burst, 1.0)
-    enter = np.clip(prob / np.maximum(1.0 - prob, 1e-9) * leave, 0.0, 1.0)
+    leave = (1.0 / np.maximum(burst, 1.0)).astype(np.float32)
+    enter = np.clip(prob / np.maximum(1.0 - prob, 1e-9) * leave, 0.0, 1.0).astype(np.float32)
     on = np.empty((b, length) + tail, bool)
-    state = rng.random((b,) + tail) < prob
+    u = rng.random((b, length) + tail, dtype=np.float32)
+    state = u[:, 0] < prob
     on[:, 0] = state
-    u = rng.random((b, length) + tail)
     for t in range(1, length):
         state = np.where(state, u[:, t] >= leave, u[:, t] < enter)
         on[:, t] = state
@@ -430,45 +437,60 @@ def sample_noise(
     bias: bool | str = True,
     fps: float | None = None,
 ) -> np.ndarray:
-    """Pixel offsets (B, L, 17, 2) to add to clean 2D keypoints of B windows of L frames.
+    """Pixel offsets (B, L, 17, 2) float32 to add to clean 2D keypoints of B windows of L frames.
 
     metres_to_px (B, L) or (B, 1): focal length (px) / root depth (m) of each frame.
     scale multiplies the core and outlier spreads (not the bias): 1 is Stacked Hourglass on
     Human3.6M. bias: True adds the fitted bias, False none, "random" a per-window constant offset
     per joint with the fitted bias's magnitude in a uniformly random direction (another lab's
     joint definitions). fps: the windows' frame rate (default the model's).
-    Temporal structure: AR(1) slow + fast core along L, outlier bursts holding one offset.
+    Temporal structure: slow + fast stationary AR(1) core along L; outliers come in bursts
+    (a two-state Markov chain) and hold one offset per burst.
     """
     b, length = (int(v) for v in shape_BL)
     if fps is not None and abs(fps - model.fps) > 1e-9:
         model = model.at_fps(fps)
-    m2px = np.asarray(metres_to_px, dtype=float)
+    m2px = np.asarray(metres_to_px, dtype=np.float32)
     if m2px.ndim != 2 or m2px.shape[0] != b or m2px.shape[1] not in (1, length):
         raise ValueError(f"metres_to_px must be (B, L) or (B, 1), got {m2px.shape}")
-    tail = (NUM_JOINTS, 2)
-    share = model.array("slow_share")[:, None]
-    slow = _ar1(rng, model.array("ar_slow")[:, None], (b, length), tail)
-    fast = _ar1(rng, model.array("ar_fast")[:, None], (b, length), tail)
-    core = (np.sqrt(share) * slow + np.sqrt(1.0 - share) * fast) * model.array("sigma_m")
+    if bias not in (True, False, "random"):
+        raise ValueError(f"bias must be True, False or 'random', got {bias!r}")
+
+    def param(name: str) -> np.ndarray:
+        return model.array(name).astype(np.float32)
+
+    phi_slow, phi_fast = param("ar_slow")[:, None], param("ar_fast")[:, None]
+    keep_slow, keep_fast = np.sqrt(1 - phi_slow**2), np.sqrt(1 - phi_fast**2)
+    share = param("slow_share")[:, None]
+    gain_slow = np.float32(scale) * np.sqrt(share) * param("sigma_m")
+    gain_fast = np.float32(scale) * np.sqrt(1 - share) * param("sigma_m")
     out_on = _bursts(rng, model.array("outlier_prob"), model.array("outlier_burst_frames"),
                      (b, length), (NUM_JOINTS,))  # fmt: skip
-    # One outlier offset per run: a new draw where a run starts, held while it lasts.
-    outlier_sigma = model.array("outlier_sigma_m")[:, None]
-    draws = rng.standard_normal((b, length, NUM_JOINTS, 2)) * outlier_sigma
+    # One outlier offset per burst: drawn where a burst starts, held while it lasts.
     starts = out_on.copy()
     starts[:, 1:] &= ~out_on[:, :-1]
-    run_index = np.maximum.accumulate(np.where(starts, np.arange(length)[None, :, None], 0), 1)
-    held = np.take_along_axis(draws, run_index[..., None], axis=1)
-    error = scale * np.where(out_on[..., None], held, core)
+    draws = np.zeros((b, length, NUM_JOINTS, 2), np.float32)
+    joint = np.nonzero(starts)[2]
+    draws[starts] = rng.standard_normal((len(joint), 2), dtype=np.float32) * (
+        np.float32(scale) * param("outlier_sigma_m")[joint, None]
+    )
+    z = rng.standard_normal((2, b, length, NUM_JOINTS, 2), dtype=np.float32)
+    slow, fast, held = z[0, :, 0], z[1, :, 0], draws[:, 0]
+    error = np.empty((b, length, NUM_JOINTS, 2), np.float32)
+    for t in range(length):
+        if t:
+            slow = phi_slow * slow + keep_slow * z[0, :, t]
+            fast = phi_fast * fast + keep_fast * z[1, :, t]
+            held = np.where(starts[:, t, :, None], draws[:, t], held)
+        error[:, t] = np.where(out_on[:, t, :, None], held, gain_slow * slow + gain_fast * fast)
     if bias is True:
-        error = error + model.array("bias_m")
+        error += param("bias_m")
     elif bias == "random":
-        angle = rng.uniform(0, 2 * np.pi, (b, 1, NUM_JOINTS))
-        magnitude = np.linalg.norm(model.array("bias_m"), axis=-1)
-        error = error + magnitude[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
-    elif bias is not False:
-        raise ValueError(f"bias must be True, False or 'random', got {bias!r}")
-    return error * m2px[:, :, None, None]
+        angle = rng.uniform(0, 2 * np.pi, (b, 1, NUM_JOINTS)).astype(np.float32)
+        magnitude = np.linalg.norm(param("bias_m"), axis=-1)[:, None]
+        error += magnitude * np.stack([np.cos(angle), np.sin(angle)], -1)
+    error *= m2px[:, :, None, None]
+    return error
 
 
 def apply_swaps(
