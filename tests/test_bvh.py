@@ -8,7 +8,13 @@ from scipy.spatial.transform import Rotation
 
 from distpose_app.core.errors import DataFormatError
 from distpose_app.core.rotations import euler_to_matrix, matrix_to_euler
-from distpose_app.data.bvh import end_site_positions, forward_kinematics, local_rotations, read_bvh
+from distpose_app.data.bvh import (
+    end_site_positions,
+    forward_kinematics,
+    local_rotations,
+    parse_bvh,
+    read_bvh,
+)
 
 ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 
@@ -73,7 +79,7 @@ def chain_text(frames=FRAMES) -> str:
 
 
 def test_reads_hierarchy():
-    bvh = read_bvh(chain_text())
+    bvh = parse_bvh(chain_text())
     assert bvh.names == ["Root", "A", "B", "C"]
     assert bvh.parents.tolist() == [-1, 0, 1, 0]
     np.testing.assert_array_equal(bvh.offsets, [[0, 0, 0], [0, 10, 0], [5, 0, 0], [-3, 0, 0]])
@@ -84,7 +90,7 @@ def test_reads_hierarchy():
 
 
 def test_forward_kinematics_hand_computed():
-    bvh = read_bvh(chain_text())
+    bvh = parse_bvh(chain_text())
     positions, rotations = forward_kinematics(bvh)
     ends = end_site_positions(bvh, positions, rotations)
     for frame, expected in EXPECTED.items():
@@ -96,7 +102,7 @@ def test_global_rotation_is_product_of_locals():
     rng = np.random.default_rng(1)
     frames = np.array(FRAMES, float)
     frames[:, [3, 4, 5, 6, 7, 8, 12, 13, 14]] = rng.uniform(-180, 180, (7, 9))
-    bvh = read_bvh(chain_text(frames.tolist()))
+    bvh = parse_bvh(chain_text(frames.tolist()))
     local = local_rotations(bvh)
     _, rotations = forward_kinematics(bvh)
     np.testing.assert_allclose(rotations[:, 2], local[:, 0] @ local[:, 1] @ local[:, 2])
@@ -160,6 +166,8 @@ def test_bad_euler_order():
         (lambda t: t.replace("OFFSET -3 0 0", "OFFSET -3 0 zero"), "OFFSET"),
         (lambda t: t.replace("  }\n}\nMOTION", "  }\nMOTION"), "unclosed"),
         (lambda t: t.replace("Frame Time: 0.04", ""), "Frame Time"),
+        (lambda t: t.replace("1 2 3 90 0 0", "1 2 3 1e12 0 0"), "1 MOTION values"),
+        (lambda t: t.replace("1 2 3 90 0 0", "1 2 3 nan 0 0"), "1 MOTION values"),
     ],
 )
 def test_malformed_files_name_file_and_problem(tmp_path, mangle, message):

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from distpose_app.core import metrics
-from distpose_app.core.errors import DistposeError
+from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.lifter import losses
+from distpose_app.lifter.model import check_state
 
 #: Fewest frames with a person that Adapt accepts (2 s at 30 fps).
 MIN_ADAPT_FRAMES = 60
@@ -454,4 +455,8 @@ def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, st
             return None, f"saved adaptation {path} ignored: made for another model ({shapes})"
         if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
             return None, f"saved adaptation {path} ignored: non-finite weights ({key})"
+    try:
+        check_state(state, f"saved adaptation {path} ignored")  # e.g. an absurd input lens
+    except WeightsError as exc:
+        return None, str(exc)
     return {k: v.to(expected[k].device, expected[k].dtype) for k, v in state.items()}, None

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import time
 
+from distpose_app.core import validate as v
 from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE, DEFAULT_H36M
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--views", type=int, default=2, help="virtual webcams per file (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="camera/lens seed (default 0)")
+    p.add_argument("--views", type=v.positive_int, default=2,
+                   help="virtual webcams per file (default 2)")  # fmt: skip
+    p.add_argument("--seed", type=v.seed_int, default=0, help="camera/lens seed (default 0)")
     p.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"mocap archive ({DEFAULT_ARCHIVE})")
     p.add_argument("--cache", default=str(CACHE_DIR), help=f"cache folder ({CACHE_DIR})")
 
@@ -23,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument(
         "--lenses", action="store_true", help="project keypoints_2d through sampled lenses"
     )
-    build.add_argument("--noise", type=float, default=0.0, help="detector noise sigma, px")
+    build.add_argument("--noise", type=v.non_negative_float, default=0.0,
+                       help="detector noise sigma, px")  # fmt: skip
     _common(build)
     export = sub.add_parser("export", help="write a split in the external .npz format")
     export.add_argument("--split", choices=("train", "val", "test"), default="test")
@@ -43,9 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h36m.add_argument("--noise", choices=("none", "sh"), default="none",
                       help="sh: add the detector-noise model fitted on the file's detections "
                       "to the ground-truth 2D")  # fmt: skip
-    h36m.add_argument("--noise-scale", type=float, default=1.0, help="noise spread factor")
-    h36m.add_argument("--stride", type=int, default=1, help="keep every N-th frame (50/N fps)")
-    h36m.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    h36m.add_argument("--noise-scale", type=v.non_negative_float, default=1.0,
+                      help="noise spread factor")  # fmt: skip
+    h36m.add_argument("--stride", type=v.positive_int, default=1,
+                      help="keep every N-th frame (50/N fps)")  # fmt: skip
+    h36m.add_argument("--seed", type=v.seed_int, default=0, help="noise seed (default 0)")
     h36m.add_argument("--h36m", default=str(DEFAULT_H36M), help=f"Human3.6M file ({DEFAULT_H36M})")
     h36m.add_argument("--out", required=True, help="output .npz file")
 
@@ -56,10 +61,8 @@ def _load(args: argparse.Namespace, split: str):
 
     if args.views < 1:
         raise DistposeError(f"--views must be at least 1, got {args.views}")
-    from pathlib import Path
-
-    if not Path(args.archive).is_file():
-        raise DistposeError(f"mocap archive not found: {args.archive} (see --archive)")
+    v.check_folder("--cache", args.cache)
+    v.check_input_file(args.archive, "mocap archive (--archive)")
     sampler = None
     if getattr(args, "lenses", False):
         from distpose_app.data.lens_sampler import LensSampler
@@ -112,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
 
     from distpose_app.data.external import write_external
 
+    v.check_output_file("--out", args.out)
+    inputs = [("mocap archive", getattr(args, "archive", None)),
+              ("Human3.6M file", getattr(args, "h36m", None))]  # fmt: skip
+    for what, source in inputs:
+        if source and v.same_file(args.out, source):
+            from distpose_app.core.errors import DistposeError
+
+            raise DistposeError(f"--out {args.out} would overwrite the {what} {source}")
     if args.action == "h36m-external":
         from distpose_app.data.h36m_external import build_h36m_external
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
 from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE, PRETRAINED_DIR
 
 # The held-out set is seen through one webcam (90° horizontal FOV, 1280x720): a lens string then
@@ -37,13 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--noise-px",
-        type=float,
+        type=v.non_negative_float,
         default=0.0,
         help="detector-like 2D noise, pixels (larger on fast joints)",
     )
     p.add_argument(
         "--drop-prob",
-        type=float,
+        type=v.arg_float(0.0, 1.0, high_open=True),
         default=0.0,
         help="chance that each joint of each frame goes unseen (dropped detections)",
     )
@@ -80,17 +81,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="results file (default: evaluation.json, evaluation-poses.json)")
     p.add_argument("--plot", help="PNG plot (default: the --json path with .png)")
     p.add_argument("--weights-dir", default=str(PRETRAINED_DIR))
-    p.add_argument("--adapt-seconds", type=float, default=20.0, help="ISO buffer length")
-    p.add_argument("--fewshot-k", type=int, default=50, help="labelled frames for few-shot")
+    p.add_argument("--adapt-seconds", type=v.arg_float(0.0, 3600.0, low_open=True), default=20.0,
+                   help="ISO buffer length, seconds")  # fmt: skip
+    p.add_argument("--fewshot-k", type=v.positive_int, default=50,
+                   help="labelled frames for few-shot")  # fmt: skip
     p.add_argument(
         "--max-sequences",
-        type=int,
+        type=v.non_negative_int,
         default=0,
         help="use only the first N sequences (with --poses: of each family; 0: all)",
     )
     p.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
     p.add_argument("--cache", default=str(CACHE_DIR))
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
 
 
 def load_models(weights_dir, names) -> tuple[dict, dict]:
@@ -173,6 +176,41 @@ def _sampler_check(meta: dict, lenses) -> dict:
         )
         out[text] = bool(camera_inside and sampler.contains(im.lens))
     return out
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Fail in one line, before anything loads, when an input is missing or an output would
+    land on a folder, on an input, or on another output (the .md and .png beside --json)."""
+    from pathlib import Path
+
+    from distpose_app.core.errors import DistposeError
+    from distpose_app.evaluation.protocol import MODELS
+
+    v.check_folder("--cache", args.cache)
+    if args.data:
+        v.check_input_file(args.data, "--data file")
+    per_group = args.poses or getattr(args, "group_by", None)
+    group = getattr(args, "group_by", None) or "family"
+    default = f"evaluation-{'poses' if group == 'family' else group}.json"
+    out = Path(args.json or (default if per_group else "evaluation.json"))
+    outputs = {"--json": out}
+    if per_group:
+        outputs["the table beside --json"] = out.with_suffix(".md")
+    else:
+        outputs["--plot"] = Path(args.plot or out.with_suffix(".png"))
+    for option, path in outputs.items():
+        v.check_output_file(option, path)
+    names = list(outputs.items())
+    for i, (option, path) in enumerate(names):
+        for other, path2 in names[i + 1 :]:
+            if v.same_file(path, path2):
+                raise DistposeError(f"{option} and {other} are one file: {path}")
+        inputs = [("--data", args.data), ("--archive", args.archive)]
+        inputs += [(f"--weights-dir {m}.pt", Path(args.weights_dir) / f"{m}.pt")
+                   for m in MODELS]  # fmt: skip
+        for name, source in inputs:
+            if source and v.same_file(path, source):
+                raise DistposeError(f"{option} {path} would overwrite the input {name}")
 
 
 def _write_json(path, payload) -> None:
@@ -261,12 +299,9 @@ def run(args: argparse.Namespace) -> int:
     from distpose_app.data.external import load_external
     from distpose_app.evaluation import protocol as ev
 
+    check_paths(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.noise_px < 0:
-        raise DistposeError(f"--noise-px must be >= 0, got {args.noise_px}")
-    if not 0 <= args.drop_prob < 1:
-        raise DistposeError(f"--drop-prob must be in [0, 1), got {args.drop_prob}")
     if args.poses or args.group_by:
         return run_poses(args)
     lens_texts = args.lens or list(ev.LENS_SETS[args.lenses or "in"])

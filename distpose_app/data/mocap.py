@@ -27,7 +27,7 @@ from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.fileio import savez_atomic
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import BONE_NAMES, NUM_JOINTS, bone_lengths
-from distpose_app.data.bvh import Bvh, forward_kinematics, read_bvh
+from distpose_app.data.bvh import Bvh, forward_kinematics, iter_archive_bvh
 
 # The crown lies this far beyond the mocap head joint along the neck -> head direction: neither
 # skeleton has a joint at the top of the head, which H36M's joint 10 is.
@@ -243,18 +243,12 @@ def iter_bandai_bvh(
         try:
             with tarfile.open(fileobj=cast(IO[bytes], counter), mode="r|xz") as archive:
                 files = 0
-                for member in archive:
+                for name, bvh in iter_archive_bvh(archive, str(path)):
                     if limit is not None and files >= limit:
                         return
-                    if not (member.isfile() and member.name.lower().endswith(".bvh")):
-                        continue
-                    member_file = archive.extractfile(member)
-                    assert member_file is not None  # a regular file has contents
-                    data = member_file.read()
-                    bvh = read_bvh(data.decode("utf-8", errors="replace"), name=member.name)
                     files += 1
                     bar.update(counter.count // 1_000_000 - bar.n, postfix=f"{files} files")
-                    yield member.name, bvh
+                    yield name, bvh
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
             raise DataFormatError(f"{path}: broken archive ({exc})") from exc
 
@@ -309,7 +303,7 @@ def load_bandai(
 
 def _load_cache(cache: Path) -> list[MocapSequence]:
     try:
-        with np.load(cache) as data:
+        with np.load(cache, allow_pickle=False) as data:
             positions = data["positions"]
             ends = np.cumsum(data["lengths"])
             columns = [data[k].tolist() for k in ("names", "datasets", "contents", "styles", "fps")]

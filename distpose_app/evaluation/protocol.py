@@ -56,6 +56,7 @@ import numpy as np
 
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError, LensError
+from distpose_app.core.validate import HFOV_RANGE_DEG
 from distpose_app.lens.models import Intrinsics, Lens, NoLens
 from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.lens.strings import parse_lens
@@ -177,7 +178,7 @@ def _modifier_values(text: str, key: str, rest: str, count: int) -> list[float]:
 
 def parse_imaging(text: str) -> Imaging:
     """`<lens>[@pp=dx,dy][@hfov=deg]` → Imaging. dx, dy: principal point offset as fractions of
-    the image width and height (|d| < 0.5); deg: horizontal field of view in (0, 180).
+    the image width and height (|d| < 0.5); deg: horizontal field of view in [1, 179].
     Raises LensError naming the problem."""
     if not isinstance(text, str) or not text.strip():
         raise LensError("empty lens string")
@@ -198,8 +199,9 @@ def parse_imaging(text: str) -> Imaging:
             pp = (dx, dy)
         else:
             (hfov,) = _modifier_values(text, key, rest, 1)
-            if not 0.0 < hfov < 180.0:
-                raise LensError(f"{text!r}: @hfov={hfov} is not in (0, 180) degrees")
+            if not HFOV_RANGE_DEG[0] <= hfov <= HFOV_RANGE_DEG[1]:
+                raise LensError(f"{text!r}: @hfov={hfov} is not in [{HFOV_RANGE_DEG[0]:g}, "
+                                f"{HFOV_RANGE_DEG[1]:g}] degrees")  # fmt: skip
     return Imaging(text.strip(), lens, pp, hfov)
 
 
