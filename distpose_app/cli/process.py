@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hfov",
         type=v.hfov_degrees,
         default=70.0,
-        help="horizontal field of view for --lens, degrees (default 70)",
+        help="horizontal field of view, degrees (default 70): sets how far away the person is "
+        "(the root trajectory) and, with --lens, the undistortion",
     )
     parser.add_argument(
         "--frames",
