@@ -21,9 +21,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# torch's CPU wheel (about 200 MB rather than the several GB of PyPI's CUDA build on Linux);
-# TORCH_INDEX= (empty) takes torch from PyPI like everything else.
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# Empty by default: torch comes from the package registry like everything else (CI reaches the
+# registries only). On a Linux machine whose registry torch is the CUDA build (several GB),
+# `make TORCH_INDEX=https://download.pytorch.org/whl/cpu app` takes the CPU wheel (~200 MB).
+TORCH_INDEX ?=
 
 $(VENV)/.app-installed: $(BIN)/python requirements.txt setup.cfg setup.py pyproject.toml
 	$(if $(TORCH_INDEX),$(BIN)/pip install -q --index-url $(TORCH_INDEX) $$(grep '^torch==' requirements.txt))
