@@ -14,11 +14,14 @@ columns flag them, and the log names the joints seen in fewer than half the trac
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
 
 from distpose_app.core import validate as v
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -239,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
+    log.info("%s: %dx%d at %g fps; lifter %s on %s", args.input, *source.size, source.fps,
+             model_name, device)  # fmt: skip
 
     keypoints, confidence, timestamps, det_times, error = detect_all(
         source, args.frames, args.quiet
@@ -246,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(timestamps)
     if n == 0:
         raise error or DistposeError(f"{args.input}: no frames could be read")
+    found = int((keypoints == keypoints).all(-1).any(-1).sum())  # NaN != NaN: no person
+    log.info("detected %d frames, %d with a person", n, found)
     from distpose_app.export import ExportOptions, resample_recording
     from distpose_app.lifter import MODEL_FPS
 
