@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distpose_app.adapt import lens_fit as la  # noqa: E402
-from distpose_app.adapt.iso import lift_sequence  # noqa: E402
+from distpose_app.lifter.inference import lift_sequence  # noqa: E402
 from distpose_app.cli.evaluate import held_out_data, load_models  # noqa: E402
 from distpose_app.core import metrics  # noqa: E402
 from distpose_app.evaluation import protocol as ev  # noqa: E402

@@ -27,6 +27,7 @@ import torch
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError
 from distpose_app.lifter import losses
+from distpose_app.lifter.inference import edge_padded, lift_sequence
 
 #: Fewest frames with a person that Adapt accepts (2 s at 30 fps).
 MIN_ADAPT_FRAMES = 60
@@ -132,31 +133,6 @@ def select_parameters(model: torch.nn.Module, group: str) -> list[torch.nn.Param
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
         return list(convs[-1].parameters())
     raise DistposeError(f"unknown parameter group {group!r}; use {PARAM_GROUPS}")
-
-
-def edge_padded(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """x (T, 17, 2) with its first and last frames repeated so that the model gives one output
-    per input frame: receptive_field - 1 frames in all, the look-ahead ones after the end."""
-    rf = model.receptive_field
-    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
-    past = rf - 1 - future
-    return torch.cat([x[:1].expand(past, -1, -1), x, x[-1:].expand(future, -1, -1)], dim=0)
-
-
-@torch.no_grad()
-def lift_sequence(model: torch.nn.Module, keypoints_2d: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Lift a whole sequence, padding the ends by edge replication as VideoPose3D does.
-
-    keypoints_2d (T, 17, 2) normalised screen coordinates -> (T, 17, 3) metres, root-relative.
-    For a causal model all padding goes before the first frame.
-    """
-    padded = edge_padded(model, torch.as_tensor(np.asarray(keypoints_2d), dtype=torch.float32))
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = model(padded[None].to(device))[0].cpu().numpy()
-    model.train(was_training)
-    return out
 
 
 def pose_statistics(poses: np.ndarray) -> dict:

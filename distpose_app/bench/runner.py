@@ -157,7 +157,7 @@ def lifter_speed(model, device: str | torch.device, settings: BenchSettings, see
     does not depend on the values. Returns {stream_ms, naive_ms (median ms per frame),
     naive_over_stream, batch_fps (frames/s), receptive_field, channels}.
     """
-    from distpose_app.adapt.iso import lift_sequence
+    from distpose_app.lifter.inference import lift_sequence
     from distpose_app.lifter.model import NaiveLifter, StreamingLifter
 
     device = torch.device(device)

@@ -1,0 +1,237 @@
+"""Adapt on real footage through known lenses: build the real-clip test set, measure Adapt on it.
+
+Recipe (a camera whose lens we know, on real people and a real detector):
+- every video of ../shared/media is pasted, scaled, into a 1920x1080 grey canvas: off-centre,
+  at a fixed place or panning across the picture over the clip (PLACEMENTS). The canvas is the
+  image of an ideal 90-degree pinhole camera;
+- the canvas is warped through a known lens (LENSES; `none` leaves it lens-free) with
+  cv2.remap, as that camera with that lens would have seen it;
+- MediaPipe (as `distpose process`) detects the person in every warped frame. Detections are
+  cached in $DISTPOSE_CACHE/realclips (about 25 ms a frame to recompute).
+
+Then, per case, the 2D goes through `distpose process`'s pipeline three ways: unadapted, with
+the true lens given (`--lens`, the ceiling), and adapted (`--adapt`, the app's adapt_model).
+Each output is compared, frame by frame over the frames tracked in both, with the reference:
+the unadapted output on the lens-free canvas of the same clip and placement. Distances are the
+mean joint distance of the root-relative 3D, mm. The bars (issue "Adapt that never invents a
+lens"): lens-free inputs, Adapt declines or moves the output by < 5 mm; warped inputs, adapted
+<= true lens + 1 mm and < unadapted; two runs agree within 1 mm (`--runs 2 --busy`).
+
+    python scripts/real_clip_adapt.py --weights pretrained/meta.pt --markdown docs/x.md
+
+prints one row per case and the summary; --json keeps every number. Rerun it on new weights
+after `distpose adapt-calibrate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RECIPE_VERSION = 1
+CANVAS = (1920, 1080)
+CANVAS_HFOV = 90.0
+BACKGROUND = 110  # grey level of the canvas around the pasted clip
+CLIPS = ("openpose_street_walk.avi", "mediapipe_gesture_upper_body.mp4")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the clip goes on the canvas: `scale` of its own size, its centre moving linearly
+    from `start` to `end` (fractions of the canvas width and height) over the clip."""
+
+    name: str
+    scale: float
+    start: tuple[float, float]
+    end: tuple[float, float]
+
+    def offset(self, size: tuple[int, int], t: float) -> tuple[int, int]:
+        """Top-left corner (pixels) of a clip of `size` at fraction t in [0, 1] of the clip."""
+        w, h = int(round(size[0] * self.scale)), int(round(size[1] * self.scale))
+        cx = (self.start[0] + t * (self.end[0] - self.start[0])) * CANVAS[0]
+        cy = (self.start[1] + t * (self.end[1] - self.start[1])) * CANVAS[1]
+        return int(round(cx - w / 2)), int(round(cy - h / 2))
+
+
+# MediaPipe loses the street walk's far-away start when the clip is scaled below about 1.0 of a
+# 1920x1080 canvas (28 of its first 80 frames found at 0.75, all at 1.0), so it stays full size.
+PLACEMENTS = {
+    "openpose_street_walk.avi": (
+        Placement("right", 1.0, (0.66, 0.5), (0.66, 0.5)),
+        Placement("bottomleft", 1.0, (0.34, 0.66), (0.34, 0.66)),
+        Placement("pan", 1.0, (0.34, 0.4), (0.66, 0.6)),
+        Placement("edge", 1.0, (0.8, 0.55), (0.8, 0.55)),
+        Placement("across", 1.0, (0.15, 0.5), (0.85, 0.5)),
+    ),
+    "mediapipe_gesture_upper_body.mp4": (
+        Placement("topleft", 0.7, (0.25, 0.3), (0.25, 0.3)),
+        Placement("right", 0.7, (0.75, 0.5), (0.75, 0.5)),
+        Placement("pan", 0.7, (0.25, 0.65), (0.75, 0.35)),
+    ),
+}
+LENSES = ("none", "brown:-0.3", "strong", "fisheye", "brown:0.12")
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("DISTPOSE_CACHE", ".cache"))
+    return root / "realclips"
+
+
+def media_dir() -> Path:
+    shared = Path(os.environ.get("DISTPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    return shared / "media"
+
+
+_MAPS: dict = {}  # the last lens's remap tables (slow to invert for a fisheye)
+
+
+class WarpedSource:
+    """A FrameSource: the clip's frames pasted into the canvas (`placement`) and warped through
+    `lens` (a lens string) by a camera of CANVAS pixels and CANVAS_HFOV degrees."""
+
+    is_live = False
+
+    def __init__(self, path: Path, placement: Placement, lens: str):
+        from distpose_app.lens.models import Intrinsics, parse_lens
+        from distpose_app.live.capture import VideoFileSource
+
+        self.video = VideoFileSource(path)
+        self.placement = placement
+        self.lens = parse_lens(lens, max_radius=None)
+        self.intrinsics = Intrinsics.from_hfov(CANVAS_HFOV, *CANVAS)
+        self.name = f"{path.name} {placement.name} {lens}"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return CANVAS
+
+    @property
+    def fps(self) -> float:
+        return self.video.fps
+
+    @property
+    def frame_count(self) -> int:
+        return getattr(self.video, "frame_count", 0)
+
+    def open(self) -> None:
+        self.video.open()
+        self._total = max(1, self.frame_count - 1)
+
+    def close(self) -> None:
+        self.video.close()
+
+    def maps(self):
+        """cv2.remap maps: for each pixel of the lensed image, where it comes from on the
+        canvas (the ideal pinhole image); (-1, -1) where the lens cannot be inverted."""
+        key = (self.lens.spec(), CANVAS, CANVAS_HFOV)
+        if key not in _MAPS:
+            w, h = CANVAS
+            xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+            px = np.stack([xs, ys], -1).reshape(-1, 2)
+            k = self.intrinsics
+            ideal = k.to_pixels(self.lens.undistort(k.to_normalized(px))) - 0.5
+            ideal[~np.isfinite(ideal).all(-1)] = -1.0
+            ideal = ideal.reshape(h, w, 2).astype(np.float32)
+            _MAPS.clear()  # one lens at a time: 16 MB each
+            _MAPS[key] = (ideal[..., 0].copy(), ideal[..., 1].copy())
+        return _MAPS[key]
+
+    def canvas(self, image: np.ndarray, index: int) -> np.ndarray:
+        import cv2
+
+        h0, w0 = image.shape[:2]
+        w, h = int(round(w0 * self.placement.scale)), int(round(h0 * self.placement.scale))
+        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        out = np.full((CANVAS[1], CANVAS[0], 3), BACKGROUND, np.uint8)
+        x, y = self.placement.offset((w0, h0), min(1.0, index / self._total))
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(CANVAS[0], x + w), min(CANVAS[1], y + h)
+        out[y0:y1, x0:x1] = small[y0 - y : y1 - y, x0 - x : x1 - x]
+        return out
+
+    def read(self):
+        import cv2
+
+        frame = self.video.read()
+        if frame is None:
+            return None
+        image = self.canvas(frame.image, frame.index)
+        if not self.lens.is_identity:
+            mx, my = self.maps()
+            image = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+        frame.image = image
+        return frame
+
+
+def case_key(clip: str, placement: Placement, lens: str) -> str:
+    path = media_dir() / clip
+    stat = path.stat()
+    text = json.dumps([RECIPE_VERSION, clip, stat.st_size, placement.__dict__, lens,
+                       CANVAS, CANVAS_HFOV, BACKGROUND])  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def detections(clip: str, placement: Placement, lens: str, quiet: bool = True) -> dict:
+    """MediaPipe on the warped clip (cached): keypoints (F, 17, 2) pixels of the lensed image,
+    NaN where no person; confidence (F, 17); timestamps_s (F,)."""
+    from distpose_app.cli.process import detect_all
+
+    path = cache_dir() / f"{Path(clip).stem}-{placement.name}-{lens.replace(':', '_')}-" \
+        f"{case_key(clip, placement, lens)}.npz"  # fmt: skip
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    source = WarpedSource(media_dir() / clip, placement, lens)
+    kp, conf, ts, _, error = detect_all(source, None, quiet)
+    if error is not None:
+        raise error
+    out = {"keypoints": kp, "confidence": conf, "timestamps_s": ts}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **out)
+    tmp.replace(path)
+    return out
+
+
+def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = None):
+    """`distpose process`'s second pass over cached detections: (positions (F, 17, 3) metres
+    root-relative, NaN where no pose; the AdaptResult or None). lens: the known lens given to
+    the pipeline (as `--lens` with `--hfov` CANVAS_HFOV); adapt: an adapt_model method."""
+    from distpose_app.adapt.iso import adapt_model
+    from distpose_app.cli.process import lift_all
+    from distpose_app.lens.models import parse_lens
+    from distpose_app.live.pipeline import LivePipeline
+
+    known = parse_lens(lens, max_radius=None) if lens and lens != "none" else None
+    n = len(data["timestamps_s"])
+    pipeline = LivePipeline(model, "cpu", size=CANVAS, known_lens=known, hfov_deg=CANVAS_HFOV,
+                            buffer_frames=n)  # fmt: skip
+    pipeline.recorder.recovery_dir = None
+    result = None
+    if adapt:
+        lift_all(pipeline, data["keypoints"], data["confidence"], data["timestamps_s"])
+        result = adapt_model(pipeline.model_copy(), pipeline.adapt_buffer(), adapt)
+        if result.accepted:
+            pipeline.set_model_state(result.state_dict)
+    recording = lift_all(pipeline, data["keypoints"], data["confidence"], data["timestamps_s"])
+    return recording.positions, result
+
+
+def joint_distance_mm(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean joint distance (mm) between two (F, 17, 3) outputs over the frames posed in both."""
+    both = np.isfinite(a).all((1, 2)) & np.isfinite(b).all((1, 2))
+    if not both.any():
+        return float("nan")
+    return 1000.0 * float(np.linalg.norm(a[both] - b[both], axis=-1).mean())
