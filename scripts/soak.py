@@ -112,9 +112,9 @@ class Soak:
         return DemoSource(lens=lens, size=self.size, noise_px=1.0, seed=self.lens_index)
 
     def open(self) -> None:
-        from distpose_app.live.pipeline import LiveSession
+        from distpose_app.live.feed import LiveFeed
 
-        self.session = LiveSession(self._source(), self.pipeline, realtime=self.args.realtime)
+        self.session = LiveFeed(self._source(), self.pipeline, realtime=self.args.realtime)
 
     def switch(self) -> None:
         self.session.switch_source(self._source())

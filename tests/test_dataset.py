@@ -1,5 +1,6 @@
-"""Tests for data.dataset: virtual webcams, projection, splits, noise, the cache and the
-external .npz format. Tiny synthetic skeletons generated here; one test reads the real archive."""
+"""Tests for data.cameras, splits, synthetic and external: virtual webcams, projection, splits,
+noise, the cache and the external .npz format. Tiny synthetic skeletons generated here; one test
+reads the real archive."""
 
 from __future__ import annotations
 
@@ -14,8 +15,31 @@ import pytest
 
 from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import bone_lengths
-from distpose_app.data import dataset as ds
-from distpose_app.lens.models import BrownConrady, Intrinsics, LensSampler, NoLens, project_points
+from distpose_app.data.cameras import (
+    CameraConfig,
+    VirtualCamera,
+    intrinsics_array,
+    look_at_rotation,
+    project_views,
+    sample_camera,
+    sample_intrinsics,
+)
+from distpose_app.data.external import (
+    OPTIONAL_KEYS,
+    REQUIRED_KEYS,
+    load_external,
+    save_external,
+    write_external,
+)
+from distpose_app.data.lens_sampler import LensSampler
+from distpose_app.data.splits import TEST_STYLES, clips, split_of
+from distpose_app.data.synthetic import (
+    NoiseConfig,
+    add_detector_noise,
+    build_synthetic,
+    load_or_build,
+)
+from distpose_app.lens.models import BrownConrady, Intrinsics, NoLens, project_points
 
 # A standing person, world metres, Y up, feet on the floor (H36M-17 order).
 STANDING = np.array(
@@ -66,7 +90,7 @@ def sequences(n: int = 4, frames: int = 40) -> list[FakeSequence]:
     return out
 
 
-def check_in_frame(camera: ds.VirtualCamera, world: np.ndarray) -> None:
+def check_in_frame(camera: VirtualCamera, world: np.ndarray) -> None:
     cam = camera.world_to_camera(world)
     assert np.all(cam[..., 2] > 0.3)
     px = camera.project(world)
@@ -79,14 +103,14 @@ def check_in_frame(camera: ds.VirtualCamera, world: np.ndarray) -> None:
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("walk_m", [0.0, 4.0])
 def test_sampled_cameras_keep_every_joint_in_frame_and_in_front(walk_m):
-    config = ds.CameraConfig()
+    config = CameraConfig()
     sampler = LensSampler()
     for seed in range(25):
         rng = np.random.default_rng(seed)
         world = swaying(50, walk_m, heading=seed)
-        intrinsics = ds.sample_intrinsics(rng, config)
+        intrinsics = sample_intrinsics(rng, config)
         lens = sampler.sample(rng, intrinsics.corner_radius) if seed % 2 else None
-        camera = ds.sample_camera(rng, world, config, intrinsics, lens)
+        camera = sample_camera(rng, world, config, intrinsics, lens)
         check_in_frame(camera, world)
         # The placement follows the configured distribution (distance only grows on retries).
         target = world.reshape(-1, 3).mean(axis=0)
@@ -104,7 +128,7 @@ def test_cameras_look_around_the_subject_and_level():
     target = world.reshape(-1, 3).mean(axis=0)
     azimuths, rolls = [], []
     for seed in range(60):
-        cam = ds.sample_camera(np.random.default_rng(seed), world)
+        cam = sample_camera(np.random.default_rng(seed), world)
         d = cam.position - target
         azimuths.append(np.arctan2(d[0], d[2]))
         # The camera's x axis (first row of R) stays near horizontal: small roll.
@@ -116,10 +140,10 @@ def test_cameras_look_around_the_subject_and_level():
 
 def test_narrow_lens_far_subject_is_found_by_retrying():
     # 50 degrees on 4:3 cannot show a standing person from 1.5 m: the sampler must back off.
-    config = replace(ds.CameraConfig(), distance_m=(1.5, 1.5), hfov_deg=(50.0, 50.0))
+    config = replace(CameraConfig(), distance_m=(1.5, 1.5), hfov_deg=(50.0, 50.0))
     config = replace(config, image_sizes=((640, 480),))
     world = swaying(30)
-    camera = ds.sample_camera(np.random.default_rng(0), world, config)
+    camera = sample_camera(np.random.default_rng(0), world, config)
     check_in_frame(camera, world)
     target = world.reshape(-1, 3).mean(axis=0)
     assert np.hypot(*(camera.position - target)[[0, 2]]) > 2.0
@@ -127,9 +151,9 @@ def test_narrow_lens_far_subject_is_found_by_retrying():
 
 def test_sample_camera_is_deterministic_from_the_rng():
     world = swaying(30, 2.0)
-    a = ds.sample_camera(np.random.default_rng(7), world)
-    b = ds.sample_camera(np.random.default_rng(7), world)
-    c = ds.sample_camera(np.random.default_rng(8), world)
+    a = sample_camera(np.random.default_rng(7), world)
+    b = sample_camera(np.random.default_rng(7), world)
+    c = sample_camera(np.random.default_rng(8), world)
     np.testing.assert_array_equal(a.R, b.R)
     np.testing.assert_array_equal(a.t, b.t)
     assert a.intrinsics == b.intrinsics
@@ -141,10 +165,10 @@ def test_sample_camera_is_deterministic_from_the_rng():
 # ---------------------------------------------------------------------------------------
 def test_projection_of_a_known_point_by_hand():
     # Camera 1 m up at the origin, looking along world +Z: its right is world -X, down is -Y.
-    R = ds.look_at_rotation(np.array([0.0, 1.0, 0.0]), np.array([0.0, 1.0, 5.0]))
+    R = look_at_rotation(np.array([0.0, 1.0, 0.0]), np.array([0.0, 1.0, 5.0]))
     np.testing.assert_allclose(R, [[-1, 0, 0], [0, -1, 0], [0, 0, 1]], atol=1e-15)
     intr = Intrinsics(500.0, 500.0, 320.0, 240.0, 640, 480)
-    cam = ds.VirtualCamera(intr, R, -R @ np.array([0.0, 1.0, 0.0]))
+    cam = VirtualCamera(intr, R, -R @ np.array([0.0, 1.0, 0.0]))
     point = np.array([0.5, 1.5, 2.0])  # left of and above the camera's axis, 2 m ahead
     np.testing.assert_allclose(cam.world_to_camera(point), [-0.5, -0.5, 2.0], atol=1e-15)
     # x/z = y/z = -0.25 -> 320 - 125, 240 - 125.
@@ -159,7 +183,7 @@ def test_camera_projection_matches_opencv():
     world = swaying(10, 1.0)
     rng = np.random.default_rng(3)
     lens = BrownConrady(-0.3, 0.1, -0.01, 0.001, -0.002)
-    cam = ds.sample_camera(rng, world, lens=lens)
+    cam = sample_camera(rng, world, lens=lens)
     rvec, _ = cv2.Rodrigues(cam.R)
     expected, _ = cv2.projectPoints(
         world.reshape(-1, 1, 3), rvec, cam.t, cam.intrinsics.matrix, lens.opencv_coeffs()
@@ -175,18 +199,18 @@ def test_project_views_vectorised_matches_per_sequence_projection():
     sequence = np.repeat(np.arange(n_seq), frames)
     intrs = [Intrinsics.from_hfov(rng.uniform(50, 120), 1280, 720) for _ in range(n_seq)]
     lenses = [sampler.sample(rng, i.corner_radius) for i in intrs]
-    K = np.array([ds.intrinsics_array(i) for i in intrs])
-    got = ds.project_views(points, K, lenses, sequence)
+    K = np.array([intrinsics_array(i) for i in intrs])
+    got = project_views(points, K, lenses, sequence)
     for s in range(n_seq):
         rows = sequence == s
         expected = project_points(points[rows], intrs[s], lenses[s])
         np.testing.assert_allclose(got[rows], expected, atol=1e-9)
     # Per training window: (B, T, 17, 3) with one intrinsics row and one lens per window.
     windows = points.reshape(n_seq, frames, 17, 3)
-    got_w = ds.project_views(windows, K, lenses)
+    got_w = project_views(windows, K, lenses)
     np.testing.assert_allclose(got_w.reshape(-1, 17, 2), got, atol=1e-12)
     # One lens and one intrinsics vector for all.
-    one = ds.project_views(points, K[0], lenses[0])
+    one = project_views(points, K[0], lenses[0])
     np.testing.assert_allclose(one, project_points(points, intrs[0], lenses[0]), atol=1e-9)
 
 
@@ -202,20 +226,20 @@ def test_split_holds_out_whole_styles_and_is_disjoint_by_file():
         for c in contents
         for s in styles
     ]
-    splits = {n: ds.split_of(n) for n in names}
-    assert all(splits[n] == "test" for n in names if n.split("_")[2] in ds.TEST_STYLES)
-    assert all(splits[n] != "test" for n in names if n.split("_")[2] not in ds.TEST_STYLES)
+    splits = {n: split_of(n) for n in names}
+    assert all(splits[n] == "test" for n in names if n.split("_")[2] in TEST_STYLES)
+    assert all(splits[n] != "test" for n in names if n.split("_")[2] not in TEST_STYLES)
     val = [n for n in names if splits[n] == "val"]
     rest = [n for n in names if splits[n] != "test"]
     assert 0.02 < len(val) / len(rest) < 0.09  # about 1 in VAL_MODULUS
     # A path or a .bvh suffix does not change the split; a MocapSequence gives the same answer.
     for n in names[:50]:
-        assert ds.split_of(f"data/{n}.bvh") == splits[n]
+        assert split_of(f"data/{n}.bvh") == splits[n]
         style = n.split("_")[2]
-        assert ds.split_of(FakeSequence(n, "2", "walk", style, STANDING[None])) == splits[n]
+        assert split_of(FakeSequence(n, "2", "walk", style, STANDING[None])) == splits[n]
     # Building each split from the same files gives disjoint views that cover everything.
     seqs = [FakeSequence(n, "2", "walk", n.split("_")[2], swaying(4)) for n in names[::6]]
-    built = {s: ds.build_synthetic(seqs, s, 1, progress=False) for s in ("train", "val", "test")}
+    built = {s: build_synthetic(seqs, s, 1, progress=False) for s in ("train", "val", "test")}
     files = {s: {str(x).split("/")[0] for x in b.names} for s, b in built.items()}
     assert not files["train"] & files["test"] and not files["val"] & files["test"]
     assert not files["train"] & files["val"]
@@ -227,7 +251,7 @@ def test_split_holds_out_whole_styles_and_is_disjoint_by_file():
 # ---------------------------------------------------------------------------------------
 def test_build_synthetic_shapes_and_consistency():
     seqs = sequences(3, 30)
-    data = ds.build_synthetic(seqs, "all", 2, seed=1, lens_sampler=LensSampler(), progress=False)
+    data = build_synthetic(seqs, "all", 2, seed=1, lens_sampler=LensSampler(), progress=False)
     n = 3 * 2 * 30
     assert data.positions_3d.shape == (n, 17, 3) and data.keypoints_2d.shape == (n, 17, 2)
     assert data.keypoints_2d_ideal.shape == (n, 17, 2) and data.sequence.shape == (n,)
@@ -247,28 +271,26 @@ def test_build_synthetic_shapes_and_consistency():
         assert np.all(
             (data.keypoints_2d[sl] >= 0).all(-1) & (data.keypoints_2d[sl] <= [w, h]).all(-1)
         )
-    from distpose_app.lens.models import parse_lens
+    from distpose_app.lens.strings import parse_lens
 
     lenses = [parse_lens(spec, max_radius=None) for spec in data.lens]
-    again = ds.project_views(data.positions_3d, data.intrinsics, lenses, data.sequence)
+    again = project_views(data.positions_3d, data.intrinsics, lenses, data.sequence)
     np.testing.assert_allclose(again, data.keypoints_2d, atol=1e-2)  # float32 storage
-    ideal = ds.project_views(data.positions_3d, data.intrinsics, None, data.sequence)
+    ideal = project_views(data.positions_3d, data.intrinsics, None, data.sequence)
     np.testing.assert_allclose(ideal, data.keypoints_2d_ideal, atol=1e-2)
     assert data.mask is None
 
 
 def test_build_is_deterministic_and_per_file():
     seqs = sequences(3, 20)
-    a = ds.build_synthetic(seqs, "all", 2, seed=5, lens_sampler=LensSampler(), progress=False)
-    b = ds.build_synthetic(seqs, "all", 2, seed=5, lens_sampler=LensSampler(), progress=False)
-    c = ds.build_synthetic(seqs, "all", 2, seed=6, lens_sampler=LensSampler(), progress=False)
+    a = build_synthetic(seqs, "all", 2, seed=5, lens_sampler=LensSampler(), progress=False)
+    b = build_synthetic(seqs, "all", 2, seed=5, lens_sampler=LensSampler(), progress=False)
+    c = build_synthetic(seqs, "all", 2, seed=6, lens_sampler=LensSampler(), progress=False)
     np.testing.assert_array_equal(a.keypoints_2d, b.keypoints_2d)
     np.testing.assert_array_equal(a.lens, b.lens)
     assert not np.allclose(a.intrinsics, c.intrinsics)
     # A file's views do not depend on which other files are built with it.
-    alone = ds.build_synthetic(
-        seqs[2:], "all", 2, seed=5, lens_sampler=LensSampler(), progress=False
-    )
+    alone = build_synthetic(seqs[2:], "all", 2, seed=5, lens_sampler=LensSampler(), progress=False)
     np.testing.assert_array_equal(alone.positions_3d, a.positions_3d[-40:])
     np.testing.assert_array_equal(alone.keypoints_2d, a.keypoints_2d[-40:])
 
@@ -276,10 +298,10 @@ def test_build_is_deterministic_and_per_file():
 def test_unknown_split_and_mixed_fps_are_user_errors():
     seqs = sequences(2, 10)
     with pytest.raises(DistposeError, match="split"):
-        ds.build_synthetic(seqs, "training", progress=False)
+        build_synthetic(seqs, "training", progress=False)
     seqs[1].fps = 25.0
     with pytest.raises(DistposeError, match="frame rates"):
-        ds.build_synthetic(seqs, "all", progress=False)
+        build_synthetic(seqs, "all", progress=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,8 +312,8 @@ def test_noise_statistics_per_joint_speed_and_drops():
     n = 20000
     still = np.full((n, 17, 2), 100.0)
     sequence = np.zeros(n, int)
-    cfg = ds.NoiseConfig(sigma_px=2.0, speed_gain=0.0, drop_prob=0.1)
-    noisy, mask = ds.add_detector_noise(rng, still, sequence, cfg)
+    cfg = NoiseConfig(sigma_px=2.0, speed_gain=0.0, drop_prob=0.1)
+    noisy, mask = add_detector_noise(rng, still, sequence, cfg)
     std = (noisy - still).std(axis=0).mean(axis=-1)
     np.testing.assert_allclose(std, 2.0 * np.array(cfg.joint_scale), rtol=0.04)
     assert abs((noisy - still).mean()) < 0.05
@@ -299,9 +321,9 @@ def test_noise_statistics_per_joint_speed_and_drops():
     # A joint moving 10 px per frame: sigma grows by speed_gain * 10, except at sequence starts.
     moving = still.copy()
     moving[:, 0, 0] += 10.0 * np.arange(n)
-    cfg = ds.NoiseConfig(sigma_px=1.0, speed_gain=0.2)
+    cfg = NoiseConfig(sigma_px=1.0, speed_gain=0.2)
     sequence = np.repeat([0, 1], n // 2)
-    noisy, mask = ds.add_detector_noise(rng, moving, sequence, cfg)
+    noisy, mask = add_detector_noise(rng, moving, sequence, cfg)
     err = noisy - moving
     assert abs(err[1 : n // 2, 0].std() - (1.0 + 2.0)) < 0.1
     assert abs(err[:, 7].std() - 1.0) < 0.05  # the still spine keeps the base sigma
@@ -310,9 +332,9 @@ def test_noise_statistics_per_joint_speed_and_drops():
 
 def test_build_with_noise_keeps_ideal_clean():
     seqs = sequences(2, 30)
-    clean = ds.build_synthetic(seqs, "all", 1, seed=2, progress=False)
-    noisy = ds.build_synthetic(
-        seqs, "all", 1, seed=2, noise=ds.NoiseConfig(sigma_px=3.0, drop_prob=0.2), progress=False
+    clean = build_synthetic(seqs, "all", 1, seed=2, progress=False)
+    noisy = build_synthetic(
+        seqs, "all", 1, seed=2, noise=NoiseConfig(sigma_px=3.0, drop_prob=0.2), progress=False
     )
     np.testing.assert_array_equal(clean.keypoints_2d_ideal, noisy.keypoints_2d_ideal)
     diff = noisy.keypoints_2d - clean.keypoints_2d
@@ -339,21 +361,21 @@ def test_load_or_build_caches_by_parameters(tmp_path, monkeypatch):
     monkeypatch.setattr(distpose_app.data, "mocap", fake, raising=False)
     cache = tmp_path / "cache"
     kw = dict(cache_dir=cache, progress=False, clip_frames=0)
-    a = ds.load_or_build(archive, "all", 1, seed=0, **kw)
-    b = ds.load_or_build(archive, "all", 1, seed=0, **kw)
+    a = load_or_build(archive, "all", 1, seed=0, **kw)
+    b = load_or_build(archive, "all", 1, seed=0, **kw)
     assert len(calls) == 1 and len(list(cache.glob("synthetic-all-*.npz"))) == 1
     np.testing.assert_array_equal(a.keypoints_2d, b.keypoints_2d)
     np.testing.assert_array_equal(a.names, b.names)
     assert b.fps == a.fps and b.meta["seed"] == 0 and "build_seconds" in b.meta
-    ds.load_or_build(archive, "all", 1, seed=1, **kw)
-    ds.load_or_build(archive, "all", 1, seed=0, lens_sampler=LensSampler(), **kw)
+    load_or_build(archive, "all", 1, seed=1, **kw)
+    load_or_build(archive, "all", 1, seed=0, lens_sampler=LensSampler(), **kw)
     # Clipping is a parameter of the cache too: 12-frame files cut into 6-frame clips.
-    clipped = ds.load_or_build(archive, "all", 1, seed=0, **{**kw, "clip_frames": 6})
+    clipped = load_or_build(archive, "all", 1, seed=0, **{**kw, "clip_frames": 6})
     assert len(calls) == 4 and len(list(cache.glob("*.npz"))) == 4
     assert clipped.num_sequences == 8 and len(clipped) == len(a)
     assert not list(cache.glob(".*tmp"))  # atomic writes leave no temporaries
     with pytest.raises(DistposeError, match="missing.tar.xz"):
-        ds.load_or_build(tmp_path / "missing.tar.xz", "test", cache_dir=cache)
+        load_or_build(tmp_path / "missing.tar.xz", "test", cache_dir=cache)
 
 
 def test_cli_reports_a_missing_archive(tmp_path, capsys):
@@ -385,8 +407,8 @@ def external_arrays() -> dict[str, np.ndarray]:
 def test_external_round_trip(tmp_path):
     arrays = external_arrays()
     path = tmp_path / "ext.npz"
-    ds.save_external(path, **arrays)
-    data = ds.load_external(path)
+    save_external(path, **arrays)
+    data = load_external(path)
     for key, value in arrays.items():
         np.testing.assert_array_equal(getattr(data, key), value)
     assert data.names is None and data.lens is None and data.num_sequences == 3
@@ -395,14 +417,14 @@ def test_external_round_trip(tmp_path):
     plain = {k: v for k, v in arrays.items() if k != "keypoints_2d"}
     plain.update(positions_3d=arrays["positions_3d"].astype(np.float32), fps=np.int64(30))
     np.savez(tmp_path / "user.npz", **plain)
-    user = ds.load_external(tmp_path / "user.npz")
+    user = load_external(tmp_path / "user.npz")
     assert user.keypoints_2d is None and user.fps == 30.0
 
 
 def test_synthetic_set_to_external_round_trip(tmp_path):
-    data = ds.build_synthetic(sequences(2, 15), "all", 2, seed=0, progress=False)
-    ds.write_external(tmp_path / "syn.npz", data.to_external())
-    ext = ds.load_external(tmp_path / "syn.npz")
+    data = build_synthetic(sequences(2, 15), "all", 2, seed=0, progress=False)
+    write_external(tmp_path / "syn.npz", data.to_external())
+    ext = load_external(tmp_path / "syn.npz")
     np.testing.assert_allclose(ext.positions_3d, data.positions_3d)
     np.testing.assert_allclose(ext.keypoints_2d, data.keypoints_2d_ideal)
     np.testing.assert_array_equal(ext.sequence, data.sequence)
@@ -410,8 +432,8 @@ def test_synthetic_set_to_external_round_trip(tmp_path):
     np.testing.assert_array_equal(ext.names, data.names)
     # Through one named lens: recorded in the file, and the 2D moves.
     lens = BrownConrady(-0.1)
-    ds.write_external(tmp_path / "lens.npz", data.to_external(lens))
-    ext = ds.load_external(tmp_path / "lens.npz")
+    write_external(tmp_path / "lens.npz", data.to_external(lens))
+    ext = load_external(tmp_path / "lens.npz")
     assert ext.lens == lens.spec()
     assert np.abs(ext.keypoints_2d - data.keypoints_2d_ideal).max() > 0.5
     assert data.to_external(NoLens()).lens == "none"
@@ -481,22 +503,22 @@ def test_external_validation_names_the_key(tmp_path, case):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     with pytest.raises(DataFormatError, match=problem) as info:
-        ds.load_external(path)
+        load_external(path)
     assert f"'{key}'" in str(info.value) and str(path) in str(info.value)
     if key not in ("names",):  # save_external refuses to write what load_external refuses
-        kwargs = {k: v for k, v in arrays.items() if k in ds.REQUIRED_KEYS + ds.OPTIONAL_KEYS}
-        if set(ds.REQUIRED_KEYS) <= set(kwargs) and key != "fps":
+        kwargs = {k: v for k, v in arrays.items() if k in REQUIRED_KEYS + OPTIONAL_KEYS}
+        if set(REQUIRED_KEYS) <= set(kwargs) and key != "fps":
             with pytest.raises((DataFormatError, ValueError, TypeError)):
-                ds.save_external(tmp_path / "out.npz", **kwargs)
+                save_external(tmp_path / "out.npz", **kwargs)
             assert not (tmp_path / "out.npz").exists()
 
 
 def test_unreadable_external_files(tmp_path):
     with pytest.raises(DataFormatError, match="no such file"):
-        ds.load_external(tmp_path / "absent.npz")
+        load_external(tmp_path / "absent.npz")
     (tmp_path / "junk.npz").write_bytes(b"this is not a zip file")
     with pytest.raises(DataFormatError, match="junk.npz"):
-        ds.load_external(tmp_path / "junk.npz")
+        load_external(tmp_path / "junk.npz")
 
 
 # ---------------------------------------------------------------------------------------
@@ -513,7 +535,7 @@ def test_real_bandai_sequences_build(bandai_archive):
     assert seqs
     for seq in seqs:
         seq.positions = seq.positions[:300]
-    data = ds.build_synthetic(seqs, "all", 2, seed=0, lens_sampler=LensSampler(), progress=False)
+    data = build_synthetic(seqs, "all", 2, seed=0, lens_sampler=LensSampler(), progress=False)
     assert data.fps == 30.0 and data.num_sequences == 2 * len(seqs)
     lengths = bone_lengths(data.positions_3d).mean(axis=0)
     assert np.all((lengths > 0.05) & (lengths < 0.6))  # metres, human-sized
@@ -528,18 +550,18 @@ def test_real_bandai_sequences_build(bandai_archive):
 def test_clips_cut_files_and_keep_their_split():
     seqs = sequences(3, 25)
     seqs[0] = dataclasses.replace(seqs[0], name="dataset-2_walk_elderly_001")
-    out = ds.clips(seqs, 10)  # 25 frames -> 10 + 10 + 5 (a 5-frame remainder is half a clip)
+    out = clips(seqs, 10)  # 25 frames -> 10 + 10 + 5 (a 5-frame remainder is half a clip)
     assert [len(c.positions) for c in out] == [10, 10, 5] * 3
     assert out[0].name == "dataset-2_walk_elderly_001#00"
     np.testing.assert_array_equal(out[1].positions, seqs[0].positions[10:20])
-    assert ds.clips(seqs, 10, min_frames=6)[2].name.endswith("#00")  # remainder dropped
+    assert clips(seqs, 10, min_frames=6)[2].name.endswith("#00")  # remainder dropped
     for clip in out:
         source = next(s for s in seqs if clip.name.startswith(s.name))
-        assert ds.split_of(clip) == ds.split_of(source)
+        assert split_of(clip) == split_of(source)
 
 
 def test_pose_family_of_sequence_and_view_names():
-    from distpose_app.data.dataset import pose_family
+    from distpose_app.data.synthetic import pose_family
 
     assert pose_family("dataset-1_bye_old_001#seated#03/view0") == "seated"
     assert pose_family("dataset-1_bye_old_001#kneeling") == "kneeling"

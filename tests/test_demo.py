@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from distpose_app.core.skeleton import bone_lengths
-from distpose_app.lens.models import PRESETS
+from distpose_app.lens.strings import PRESETS
 from distpose_app.live.demo import CYCLE_S, DemoSource, demo_motion, look_at, world_to_camera
 
 T = np.arange(0.0, CYCLE_S, 1 / 15)  # one whole loop at 15 Hz

@@ -87,7 +87,8 @@ def test_no_person_and_bad_input():
 def test_street_walk_warped_by_a_strong_lens(media_dir):
     """End to end on a real clip, and on the same clip warped through the `strong` lens inside
     the test: the detections on the warped frames are the lens applied to the originals'."""
-    from distpose_app.lens.models import Intrinsics, distort_pixels, parse_lens, undistort_pixels
+    from distpose_app.lens.models import Intrinsics, distort_pixels, undistort_pixels
+    from distpose_app.lens.strings import parse_lens
     from distpose_app.live.capture import VideoFileSource
     from distpose_app.live.detect import PoseDetector
 

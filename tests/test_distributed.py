@@ -18,8 +18,8 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from poses import Sequence, walking
     from distpose_app.training import distributed
-    from distpose_app.data.dataset import build_synthetic
-    from distpose_app.lens.models import LensSampler
+    from distpose_app.data.synthetic import build_synthetic
+    from distpose_app.data.lens_sampler import LensSampler
     from distpose_app.lifter.model import TemporalModel
     from distpose_app.training.loop import TrainConfig, WindowSampler, supervised_backward
 

@@ -16,10 +16,11 @@ from poses import symmetric_pose
 
 from distpose_app.cli import evaluate as cmd
 from distpose_app.core.errors import DistposeError, LensError
-from distpose_app.data.dataset import ExternalData, save_external
+from distpose_app.data.external import ExternalData, save_external
+from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.data.masking import UPPER_BODY
 from distpose_app.evaluation import protocol as ev
-from distpose_app.lens.models import BrownConrady, Intrinsics, LensSampler, NoLens
+from distpose_app.lens.models import BrownConrady, Intrinsics, NoLens
 from distpose_app.lifter.model import load_checkpoint
 
 W, H = 1280, 720

@@ -10,14 +10,17 @@ import pytest
 import torch
 
 from distpose_app.core.errors import LensError
+from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.lens import models as L
+from distpose_app.lens.screen import image_coordinates, normalize_screen_coordinates
+from distpose_app.lens.strings import PRESETS, parse_lens
 
 K = L.Intrinsics.from_hfov(90.0, 1920, 1080)
 BROWNS = [
     L.BrownConrady(-0.31, 0.062, -0.01, 0.001, -0.0015),
     L.BrownConrady(0.1, 0.02, 0.0, 0.002, 0.001),
     L.BrownConrady(-0.12, 0.0, 0.0, -0.002, 0.002),
-    L.PRESETS["moderate"],
+    PRESETS["moderate"],
 ]
 FISHEYES = [
     L.KannalaBrandt(0.05, -0.01, 0.005, -0.002),
@@ -146,7 +149,7 @@ def test_torch_at_origin_and_projection():
     fisheye.distort_torch(t).sum().backward()
     assert torch.isfinite(t.grad).all()
     pts = np.array([[0.3, -0.2, 2.0], [-0.5, 0.4, 3.0]])
-    for lens in (L.PRESETS["strong"], fisheye):
+    for lens in (PRESETS["strong"], fisheye):
         np.testing.assert_allclose(
             L.project_points_torch(torch.tensor(pts), K, lens).numpy(),
             L.project_points(pts, K, lens),
@@ -166,11 +169,11 @@ def test_torch_at_origin_and_projection():
         ("fisheye:0,0,0,0", L.KannalaBrandt()),
         ("fisheye", L.EquidistantFisheye()),
         ("fisheye:", L.EquidistantFisheye()),
-        ("Mild", L.PRESETS["mild"]),
+        ("Mild", PRESETS["mild"]),
     ],
 )
 def test_parse(text, expected):
-    lens = L.parse_lens(text)
+    lens = parse_lens(text)
     assert lens == expected and type(lens) is type(expected)
 
 
@@ -181,11 +184,11 @@ def test_parse(text, expected):
         L.BrownConrady(-0.123456789012345, 1e-5, -3e-7, 0.001, -0.002),
         L.KannalaBrandt(0.1 / 3, -0.01, 0, 1e-4),
         L.EquidistantFisheye(),
-        *L.PRESETS.values(),
+        *PRESETS.values(),
     ],
 )
 def test_spec_round_trip(lens):
-    assert L.parse_lens(lens.spec()) == lens
+    assert parse_lens(lens.spec()) == lens
 
 
 @pytest.mark.parametrize(
@@ -210,29 +213,29 @@ def test_spec_round_trip(lens):
 )
 def test_invalid_strings(text, message):
     with pytest.raises(LensError, match=message):
-        L.parse_lens(text)
+        parse_lens(text)
 
 
 def test_fold_check_uses_given_radius():
-    assert L.parse_lens("brown:-0.3", max_radius=0.5) == L.BrownConrady(-0.3)
+    assert parse_lens("brown:-0.3", max_radius=0.5) == L.BrownConrady(-0.3)
     with pytest.raises(LensError, match="folds"):
-        L.parse_lens("brown:-0.3", max_radius=K.corner_radius)  # fold at r = √(1/0.9) ≈ 1.054
-    assert L.parse_lens("brown:-3", max_radius=None) == L.BrownConrady(-3)
+        parse_lens("brown:-0.3", max_radius=K.corner_radius)  # fold at r = √(1/0.9) ≈ 1.054
+    assert parse_lens("brown:-3", max_radius=None) == L.BrownConrady(-3)
 
 
 # ---------------------------------------------------------------------------- presets
 def test_presets_corner_displacement():
     # Barrel presets by definition: 3 %, 8 %, 15 % of the diagonal at 90° hfov, 16:9.
     for name, target in (("mild", 0.03), ("moderate", 0.08), ("strong", 0.15)):
-        assert L.corner_displacement(L.PRESETS[name]) == pytest.approx(target, abs=0.003)
-        assert L.PRESETS[name].k1 < 0
-    for lens in L.PRESETS.values():
+        assert L.corner_displacement(PRESETS[name]) == pytest.approx(target, abs=0.003)
+        assert PRESETS[name].k1 < 0
+    for lens in PRESETS.values():
         assert L.is_monotonic(lens, K.corner_radius)
     # Independent check for mild (k1 only): corner (960, 540) px from centre moves inwards by
     # 960·|k1|·r³ px, r = |(1, 0.5625)|.
     r = math.hypot(1, 0.5625)
     expected = 960 * 0.046 * r**3 / math.hypot(1920, 1080)
-    assert L.corner_displacement(L.PRESETS["mild"]) == pytest.approx(expected, rel=1e-12)
+    assert L.corner_displacement(PRESETS["mild"]) == pytest.approx(expected, rel=1e-12)
     assert L.corner_displacement(L.NoLens()) == 0.0
 
 
@@ -251,7 +254,7 @@ def test_is_monotonic():
 
 # ---------------------------------------------------------------------------- sampler
 def test_sampler_monotonic_deterministic_and_contained():
-    sampler = L.LensSampler()
+    sampler = LensSampler()
     rng = np.random.default_rng(7)
     hfovs = np.linspace(50, 120, 2000)
     sizes = [(640, 480), (1280, 720), (1920, 1080)]
@@ -273,37 +276,37 @@ def test_sampler_monotonic_deterministic_and_contained():
     assert not sampler.contains(L.BrownConrady(-0.1, p1=0.01))
     assert sampler.contains(L.NoLens()) and sampler.contains(L.EquidistantFisheye())
     for name in ("mild", "moderate", "strong", "pincushion"):
-        assert sampler.contains(L.PRESETS[name])
+        assert sampler.contains(PRESETS[name])
 
 
 def test_sampler_description_round_trip():
     import json
 
-    sampler = L.LensSampler(p_none=0.5, p_barrel=0.5, p_pincushion=0.0, p_fisheye=0.0)
+    sampler = LensSampler(p_none=0.5, p_barrel=0.5, p_pincushion=0.0, p_fisheye=0.0)
     d = json.loads(json.dumps(sampler.describe()))
-    assert L.LensSampler.from_description(d) == sampler
-    assert not sampler.contains(L.PRESETS["pincushion"])  # its family has p = 0
+    assert LensSampler.from_description(d) == sampler
+    assert not sampler.contains(PRESETS["pincushion"])  # its family has p = 0
     with pytest.raises(LensError, match="sum to 1"):
-        L.LensSampler(p_none=0.5)
+        LensSampler(p_none=0.5)
 
 
 # ---------------------------------------------------------------------------- normalisation
 def test_normalize_screen_coordinates():
     px = np.array([[0.0, 0.0], [1920.0, 1080.0], [960.0, 540.0]])
-    norm = L.normalize_screen_coordinates(px, 1920, 1080)
+    norm = normalize_screen_coordinates(px, 1920, 1080)
     np.testing.assert_allclose(norm, [[-1, -0.5625], [1, 0.5625], [0, 0]])
-    np.testing.assert_allclose(L.image_coordinates(norm, 1920, 1080), px)
+    np.testing.assert_allclose(image_coordinates(norm, 1920, 1080), px)
 
     # Per-sample sizes: (N,) widths with (N, J, 2) points.
     rng = np.random.default_rng(0)
     w, h = np.array([640, 1920]), np.array([480, 1080])
     pts = rng.uniform(0, 1, (2, 17, 2)) * np.stack([w, h], -1)[:, None]
-    n = L.normalize_screen_coordinates(pts, w, h)
-    np.testing.assert_allclose(n[1], L.normalize_screen_coordinates(pts[1], 1920, 1080))
+    n = normalize_screen_coordinates(pts, w, h)
+    np.testing.assert_allclose(n[1], normalize_screen_coordinates(pts[1], 1920, 1080))
     assert np.abs(n[..., 0]).max() <= 1
-    np.testing.assert_allclose(L.image_coordinates(n, w, h), pts)
+    np.testing.assert_allclose(image_coordinates(n, w, h), pts)
 
-    t = L.normalize_screen_coordinates(torch.tensor(pts), torch.tensor(w), torch.tensor(h))
+    t = normalize_screen_coordinates(torch.tensor(pts), torch.tensor(w), torch.tensor(h))
     np.testing.assert_allclose(t.numpy(), n)
 
 
@@ -322,6 +325,6 @@ def test_cli(capsys):
 
 def test_identity_and_params():
     assert L.NoLens().is_identity and L.BrownConrady().is_identity
-    assert not L.EquidistantFisheye().is_identity and not L.PRESETS["mild"].is_identity
-    assert L.PRESETS["strong"].params == {"k1": -0.31, "k2": 0.062, "k3": 0, "p1": 0, "p2": 0}
+    assert not L.EquidistantFisheye().is_identity and not PRESETS["mild"].is_identity
+    assert PRESETS["strong"].params == {"k1": -0.31, "k2": 0.062, "k3": 0, "p1": 0, "p2": 0}
     assert L.EquidistantFisheye().params == {"k1": 0, "k2": 0, "k3": 0, "k4": 0}

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from distpose_app.core.errors import LensError
+from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.lens import models as L
+from distpose_app.lens.strings import parse_lens
 
 
 def _points(n: int, radius: float, seed: int = 0) -> np.ndarray:
@@ -80,14 +82,14 @@ def test_torch_undistort_clamps_instead_of_nan():
 
 
 def test_lens_strings_and_sampler():
-    lens = L.parse_lens("division:-0.3")
+    lens = parse_lens("division:-0.3")
     assert isinstance(lens, L.Division) and lens.lam == -0.3
-    assert L.parse_lens(lens.spec()) == lens and lens.params == {"lambda": -0.3}
-    assert L.parse_lens(" Division : 0 ").is_identity
+    assert parse_lens(lens.spec()) == lens and lens.params == {"lambda": -0.3}
+    assert parse_lens(" Division : 0 ").is_identity
     for bad in ("division", "division:", "division:1,2", "division:x"):
         with pytest.raises(LensError):
-            L.parse_lens(bad)
+            parse_lens(bad)
     with pytest.raises(LensError, match="folds"):
-        L.parse_lens("division:2")  # folds at r = 0.35 < 0.5
-    assert not L.LensSampler().contains(lens)
-    assert not L.LensSampler().contains(L.Division(0.0))
+        parse_lens("division:2")  # folds at r = 0.35 < 0.5
+    assert not LensSampler().contains(lens)
+    assert not LensSampler().contains(L.Division(0.0))

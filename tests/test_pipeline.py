@@ -8,19 +8,16 @@ import pytest
 import torch
 
 from distpose_app.core.skeleton import mediapipe_to_h36m
-from distpose_app.lens.models import Intrinsics, normalize_screen_coordinates, parse_lens
+from distpose_app.lens.models import Intrinsics
+from distpose_app.lens.screen import normalize_screen_coordinates
+from distpose_app.lens.strings import parse_lens
 from distpose_app.lifter.model import TemporalModel
 from distpose_app.live.capture import FakeSource, SourceError
 from distpose_app.live.demo import DemoSource
-from distpose_app.live.pipeline import (
-    LivePipeline,
-    LiveSession,
-    StageStats,
-    fill_dropouts,
-    is_tracked,
-    seen_joints,
-    valid_joints,
-)
+from distpose_app.live.feed import LiveFeed
+from distpose_app.live.pipeline import LivePipeline
+from distpose_app.live.stats import StageStats
+from distpose_app.live.tracking import fill_dropouts, is_tracked, seen_joints, valid_joints
 
 SIZE = (640, 360)
 
@@ -270,7 +267,7 @@ def test_stage_stats():
 
 def test_live_session_runs_and_reports_a_lost_camera():
     source = DemoSource(size=SIZE, frames=15, draw=False)
-    session = LiveSession(source, LivePipeline(_model(), "cpu"), realtime=False)
+    session = LiveFeed(source, LivePipeline(_model(), "cpu"), realtime=False)
     results = []
     while (item := session.step(timeout=1.0)) is not StopIteration:
         if item is not None:
@@ -280,7 +277,7 @@ def test_live_session_runs_and_reports_a_lost_camera():
     assert all(r.pose_3d is not None and r.mpjpe_mm is not None for r in results)
     assert "capture" in session.pipeline.stats.summary()
 
-    lost = LiveSession(FakeSource(size=SIZE, fail_after=3, delay_s=0.01),
+    lost = LiveFeed(FakeSource(size=SIZE, fail_after=3, delay_s=0.01),
                        LivePipeline(_model(), "cpu", detector=_NoPerson()))  # fmt: skip
     with pytest.raises(SourceError, match="unplugged"):
         for _ in range(500):

@@ -10,8 +10,8 @@ from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import bone_lengths
 from distpose_app.data import pose_edit as pe
 from distpose_app.data.bvh import forward_kinematics, read_bvh
-from distpose_app.data.dataset import split_of
 from distpose_app.data.mocap import to_h36m
+from distpose_app.data.splits import split_of
 
 # Bandai-Namco joint names with Y-up offsets (cm): all rotations zero is a straight standing
 # pose with the ankles 8 cm and the balls of the feet 2 cm above the floor; thigh and shin 40 cm.

@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 
 from distpose_app.live import recovery
-from distpose_app.live.pipeline import FrameResult, Recorder
+from distpose_app.live.pipeline import FrameResult
+from distpose_app.live.recorder import Recorder
 
 
 def _result(i: int, seen: np.ndarray, tracked: bool = True) -> FrameResult:

@@ -28,7 +28,9 @@ from distpose_app.lifter import model as M
 from distpose_app.live import recovery
 from distpose_app.live.capture import FakeSource, SourceError
 from distpose_app.live.demo import DemoSource
-from distpose_app.live.pipeline import LivePipeline, LiveSession, Recorder
+from distpose_app.live.feed import LiveFeed
+from distpose_app.live.pipeline import LivePipeline
+from distpose_app.live.recorder import Recorder
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 180)
@@ -124,11 +126,12 @@ import torch
 torch.set_num_threads(1)
 from distpose_app.live.demo import DemoSource
 from distpose_app.lifter.model import TemporalModel
-from distpose_app.live.pipeline import LivePipeline, LiveSession
+from distpose_app.live.feed import LiveFeed
+from distpose_app.live.pipeline import LivePipeline
 torch.manual_seed(0)
 model = TemporalModel(channels=16, filter_widths=(3, 3), causal=True).eval()
 pipe = LivePipeline(model, "cpu")
-session = LiveSession(DemoSource(size=(320, 180), draw=False, noise_px=0.5), pipe, realtime=True)
+session = LiveFeed(DemoSource(size=(320, 180), draw=False, noise_px=0.5), pipe, realtime=True)
 pipe.recorder.start({"source": "demo in a subprocess"})
 print("file", pipe.recorder.recovery_path, flush=True)
 while True:
@@ -246,7 +249,7 @@ def _drain(session, limit=2000):
 def test_camera_lost_mid_take_then_switch_source_keeps_the_recording(tmp_path):
     pipe = LivePipeline(_model(), "cpu")
     camera = _UnpluggedDemo(25, size=SIZE, draw=False)
-    session = LiveSession(camera, pipe, realtime=False, lossless=True)
+    session = LiveFeed(camera, pipe, realtime=False, lossless=True)
     pipe.recorder.start({"source": camera.name})
     with pytest.raises(SourceError, match="unplugged"):
         _drain(session)
@@ -268,7 +271,7 @@ def test_camera_lost_mid_take_then_switch_source_keeps_the_recording(tmp_path):
 def test_camera_that_stops_delivering_can_be_reconnected():
     pipe = LivePipeline(_model(), "cpu", detector=_NoPerson())
     camera = FakeSource(size=SIZE, stop_after=6, delay_s=0.002)
-    session = LiveSession(camera, pipe, lossless=True)
+    session = LiveFeed(camera, pipe, lossless=True)
     pipe.recorder.start()
     with pytest.raises(SourceError, match="stopped delivering"):
         _drain(session)

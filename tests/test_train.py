@@ -8,7 +8,7 @@ import pytest
 import torch
 from poses import Sequence, walking
 
-from distpose_app.data.dataset import build_synthetic
+from distpose_app.data.synthetic import build_synthetic
 from distpose_app.evaluation import protocol as ev
 from distpose_app.lifter.model import load_checkpoint
 from distpose_app.training.loop import TrainConfig, WindowSampler, train
@@ -114,7 +114,8 @@ def test_gap_closed_share():
 
 
 def test_out_lenses_are_outside_the_sampler_and_in_lenses_inside():
-    from distpose_app.lens.models import LensSampler, parse_lens
+    from distpose_app.data.lens_sampler import LensSampler
+    from distpose_app.lens.strings import parse_lens
 
     sampler = LensSampler()
     assert all(sampler.contains(parse_lens(t)) for t in ev.LENS_SETS["in"])

@@ -312,7 +312,7 @@ def training_speed(model_config: dict, settings: BenchSettings, seed: int = 0) -
     Returns {supervised: {...}, meta: {...}} with frames_per_s, step_ms and the batch.
     """
     from distpose_app.adapt.iso import select_parameters
-    from distpose_app.lens.models import LensSampler
+    from distpose_app.data.lens_sampler import LensSampler
     from distpose_app.lifter.model import TemporalModel
     from distpose_app.training.loop import TrainConfig, WindowSampler, meta_step, supervised_step
 
@@ -663,7 +663,7 @@ def run_bench(settings: BenchSettings, weights: str | None = None, clip: str | N
         detected = mediapipe_pass(spec, settings)
         report["mediapipe_ms_per_frame"] = detected["ms_per_frame"]
 
-    from distpose_app.lens.models import normalize_screen_coordinates
+    from distpose_app.lens.screen import normalize_screen_coordinates
 
     if detected is not None:
         kp, conf, size = detected["keypoints"], detected["confidence"], detected["size"]
@@ -826,7 +826,7 @@ def _demo_keypoints(settings: BenchSettings):
 
 def _demo_buffer() -> np.ndarray:
     """(300, 17, 2) normalised 2D of the demo person: ISO input when a clip has none."""
-    from distpose_app.lens.models import normalize_screen_coordinates
+    from distpose_app.lens.screen import normalize_screen_coordinates
 
     kp, _, size = _demo_keypoints(BenchSettings(clip_frames=300))
     return normalize_screen_coordinates(kp, *size).astype(np.float32)

@@ -32,7 +32,8 @@ def validation_buffers(archive, cache, noise_px: float, count: int, seconds: flo
     import numpy as np
 
     from distpose_app.cli.evaluate import EVAL_HFOV_DEG, EVAL_SIZE
-    from distpose_app.data.dataset import CameraConfig, load_or_build
+    from distpose_app.data.cameras import CameraConfig
+    from distpose_app.data.synthetic import load_or_build
     from distpose_app.evaluation import protocol as ev
     from distpose_app.lens.models import NoLens
 

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace, split: str):
     from distpose_app.core.errors import DistposeError
-    from distpose_app.data.dataset import NoiseConfig, load_or_build
+    from distpose_app.data.synthetic import NoiseConfig, load_or_build
 
     if args.views < 1:
         raise DistposeError(f"--views must be at least 1, got {args.views}")
@@ -46,7 +46,7 @@ def _load(args: argparse.Namespace, split: str):
         raise DistposeError(f"mocap archive not found: {args.archive} (see --archive)")
     sampler = None
     if getattr(args, "lenses", False):
-        from distpose_app.lens.models import LensSampler
+        from distpose_app.data.lens_sampler import LensSampler
 
         sampler = LensSampler()
     sigma = getattr(args, "noise", 0.0)
@@ -94,11 +94,11 @@ def run(args: argparse.Namespace) -> int:
         ))  # fmt: skip
         return 0
 
-    from distpose_app.data.dataset import write_external
+    from distpose_app.data.external import write_external
 
     lens = None
     if args.lens is not None:
-        from distpose_app.lens.models import parse_lens
+        from distpose_app.lens.strings import parse_lens
 
         lens = parse_lens(args.lens)
     start = time.monotonic()

@@ -104,7 +104,7 @@ def load_models(weights_dir, names) -> dict:
 
 
 def subset_sequences(data, keep):
-    """`data` (dataset.ExternalData) reduced to the sequences `keep` (ids, in their order),
+    """`data` (data.external.ExternalData) reduced to the sequences `keep` (ids, in their order),
     renumbered 0..len(keep)-1; names, intrinsics and image sizes follow."""
     import numpy as np
 
@@ -122,11 +122,12 @@ def subset_sequences(data, keep):
 
 def held_out_data(archive, cache, max_sequences: int = 0, poses: str = "standing"):
     """The test split seen through one 90° 1280x720 webcam, in the external format. poses:
-    dataset.POSE_SETS ("all": every edited family of every held-out file beside the recorded
+    data.synthetic.POSE_SETS ("all": every edited family of every held-out file beside the recorded
     motion). max_sequences: keep the first N sequences, of each family with poses="all"."""
     import numpy as np
 
-    from distpose_app.data.dataset import CameraConfig, load_or_build
+    from distpose_app.data.cameras import CameraConfig
+    from distpose_app.data.synthetic import load_or_build
 
     camera = CameraConfig(hfov_deg=(EVAL_HFOV_DEG, EVAL_HFOV_DEG), image_sizes=(EVAL_SIZE,))
     data = load_or_build(archive, "test", 1, seed=1, camera=camera, cache_dir=cache,
@@ -147,10 +148,10 @@ def held_out_data(archive, cache, max_sequences: int = 0, poses: str = "standing
 def _sampler_check(meta: dict, lenses) -> dict:
     """{imaging string: inside the lens sampler stored in the augmented/meta checkpoint}. An
     off-centre principal point (@pp) is never inside (training keeps it centred); @hfov is
-    inside only within training's field-of-view range (dataset.CameraConfig)."""
-    from distpose_app.data.dataset import CameraConfig
+    inside only within training's field-of-view range (data.cameras.CameraConfig)."""
+    from distpose_app.data.cameras import CameraConfig
+    from distpose_app.data.lens_sampler import LensSampler
     from distpose_app.evaluation.protocol import parse_imaging
-    from distpose_app.lens.models import LensSampler
 
     stored = next((m["lens_sampler"] for m in meta.values()
                    if m.get("lens_sampler", {}).get("families")), None)  # fmt: skip
@@ -189,7 +190,7 @@ def run_poses(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from distpose_app.core.errors import DistposeError
-    from distpose_app.data.dataset import load_external
+    from distpose_app.data.external import load_external
     from distpose_app.evaluation import protocol as ev
 
     if args.lenses or (args.lens and len(args.lens) != 1):
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
     from distpose_app.adapt.iso import IsoConfig
     from distpose_app.core.errors import DistposeError
-    from distpose_app.data.dataset import load_external
+    from distpose_app.data.external import load_external
     from distpose_app.evaluation import protocol as ev
 
     if args.threads:

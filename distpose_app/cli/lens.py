@@ -34,11 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from distpose_app.lens import models as L
+    from distpose_app.lens.strings import parse_lens
 
     width, height = args.size
     k = L.Intrinsics.from_hfov(args.hfov, width, height)
     # Folding is reported below rather than refused, so only syntax is checked here.
-    lens = L.parse_lens(args.spec, max_radius=None)
+    lens = parse_lens(args.spec, max_radius=None)
     radius = k.corner_radius
     shift = L.corner_displacement(lens, args.hfov, width, height)
     monotonic = L.is_monotonic(lens, radius)

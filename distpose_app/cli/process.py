@@ -3,7 +3,7 @@ optionally adapting to the unknown lens first (ISO on the whole input's 2D), wri
 
 Two passes: MediaPipe runs once over the input and its 2D is kept (no images); then the 2D is
 lifted, after an optional adaptation on all of it. Lifting is cheap next to detection. Joints
-the camera did not see follow the live pipeline's rules (pipeline.py): the CSV's <joint>_seen
+the camera did not see follow the live pipeline's rules (live/tracking.py): the CSV's <joint>_seen
 columns flag them, and the log names the joints seen in fewer than half the tracked frames.
 """
 
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if is_camera and args.frames is None:
         raise DistposeError("a camera needs --frames N (how many frames to capture)")
 
-    from distpose_app.lens.models import parse_lens
+    from distpose_app.lens.strings import parse_lens
     from distpose_app.live.capture import open_source
 
     # Cheap checks first, so a typo fails in a second, before torch and MediaPipe load.

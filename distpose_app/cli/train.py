@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from distpose_app.data.dataset import load_or_build
+    from distpose_app.data.synthetic import load_or_build
     from distpose_app.training.loop import TrainConfig, train
 
     if args.threads:

@@ -44,7 +44,7 @@ from distpose_app.data.bvh import (
 from distpose_app.data.mocap import MocapSequence, detect_scale_to_m, parse_bandai_name, to_h36m
 
 FAMILIES = ("seated", "crouching", "bending_forward", "kneeling")
-# Edited sequences are named `<source><EDIT_SEPARATOR><family>`: dataset.split_of keeps
+# Edited sequences are named `<source><EDIT_SEPARATOR><family>`: data.splits.split_of keeps
 # everything before its clip separator "#", so an edit always shares its source file's split.
 EDIT_SEPARATOR = "#"
 
@@ -687,7 +687,7 @@ def edited_sequences(
     sequences_bvh: (file name, Bvh) pairs, e.g. from `iter_bandai_bvh`. Each file gives
     per_source variants of each family, named `<stem>#<family>` (`#<family>-<k>` when
     per_source > 1) with content = family and the source's dataset and style, so that
-    dataset.split_of puts each variant in its source's split. Variants shorter than min_frames
+    data.splits.split_of puts each variant in its source's split. Variants shorter than min_frames
     after the checks are dropped (counted in stats["dropped"]). scale_to_m: 0.01 for
     Bandai-Namco centimetres, None to detect. Each variant depends only on (seed, file stem,
     family, k), not on the order or number of files.

@@ -31,14 +31,14 @@ the data's own camera (centred principal point, evaluation focal): exactly the i
 projection the models were trained on.
 
 Pose families (`evaluate_poses`, issue 9). Every sequence is scored (no adaptation halves),
-grouped by `dataset.pose_family` of its name (standing, seated, crouching, bending_forward,
+grouped by `data.synthetic.pose_family` of its name (standing, seated, crouching, bending_forward,
 kneeling, and "all"), with the 2D unmasked and with each joint group of `masking.MASK_GROUPS`
 masked (NaN = unseen) in every frame. Rows give MPJPE, P-MPJPE and N-MPJPE on all 17 joints,
 MPJPE on `masking.UPPER_BODY` (root-relative like every error here), `vs_standing` (MPJPE over
 the standing family's, same model and mask) and `upper_vs_unmasked` (upper-body MPJPE over the
 unmasked one, same model and family). `pose_targets` checks issue 9's targets on them.
 
-`data` is a `dataset.ExternalData` (the external `.npz` format): positions_3d (N, 17, 3) metres
+`data` is a `ExternalData` (the external `.npz` format): positions_3d (N, 17, 3) metres
 in camera coordinates, sequence (N,), fps, intrinsics (S, 4), image_size (S, 2), optional
 keypoints_2d (N, 17, 2) undistorted pixel detections, names (S,) (needed per family). Errors are
 reported in millimetres on root-relative poses.
@@ -56,13 +56,9 @@ import numpy as np
 
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError, LensError
-from distpose_app.lens.models import (
-    Intrinsics,
-    Lens,
-    NoLens,
-    normalize_screen_coordinates,
-    parse_lens,
-)
+from distpose_app.lens.models import Intrinsics, Lens, NoLens
+from distpose_app.lens.screen import normalize_screen_coordinates
+from distpose_app.lens.strings import parse_lens
 from distpose_app.lifter import MODEL_FPS
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `distpose --help` stays quick
@@ -224,7 +220,7 @@ def _camera(data, s: int) -> Intrinsics:
 
 def _ranges(data) -> list[tuple[int, int, int]]:
     """(sequence id, first frame, end frame) of every sequence, in frame order."""
-    from distpose_app.data.dataset import sequence_bounds
+    from distpose_app.data.splits import sequence_bounds
 
     starts, ends = sequence_bounds(data.sequence)
     return [(int(data.sequence[a]), int(a), int(b)) for a, b in zip(starts, ends)]
@@ -369,11 +365,11 @@ def _scores(p: np.ndarray, t: np.ndarray) -> dict:
 
 
 def _noisy(data, px: np.ndarray, noise_px: float, seed: int, drop_prob: float = 0.0):
-    """px (N, 17, 2) with detector-like noise of noise_px (dataset.add_detector_noise) and each
+    """px (N, 17, 2) with detector-like noise of noise_px (`add_detector_noise`) and each
     joint of each frame dropped (NaN: unseen, as the live pipeline passes it) with drop_prob."""
     if noise_px <= 0 and drop_prob <= 0:
         return px
-    from distpose_app.data.dataset import NoiseConfig, add_detector_noise
+    from distpose_app.data.synthetic import NoiseConfig, add_detector_noise
 
     config = NoiseConfig(sigma_px=noise_px, drop_prob=drop_prob,
                          speed_gain=NoiseConfig.speed_gain if noise_px > 0 else 0.0)  # fmt: skip
@@ -401,7 +397,7 @@ def evaluate_lens(
 ) -> list[dict]:
     """Score every method on imaging string `lens_text` (a lens string, optionally with @pp /
     @hfov); one result dict per method (mm, frames). noise_px > 0 adds detector-like noise to
-    the 2D (dataset.add_detector_noise: that sigma, larger on wrists and ankles and on fast
+    the 2D (data.synthetic.add_detector_noise: that sigma, larger on wrists and ankles and on fast
     joints), the same draw for every method."""
     imaging = parse_imaging(lens_text)
     px = _noisy(data, distorted_pixels(data, imaging, input_2d), noise_px, seed, drop_prob)
@@ -510,8 +506,8 @@ MASKED_UPPER_RATIO_TARGET = 1.2
 
 
 def sequence_families(data) -> np.ndarray:
-    """(S,) str: the pose family (`dataset.pose_family`) of every sequence, from data.names."""
-    from distpose_app.data.dataset import pose_family
+    """(S,) str: the pose family (`pose_family`) of every sequence, from data.names."""
+    from distpose_app.data.synthetic import pose_family
 
     if data.names is None:
         raise DistposeError("per-family evaluation needs sequence names ('names') in the data")

@@ -65,7 +65,7 @@ def _check_args(args) -> None:
     if args.screenshot and args.frames is None:
         args.frames = 90
     if args.lens is not None:
-        from distpose_app.lens.models import parse_lens
+        from distpose_app.lens.strings import parse_lens
 
         if args.source not in (None, "demo"):
             raise DistposeError("--lens sets the demo's lens; use it with --source demo")

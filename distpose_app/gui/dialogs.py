@@ -5,7 +5,8 @@ from __future__ import annotations
 from PyQt5 import QtCore, QtWidgets
 
 from distpose_app.core.errors import LensError
-from distpose_app.lens.models import PRESETS, Intrinsics, Lens, parse_lens
+from distpose_app.lens.models import Intrinsics, Lens
+from distpose_app.lens.strings import PRESETS, parse_lens
 
 
 class LensDialog(QtWidgets.QDialog):

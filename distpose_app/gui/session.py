@@ -1,6 +1,6 @@
 """The live session behind the window: one frame source, the pipeline, the recorder, and where
-per-camera adaptations and settings are kept. It wires the non-Qt stages together
-(capture.py, demo.py, pipeline.py, model.py); it is driven by `workers.LiveWorker` on its own
+per-camera adaptations and settings are kept. It wires the non-Qt stages together (live/:
+capture, demo, pipeline, feed; lifter/model); it is driven by `workers.LiveWorker` on its own
 thread, so every method here runs off the GUI thread unless said otherwise.
 """
 
@@ -220,15 +220,16 @@ class LiveSession:
 
     @classmethod
     def open(cls, config: SessionConfig) -> LiveSession:
-        from distpose_app.live import pipeline as live_pipeline
+        from distpose_app.live.feed import LiveFeed
+        from distpose_app.live.pipeline import LivePipeline
 
         model, model_name, warning = load_model(config.weights)
         source = config.source
         if source is None:
             source = cls.make_source(config, config.spec)
-        pipeline = live_pipeline.LivePipeline(model, config.device)
+        pipeline = LivePipeline(model, config.device)
         try:
-            inner = live_pipeline.LiveSession(source, pipeline, realtime=config.pace)
+            inner = LiveFeed(source, pipeline, realtime=config.pace)
         except BaseException:
             pipeline.close()
             raise

@@ -14,7 +14,8 @@ import math
 import numpy as np
 
 from distpose_app.core.skeleton import LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS
-from distpose_app.lens.models import Intrinsics, Lens, NoLens, parse_lens, project_points
+from distpose_app.lens.models import Intrinsics, Lens, NoLens, project_points
+from distpose_app.lens.strings import parse_lens
 from distpose_app.live.capture import Frame
 
 # Bone lengths, metres (an adult of about 1.75 m, close to Human3.6M's subjects).

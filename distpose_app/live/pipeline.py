@@ -2,36 +2,14 @@
 undistorted, normalised → the streaming lifter → a 3D pose, with per-stage timing, a buffer of
 recent 2D for Adapt, adapted-weight swapping, and recording for export.
 
-Used by the GUI's live thread (through `LiveSession`), `distpose process`, benchmarks and soak
+Used by the GUI's live thread (through `feed.LiveFeed`), `distpose process`, benchmarks and soak
 tests. Everything here runs on the caller's thread; only `CaptureThread` (capture.py) has its own.
-
-Seen joints (issue 9): a joint is *seen* in a frame when its 2D is finite, inside the image
-enlarged by `margin` (10 % of width and height on each side: MediaPipe's joints at the edge of a
-limb that leaves the picture) and its confidence (MediaPipe's visibility) is at least
-SEEN_CONFIDENCE = 0.5 (MediaPipe's own drawing threshold). A joint the detector saw within the
-last FILL_FRAMES = 3 frames and lost now (a flicker around the threshold) is filled from its last
-seen position and still counts as seen; any other unseen joint goes to the lifter as NaN (the
-lifter's contract: NaN = unseen) and is never invented. The lifter still gives all 17 joints;
-each pose carries its frame's `seen` flags (17,) so the view and the exports can tell guessed
-joints from observed ones. Derived joints inherit this through their confidence
-(`skeleton.mediapipe_to_h36m` takes the minimum of the sources): hips out of the picture make
-the pelvis and the spine unseen too.
-
-Tracking rule: a frame is *tracked* when both shoulders are detected in it (the top of the
-torso: the lifter's anchor when the hips are under a desk or below the image; not filled) and at
-least MIN_SEEN_JOINTS = 5 of the 17 joints are seen: the shoulders, the thorax between them and
-two more, e.g. a head-and-shoulders view (the ears give Neck and Head) of someone talking at a
-desk with the hands below the picture (the first 34 frames of the upper-body test clip: with 6
-they were lost), or the shoulders and one arm with the head turned away. Shoulders alone, or
-with one more joint, are too little to place a body. Otherwise (no person, NaN, far outside the
-image) the frame is *untracked*. During a short gap (<= hold_frames) the last 2D is fed again so the
-lifter's clock keeps running and the held pose is shown, but recorded as untracked; after a
-longer gap the lifter starts afresh.
+Which joints are seen and which frames tracked: tracking.py. Recording: recorder.py. Timing:
+stats.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 import time
@@ -42,82 +20,18 @@ import numpy as np
 
 from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.core.skeleton import NUM_JOINTS
-from distpose_app.lens.models import (
-    Intrinsics,
-    Lens,
-    normalize_screen_coordinates,
-    undistort_pixels,
+from distpose_app.lens.models import Intrinsics, Lens, undistort_pixels
+from distpose_app.lens.screen import normalize_screen_coordinates
+from distpose_app.live.capture import Frame
+from distpose_app.live.recorder import Recorder
+from distpose_app.live.stats import StageStats
+from distpose_app.live.tracking import (
+    SEEN_CONFIDENCE,
+    fill_dropouts,
+    is_tracked,
+    plausible_pose,
+    seen_joints,
 )
-from distpose_app.live.capture import CaptureThread, Frame, FrameSource
-
-STAGES: tuple[str, ...] = ("capture", "mediapipe", "lifter", "draw")
-# Joints that must be seen for a frame to count as tracked: both shoulders (the torso's top).
-CORE_JOINTS: tuple[int, ...] = (11, 14)
-# ... and at least this many of the 17 joints (see the module docstring).
-MIN_SEEN_JOINTS = 5
-# A joint with a lower confidence (MediaPipe's visibility, in [0, 1]) is not seen.
-SEEN_CONFIDENCE = 0.5
-# A seen joint lost for at most this many frames is filled from its last seen position.
-FILL_FRAMES = 3
-# A root-relative pose with a joint farther than this (metres) from the root is garbage.
-MAX_POSE_M = 100.0
-
-
-class StageStats:
-    """Rolling timing per stage over the last `window` events: latency (mean seconds per call,
-    reported in ms) and rate (events per second of wall time). Thread-safe: the GUI thread
-    adds "draw" while the live thread adds the others."""
-
-    def __init__(self, window: int = 60):
-        self.window = window
-        self._lock = threading.Lock()
-        self._events: dict[str, deque] = {}
-        self._totals: dict[str, list[float]] = {}  # stage: [calls, seconds] since reset
-
-    def add(self, stage: str, seconds: float, now: float | None = None) -> None:
-        """One call of `stage` that took `seconds`, ending at `now` (time.monotonic())."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._events.setdefault(stage, deque(maxlen=self.window)).append((now, seconds))
-            total = self._totals.setdefault(stage, [0, 0.0])
-            total[0] += 1
-            total[1] += seconds
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        """{stage: {"fps": events per second and "latency_ms": mean ms over the window,
-        "calls" and "mean_ms" since reset}} for the stages seen."""
-        out = {}
-        with self._lock:
-            for stage, events in self._events.items():
-                if not events:
-                    continue
-                times = [e[0] for e in events]
-                span = times[-1] - times[0]
-                fps = (len(times) - 1) / span if span > 0 else 0.0
-                latency = 1000.0 * float(np.mean([e[1] for e in events]))
-                calls, seconds = self._totals[stage]
-                out[stage] = {
-                    "fps": fps,
-                    "latency_ms": latency,
-                    "calls": int(calls),
-                    "mean_ms": 1000.0 * seconds / calls,
-                }
-        return out
-
-    def text(self) -> str:
-        """One status-bar line: "capture 30 fps 1.2 ms · mediapipe 29 fps 27.0 ms · ..."."""
-        s = self.summary()
-        parts = [
-            f"{name} {s[name]['fps']:.0f} fps {s[name]['latency_ms']:.1f} ms"
-            for name in (*STAGES, *sorted(set(s) - set(STAGES)))
-            if name in s
-        ]
-        return " · ".join(parts)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._events.clear()
-            self._totals.clear()
 
 
 @dataclass
@@ -127,7 +41,7 @@ class FrameResult:
     index, timestamp_s: the input frame's number and time (s). image: its picture (BGR uint8) or
     None. keypoints_2d: (17, 2) pixels as detected in the (distorted) image, NaN where missing,
     or None when no person was found; confidence: (17,) in [0, 1] (zeros where not seen). seen:
-    (17,) bool, the joints given to the lifter (see the module docstring). tracked: a person was
+    (17,) bool, the joints given to the lifter (see tracking.py). tracked: a person was
     found in this input frame (the tracking rule holds).
 
     pose_3d: (17, 3) float metres, camera axes (x right, y down, z forward), root-relative (joint
@@ -198,75 +112,6 @@ class _Pending:
     truth_3d: np.ndarray | None
 
 
-def _plausible(pose: np.ndarray) -> bool:
-    """A lifted pose (17, 3) metres that may be shown and recorded: finite and not absurd."""
-    return bool(np.isfinite(pose).all() and np.abs(pose).max() <= MAX_POSE_M)
-
-
-def valid_joints(
-    keypoints_px: np.ndarray, size: tuple[int, int], margin: float = 0.1
-) -> np.ndarray:
-    """(17,) bool: joints that are finite and within the image enlarged by `margin` (a fraction
-    of width and height) on each side. keypoints_px (17, 2) pixels; size (width, height)."""
-    kp = np.asarray(keypoints_px, dtype=np.float64)
-    width, height = size
-    finite = np.isfinite(kp).all(axis=-1)
-    with np.errstate(invalid="ignore"):
-        inside = (
-            (kp[:, 0] >= -margin * width)
-            & (kp[:, 0] <= (1 + margin) * width)
-            & (kp[:, 1] >= -margin * height)
-            & (kp[:, 1] <= (1 + margin) * height)
-        )
-    return finite & inside
-
-
-def seen_joints(
-    keypoints_px: np.ndarray,
-    confidence: np.ndarray,
-    size: tuple[int, int],
-    margin: float = 0.1,
-    min_confidence: float = SEEN_CONFIDENCE,
-) -> np.ndarray:
-    """(17,) bool: joints the detector saw in this frame: valid_joints (finite, inside the image
-    enlarged by `margin`) with confidence (17,) in [0, 1] at least `min_confidence`.
-    keypoints_px (17, 2) pixels; size (width, height) pixels."""
-    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0)
-    return valid_joints(keypoints_px, size, margin) & (conf >= min_confidence)
-
-
-def fill_dropouts(
-    keypoints: np.ndarray,
-    seen: np.ndarray,
-    last_seen: np.ndarray | None,
-    frames_unseen: np.ndarray,
-    max_frames: int = FILL_FRAMES,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bridge short dropouts, leave the rest unseen.
-
-    keypoints (17, D) this frame; seen (17,) bool the joints seen in it; last_seen (17, D) each
-    joint's last seen position (NaN never seen; None: no history); frames_unseen (17,) int the
-    frames since each was last seen, before this one. A joint unseen now but seen within the
-    last `max_frames` frames takes its last seen position. Returns (keypoints (17, D) with NaN
-    where unseen, seen (17,) bool including the filled joints)."""
-    out = np.array(keypoints, dtype=np.float64, copy=True)
-    fill = np.zeros(len(out), bool)
-    if last_seen is not None:
-        fill = ~seen & (np.asarray(frames_unseen) < max_frames)
-        fill &= np.isfinite(last_seen).all(axis=-1)
-        out[fill] = last_seen[fill]
-    seen = np.asarray(seen, bool) | fill
-    out[~seen] = np.nan
-    return out, seen
-
-
-def is_tracked(seen: np.ndarray, detected: np.ndarray | None = None) -> bool:
-    """The tracking rule: both shoulders detected in this frame (detected (17,) bool; None: as
-    seen) and >= MIN_SEEN_JOINTS joints seen (seen (17,) bool, short dropouts filled)."""
-    detected = seen if detected is None else detected
-    return bool(detected[list(CORE_JOINTS)].all() and seen.sum() >= MIN_SEEN_JOINTS)
-
-
 class LivePipeline:
     """Lifts a stream of frames or 2D keypoints to 3D poses. Not thread-safe: call it from one
     thread (the GUI queues its commands onto the live thread).
@@ -284,15 +129,15 @@ class LivePipeline:
     hold_frames: longest gap (frames) bridged by feeding the last 2D again.
     buffer_frames: how many recent tracked frames of normalised 2D `adapt_buffer()` keeps.
     margin, seen_confidence: a joint is seen inside the image enlarged by `margin` (fraction of
-    width and height) with a confidence of at least `seen_confidence` (see the module docstring).
+    width and height) with a confidence of at least `seen_confidence` (see tracking.py).
     recorder: a Recorder to record into (default: a new one); pass the old pipeline's to keep a
     take going across pipelines.
 
     Streams and adaptations: `stream_id` changes whenever the 2D stream changes meaning (reset,
     new source, new lens); an adaptation begun with `begin_adaptation()` is only applied by
     `finish_adaptation()` if the stream is still the one it was computed for. After adapted
-    weights are applied, a pose that comes out non-finite or absurd (> MAX_POSE_M) reverts them
-    at once; `warnings` collects such events for the window (`take_warnings()`).
+    weights are applied, a pose that comes out non-finite or absurd (> tracking.MAX_POSE_M)
+    reverts them at once; `warnings` collects such events for the window (`take_warnings()`).
     """
 
     def __init__(
@@ -680,7 +525,7 @@ class LivePipeline:
         if pose is None or len(self._pending) <= lag:
             return None, None
         pose = np.asarray(pose, dtype=np.float64)
-        if not _plausible(pose):
+        if not plausible_pose(pose):
             if self.is_adapted:  # the adaptation diverged: undo it at once
                 self._diverged()
             return None, None  # broken weights: never show or record NaN
@@ -714,7 +559,7 @@ class LivePipeline:
             for meta in waiting:
                 pose = self.lifter.push(self._last_norm)
                 result = FrameResult(meta.index, meta.timestamp_s)
-                if pose is not None and _plausible(pose):
+                if pose is not None and plausible_pose(pose):
                     self._fill_pose(result, np.asarray(pose, dtype=np.float64), meta)
                     out.append(result)
                 elif self.recorder.is_recording:
@@ -729,266 +574,3 @@ class LivePipeline:
         if self._own_detector and self.detector is not None:
             self.detector.close()
             self.detector = None
-
-
-class Recorder:
-    """Accumulates poses into an export `Recording` between start() and stop(). One row per
-    pose frame: positions (17, 3) metres, NaN for frames without a person (held poses are not
-    recorded as motion), and the seen flags (17,) of the joints (all False when untracked); the
-    exporter bridges short gaps. Thread-safe.
-
-    Crash safety (issue 6): every row is also appended to a recovery file (`live.recovery`)
-    in `recovery_dir` (True: recovery.default_dir(); None or False: memory only), written and
-    fsync'ed at least every recovery.FLUSH_INTERVAL_S seconds, so that a killed process loses at
-    most that much of the take. A clean stop() deletes the file (keep_recovery=True keeps it until
-    discard_recovery()). A recovery file that cannot be written (disk full, no folder) does not
-    stop the recording: `recovery_error` says why and the take goes on in memory.
-
-    Timestamps always increase: after `new_segment()` (a new or reconnected source) or when a
-    source's clock goes back, the following rows continue after the last recorded one, leaving
-    the wall-clock time of the interruption as a gap.
-    """
-
-    CHUNK = 4096  # rows per preallocated block (compact: ~290 bytes a row)
-
-    def __init__(self, recovery_dir=True):
-        from distpose_app.live import recovery
-
-        self._recovery = recovery
-        self._lock = threading.Lock()
-        self.is_recording = False
-        self.metadata: dict = {}
-        self.recovery_dir = recovery_dir
-        self.recovery_error: str | None = None
-        self._writer = None
-        self._kept_path = None  # a stopped take's file kept by stop(keep_recovery=True)
-        self._chunks: list[np.ndarray] = []
-        self._count = 0
-        self._offset = 0.0  # seconds added to the current segment's timestamps
-        self._last_t: float | None = None  # last recorded timestamp, seconds
-        self._last_wall = 0.0  # time.monotonic() of the last add
-        self._new_segment = False
-
-    # -- take -------------------------------------------------------------------------------
-    def start(self, metadata: dict | None = None) -> None:
-        """Start a new take. A previous take's kept recovery file stays on disk (offered at the
-        next start) until its owner discards it: starting a take must never lose the last one."""
-        with self._lock:
-            self._close_writer(keep=False)
-            self._kept_path = None
-            self._chunks, self._count = [], 0
-            self._offset, self._last_t, self._new_segment = 0.0, None, False
-            self.metadata = dict(metadata or {})
-            self.recovery_error = None
-            if self.recovery_dir:
-                folder = (
-                    self._recovery.default_dir() if self.recovery_dir is True else self.recovery_dir
-                )
-                try:
-                    self._writer = self._recovery.RecoveryWriter(folder, self.metadata)
-                except OSError as exc:
-                    self.recovery_error = f"no recovery file in {folder}: {exc.strerror or exc}"
-            self.is_recording = True
-
-    def add(self, result: FrameResult) -> None:
-        """Append the pose of `result` (a FrameResult with pose_3d, or an input frame with
-        none, recorded as an untracked row)."""
-        if result.pose_3d is not None:
-            tracked = bool(result.pose_tracked)
-            ts, conf = result.pose_timestamp_s, result.pose_confidence
-            pos = result.pose_3d if tracked else np.full((NUM_JOINTS, 3), np.nan)
-        else:
-            tracked, ts, conf = False, result.timestamp_s, np.zeros(NUM_JOINTS)
-            pos = np.full((NUM_JOINTS, 3), np.nan)
-        pos = np.asarray(pos, float)
-        if tracked and not np.isfinite(pos).all():  # never record NaN as motion
-            tracked, pos = False, np.full((NUM_JOINTS, 3), np.nan)
-        conf = np.nan_to_num(np.asarray(conf, float))
-        seen = np.asarray(result.pose_seen, bool) & tracked
-        now = time.monotonic()
-        with self._lock:
-            ts = float(ts) if np.isfinite(ts) else (self._last_t or 0.0)
-            back = self._last_t is not None and ts + self._offset <= self._last_t
-            if self._last_t is not None and (self._new_segment or back):
-                # a new stream (or a clock that went back): continue after the last row, leaving
-                # the real interruption (at least one frame time) as a gap
-                gap = max(now - self._last_wall, self._frame_time())
-                self._offset = self._last_t + gap - ts
-            self._new_segment = False
-            ts += self._offset
-            record = self._recovery.make_record(ts, pos, conf, tracked, seen)
-            if self._count % self.CHUNK == 0:
-                self._chunks.append(np.zeros(self.CHUNK, self._recovery.RECORD))
-            self._chunks[-1][self._count % self.CHUNK] = record
-            self._count += 1
-            self._last_t, self._last_wall = ts, now
-            if self._writer is not None:
-                self._guard(lambda w: w.append(record))
-
-    def new_segment(self) -> None:
-        """The next rows come from a new (or reconnected) source whose clock restarts."""
-        with self._lock:
-            self._new_segment = True
-
-    def _frame_time(self) -> float:
-        """Median recent timestamp step, seconds (1/30 before there are two rows)."""
-        if self._count < 2:
-            return 1.0 / 30.0
-        t = np.concatenate(self._chunks)[max(0, self._count - 31) : self._count]["t"]
-        step = float(np.median(np.diff(t)))
-        return step if step > 0 else 1.0 / 30.0
-
-    def _guard(self, action) -> None:
-        """Run action(writer); on OSError (disk full...) keep recording in memory only."""
-        try:
-            action(self._writer)
-        except OSError as exc:
-            self.recovery_error = (
-                f"recovery file {self._writer.path} failed: {exc.strerror or exc}; "
-                "recording continues in memory"
-            )
-            self._writer.close()
-            self._writer = None
-
-    def flush(self) -> None:
-        """Write and fsync the recovery file now (cheap when nothing is queued)."""
-        with self._lock:
-            if self._writer is not None:
-                self._guard(lambda w: w.flush())
-
-    def flush_if_due(self) -> None:
-        """Flush if FLUSH_INTERVAL_S has passed: call while no frames come (a stalled camera)."""
-        with self._lock:
-            if self._writer is not None:
-                self._guard(lambda w: w.flush_if_due())
-
-    @property
-    def recovery_path(self):
-        """The recovery file of the current (or kept) take, or None."""
-        writer = self._writer
-        return writer.path if writer is not None else self._kept_path
-
-    @property
-    def num_frames(self) -> int:
-        with self._lock:
-            return self._count
-
-    def stop(self, keep_recovery: bool = False):
-        """End the take and return it as a Recording (see to_recording). The recovery file is
-        deleted, or with keep_recovery=True kept (marked stopped) until discard_recovery(), so
-        that a take not yet saved survives a crash too."""
-        with self._lock:
-            self.is_recording = False
-            self._close_writer(keep=keep_recovery)
-        return self.to_recording()
-
-    def _close_writer(self, keep: bool) -> None:
-        if self._writer is None:
-            return
-        path = self._writer.path
-        try:
-            self._writer.finish(keep=keep)
-            self._kept_path = path if keep else None
-        except OSError as exc:
-            self.recovery_error = f"recovery file {path}: {exc.strerror or exc}"
-        self._writer = None
-
-    def discard_recovery(self) -> None:
-        """The take is saved (or deliberately dropped): delete its kept recovery file."""
-        with self._lock:
-            if self._kept_path is not None:
-                self._recovery.discard(self._kept_path)
-                self._kept_path = None
-
-    def to_recording(self):
-        """The frames so far as distpose_app.export.Recording (positions (F, 17, 3) metres
-        camera axes, NaN when untracked; timestamps_s (F,); confidence (F, 17); tracked (F,);
-        seen (F, 17))."""
-        from distpose_app.export import Recording
-
-        with self._lock:
-            rows = (
-                np.concatenate(self._chunks)[: self._count]
-                if self._count
-                else np.zeros(0, self._recovery.RECORD)
-            )
-            metadata = dict(self.metadata)
-        return Recording(rows["pos"].astype(np.float64), rows["t"].copy(),
-                         rows["conf"].astype(np.float64), rows["tracked"].astype(bool),
-                         rows["seen"].astype(bool), metadata=metadata)  # fmt: skip
-
-
-class LiveSession:
-    """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
-    drives. step() -> FrameResult (one processed frame, its pose's seen flags in `pose_seen`),
-    None (no new frame yet), or the StopIteration class (the source ended); raises the
-    SourceError when the source failed (camera lost), which is also kept in `error`. The
-    pipeline, its recording and its weights survive that: `reconnect()` reopens the same source,
-    `switch_source(other)` continues with another, both without losing the take. The source is
-    opened here (errors surface at once) and closed by close(). lossless: never drop a frame
-    (offline processing, tests)."""
-
-    def __init__(
-        self,
-        source: FrameSource,
-        pipeline: LivePipeline,
-        realtime: bool = True,
-        lossless: bool = False,
-    ):
-        self.pipeline = pipeline
-        self.realtime, self.lossless = realtime, lossless
-        self.error: Exception | None = None
-        self._dropped_before = 0
-        self.source = source
-        source.open()
-        self.capture = self._start_capture(source)
-
-    def _start_capture(self, source: FrameSource) -> CaptureThread:
-        capture = CaptureThread(source, realtime=self.realtime, lossless=self.lossless)
-        capture.start()
-        return capture
-
-    @property
-    def frames_dropped(self) -> int:
-        """Frames the capture thread dropped (over every source of this session)."""
-        return self._dropped_before + self.capture.frames_dropped
-
-    def step(self, timeout: float = 0.02):
-        frame = self.capture.get(timeout)
-        if frame is None:
-            self.pipeline.recorder.flush_if_due()  # a stalled source must not hold rows back
-            if self.capture.exhausted:
-                if self.capture.error is not None:
-                    self.error = self.capture.error
-                    self.pipeline.flush()  # the lookahead's poses go into the take
-                    self.pipeline.recorder.flush()
-                    raise self.capture.error
-                return StopIteration
-            return None
-        return self.pipeline.process_frame(frame)
-
-    def switch_source(self, source: FrameSource) -> None:
-        """Continue with `source` (opened here; SourceError if it cannot be): the pipeline
-        starts a new stream (lifter history, Adapt buffer, image size and a running adaptation
-        are for the old source), the recording goes on after a gap. On failure the session
-        stays on no source and can be retried."""
-        self.capture.stop()
-        self._dropped_before += self.capture.frames_dropped
-        self.pipeline.begin_stream()
-        self.error = None
-        if source is not self.source:
-            with contextlib.suppress(Exception):
-                self.source.close()
-        self.source = source
-        source.open()
-        self.capture = self._start_capture(source)
-
-    def reconnect(self) -> None:
-        """Reopen the current source (a camera plugged back in); SourceError if it cannot."""
-        with contextlib.suppress(Exception):
-            self.source.close()
-        self.switch_source(self.source)
-
-    def close(self) -> None:
-        self.capture.stop()
-        self.pipeline.recorder.flush()

@@ -1,7 +1,7 @@
 """Training: `baseline` (pinhole 2D, as VideoPose3D), `augmented` (lens sampler as augmentation)
 and `meta` (MAML over lens tasks, Cho et al. 2021).
 
-Data: camera-frame 3D joints of synthetic webcam views of real mocap (`dataset.py`). 2D inputs
+Data: camera-frame 3D joints of synthetic webcam views of real mocap (`data.synthetic`). 2D inputs
 are re-projected every batch, through a freshly sampled lens for `augmented`/`meta`, so the
 model never sees the same distortion twice. Windows never cross a sequence boundary.
 
@@ -42,9 +42,11 @@ from torch.func import functional_call
 from distpose_app.core.errors import DistposeError
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import FLIP_PERMUTATION
-from distpose_app.data.dataset import sequence_bounds
+from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.data.masking import MaskConfig, apply_mask, sample_masks
-from distpose_app.lens.models import Intrinsics, LensSampler, NoLens, normalize_screen_coordinates
+from distpose_app.data.splits import sequence_bounds
+from distpose_app.lens.models import Intrinsics, NoLens
+from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.lifter import MODEL_FPS, losses
 from distpose_app.lifter.model import TemporalModel, load_checkpoint, save_checkpoint
 

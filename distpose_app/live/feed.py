@@ -1,0 +1,85 @@
+"""A frame source read on its own capture thread and fed to a LivePipeline, surviving lost
+cameras and source switches: what the GUI's live worker, soak tests and offline runs drive."""
+
+from __future__ import annotations
+
+import contextlib
+
+from distpose_app.live.capture import CaptureThread, FrameSource
+from distpose_app.live.pipeline import LivePipeline
+
+
+class LiveFeed:
+    """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
+    drives. step() -> FrameResult (one processed frame, its pose's seen flags in `pose_seen`),
+    None (no new frame yet), or the StopIteration class (the source ended); raises the
+    SourceError when the source failed (camera lost), which is also kept in `error`. The
+    pipeline, its recording and its weights survive that: `reconnect()` reopens the same source,
+    `switch_source(other)` continues with another, both without losing the take. The source is
+    opened here (errors surface at once) and closed by close(). lossless: never drop a frame
+    (offline processing, tests)."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        pipeline: LivePipeline,
+        realtime: bool = True,
+        lossless: bool = False,
+    ):
+        self.pipeline = pipeline
+        self.realtime, self.lossless = realtime, lossless
+        self.error: Exception | None = None
+        self._dropped_before = 0
+        self.source = source
+        source.open()
+        self.capture = self._start_capture(source)
+
+    def _start_capture(self, source: FrameSource) -> CaptureThread:
+        capture = CaptureThread(source, realtime=self.realtime, lossless=self.lossless)
+        capture.start()
+        return capture
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames the capture thread dropped (over every source of this session)."""
+        return self._dropped_before + self.capture.frames_dropped
+
+    def step(self, timeout: float = 0.02):
+        frame = self.capture.get(timeout)
+        if frame is None:
+            self.pipeline.recorder.flush_if_due()  # a stalled source must not hold rows back
+            if self.capture.exhausted:
+                if self.capture.error is not None:
+                    self.error = self.capture.error
+                    self.pipeline.flush()  # the lookahead's poses go into the take
+                    self.pipeline.recorder.flush()
+                    raise self.capture.error
+                return StopIteration
+            return None
+        return self.pipeline.process_frame(frame)
+
+    def switch_source(self, source: FrameSource) -> None:
+        """Continue with `source` (opened here; SourceError if it cannot be): the pipeline
+        starts a new stream (lifter history, Adapt buffer, image size and a running adaptation
+        are for the old source), the recording goes on after a gap. On failure the session
+        stays on no source and can be retried."""
+        self.capture.stop()
+        self._dropped_before += self.capture.frames_dropped
+        self.pipeline.begin_stream()
+        self.error = None
+        if source is not self.source:
+            with contextlib.suppress(Exception):
+                self.source.close()
+        self.source = source
+        source.open()
+        self.capture = self._start_capture(source)
+
+    def reconnect(self) -> None:
+        """Reopen the current source (a camera plugged back in); SourceError if it cannot."""
+        with contextlib.suppress(Exception):
+            self.source.close()
+        self.switch_source(self.source)
+
+    def close(self) -> None:
+        self.capture.stop()
+        self.pipeline.recorder.flush()
