@@ -26,7 +26,7 @@ def lift_sequence(model: torch.nn.Module, keypoints_2d: np.ndarray | torch.Tenso
     padded = edge_padded(model, torch.as_tensor(np.asarray(keypoints_2d), dtype=torch.float32))
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device
     out = model(padded[None].to(device))[0].cpu().numpy()
     model.train(was_training)
     return out
