@@ -450,7 +450,9 @@ class MainWindow(QtWidgets.QMainWindow):
             text += f"  |  Adapt buffer {update.buffer_frames} frames"
         self.stage_label.setText(text)
         if update.mpjpe_mm is not None and np.isfinite(update.mpjpe_mm):
-            self.mpjpe_label.setText(f"MPJPE {update.mpjpe_mm:.0f} mm")
+            # The live feed's moving average (live.demo.ErrorReadout), steadier than one frame.
+            text = getattr(update, "error_readout", "") or f"MPJPE {update.mpjpe_mm:.0f} mm"
+            self.mpjpe_label.setText(text)
         else:
             self.mpjpe_label.setText("")
         if self.is_recording:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from distpose_app.live.capture import CaptureThread, FrameSource
+from distpose_app.live.demo import ErrorReadout
 from distpose_app.live.pipeline import LivePipeline
 
 
@@ -17,7 +18,8 @@ class LiveFeed:
     pipeline, its recording and its weights survive that: `reconnect()` reopens the same source,
     `switch_source(other)` continues with another, both without losing the take. The source is
     opened here (errors surface at once) and closed by close(). lossless: never drop a frame
-    (offline processing, tests)."""
+    (offline processing, tests). `readout` averages the per-frame error of sources with ground
+    truth (the demo) into each result's `error_readout` text."""
 
     def __init__(
         self,
@@ -30,6 +32,8 @@ class LiveFeed:
         self.realtime, self.lossless = realtime, lossless
         self.error: Exception | None = None
         self._dropped_before = 0
+        self.readout = ErrorReadout()
+        self._stream_id = pipeline.stream_id
         self.source = source
         source.open()
         self.capture = self._start_capture(source)
@@ -56,7 +60,14 @@ class LiveFeed:
                     raise self.capture.error
                 return StopIteration
             return None
-        return self.pipeline.process_frame(frame)
+        result = self.pipeline.process_frame(frame)
+        if self.pipeline.stream_id != self._stream_id:  # new source or lens: a new average
+            self._stream_id = self.pipeline.stream_id
+            self.readout.reset()
+        self.readout.add(result.mpjpe_mm, result.unadapted_mpjpe_mm)
+        if result.mpjpe_mm is not None:
+            result.error_readout = self.readout.text()
+        return result
 
     def switch_source(self, source: FrameSource) -> None:
         """Continue with `source` (opened here; SourceError if it cannot be): the pipeline

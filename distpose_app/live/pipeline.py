@@ -52,7 +52,10 @@ class FrameResult:
     bool, the joints seen in that frame (False: the lifter guessed the joint from the others);
     for a held pose, those of the frame held.
     truth_3d: (17, 3) metres, ground truth of the pose frame (demo source), else None;
-    mpjpe_mm: root-relative MPJPE of pose_3d against it, mm. world_3d: MediaPipe's own 3D of
+    mpjpe_mm: root-relative MPJPE of pose_3d against it, mm; unadapted_mpjpe_mm: while adapted
+    weights are in use, the same for the weights the pipeline was built with, lifted from the
+    same 2D alongside (so the two compare on the same frames), else None; error_readout: the
+    steady text a LiveFeed sets from them (`demo.ErrorReadout`), "" without truth. world_3d: MediaPipe's own 3D of
     the input frame (detect.Detection.world_3d) or None. timings: seconds spent per stage on
     this frame ("capture" = time the frame waited before processing, "mediapipe", "lifter").
     """
@@ -72,6 +75,8 @@ class FrameResult:
     pose_seen: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
     truth_3d: np.ndarray | None = None
     mpjpe_mm: float | None = None
+    unadapted_mpjpe_mm: float | None = None
+    error_readout: str = ""
     world_3d: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -192,6 +197,10 @@ class LivePipeline:
         self._last_seen = np.zeros(NUM_JOINTS, bool)  # its seen flags
         self._gap = 0  # consecutive untracked frames
         self._started = False  # the lifter has history since the last reset
+        # While adapted and the frames carry ground truth (the demo): the unadapted weights
+        # lifting the same 2D, for the error readout's comparison (unadapted_mpjpe_mm).
+        self._unadapted_lifter = None
+        self._unadapted_pose: np.ndarray | None = None
         self._index = 0
         self.frames_processed = 0
         self.frames_tracked = 0
@@ -258,6 +267,8 @@ class LivePipeline:
 
     def _restart_lifter(self) -> None:
         self.lifter.reset()
+        if self._unadapted_lifter is not None:
+            self._unadapted_lifter.reset()
         self._pending.clear()
         self._recent.clear()
         self._started = False
@@ -283,12 +294,26 @@ class LivePipeline:
         self.model.eval()
         self.is_adapted = True
         self._refresh_lifter()
+        self._unadapted_lifter = None  # rebuilt, with the recent history, on the next frame
+
+    def _compare_unadapted(self):
+        """The lifter with the original weights, fed the recent frames (None when not adapted)."""
+        from distpose_app.lifter.model import StreamingLifter
+
+        if not self.is_adapted:
+            self._unadapted_lifter = None
+        elif self._unadapted_lifter is None:
+            self._unadapted_lifter = StreamingLifter(self.model_copy(original=True), self.device)
+            for norm in self._recent:
+                self._unadapted_lifter.push(norm)
+        return self._unadapted_lifter
 
     def revert(self) -> None:
         """Back to the weights the pipeline was built with."""
         self.model.load_state_dict(self._original_state)
         self.is_adapted = False
         self._previous_state = None
+        self._unadapted_lifter = None
         self._refresh_lifter()
 
     def take_warnings(self) -> list[str]:
@@ -514,12 +539,16 @@ class LivePipeline:
 
     def _push(self, norm: np.ndarray, meta: _Pending) -> tuple[np.ndarray | None, _Pending | None]:
         lag = self.output_lag
+        shadow = self._compare_unadapted() if meta.truth_3d is not None else None
         if not self._started and self.pad_start:
             for _ in range(self.receptive_field - 1 - lag):
                 self.lifter.push(norm)
+                if shadow is not None:
+                    shadow.push(norm)
                 self._recent.append(norm)
         self._started = True
         pose = self.lifter.push(norm)
+        self._unadapted_pose = None if shadow is None else shadow.push(norm)
         self._recent.append(norm)
         self._pending.append(meta)
         if pose is None or len(self._pending) <= lag:
@@ -543,6 +572,10 @@ class LivePipeline:
             truth = truth - truth[:1]
             result.truth_3d = truth
             result.mpjpe_mm = 1000.0 * float(np.linalg.norm(pose - truth, axis=-1).mean())
+            other = self._unadapted_pose
+            if other is not None and np.isfinite(other).all():
+                error = np.linalg.norm(np.asarray(other, np.float64) - truth, axis=-1).mean()
+                result.unadapted_mpjpe_mm = 1000.0 * float(error)
         if self.recorder.is_recording:
             self.recorder.add(result)
 
@@ -555,6 +588,7 @@ class LivePipeline:
     def _end_segment(self) -> list[FrameResult]:
         out = []
         waiting = list(self._pending)[-self.output_lag :] if self.output_lag else []
+        self._unadapted_pose = None  # the comparison stops at the segment's end
         if self._started and self._last_norm is not None:
             for meta in waiting:
                 pose = self.lifter.push(self._last_norm)
