@@ -270,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from distpose_app.lifter.inference import lift_sequence
     from distpose_app.evaluation import plausibility
     from distpose_app.evaluation import protocol as evaluate
     from distpose_app.lens.screen import normalize_screen_coordinates
+    from distpose_app.lifter.inference import lift_sequence
     from distpose_app.lifter.model import load_checkpoint
 
     out = Path(args.out)

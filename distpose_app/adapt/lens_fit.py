@@ -129,7 +129,7 @@ class LensAdaptConfig:
     k1_offset: float = 0.3
     k1_offset_spread: float = 0.15
     # Evidence (module docstring)
-    min_reach: float = 0.5  # 90th percentile of the joints' distance from the centre / half-width
+    min_reach: float = 0.35  # 90th percentile of the joints' distance from the centre / half-width
     min_improvement: float = 0.002  # relative fall of the objective, in 95% of resamples
     bootstrap: int = 200
     symmetry_tolerance_mm: float = 0.5

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _common(export)
     demo = sub.add_parser(
-        "demo", help="write the Demo's person and camera in the external .npz format, for "
-        "`distpose evaluate --data FILE --lens L` (the Demo's error readout on the same data)"
+        "demo",
+        help="write the Demo's person and camera in the external .npz format, for "
+        "`distpose evaluate --data FILE --lens L` (the Demo's error readout on the same data)",
     )
     demo.add_argument("--out", required=True, help="output .npz file")
 

@@ -55,9 +55,10 @@ class FrameResult:
     mpjpe_mm: root-relative MPJPE of pose_3d against it, mm; unadapted_mpjpe_mm: while adapted
     weights are in use, the same for the weights the pipeline was built with, lifted from the
     same 2D alongside (so the two compare on the same frames), else None; error_readout: the
-    steady text a LiveFeed sets from them (`demo.ErrorReadout`), "" without truth. world_3d: MediaPipe's own 3D of
-    the input frame (detect.Detection.world_3d) or None. timings: seconds spent per stage on
-    this frame ("capture" = time the frame waited before processing, "mediapipe", "lifter").
+    steady text a LiveFeed sets from them (`demo.ErrorReadout`), "" without truth. world_3d:
+    MediaPipe's own 3D of the input frame (detect.Detection.world_3d) or None. timings: seconds
+    spent per stage on this frame ("capture" = time the frame waited before processing,
+    "mediapipe", "lifter").
     """
 
     index: int
@@ -366,8 +367,8 @@ class LivePipeline:
             return False, "the source changed while adapting: result discarded"
         if result is None:
             return False, "the adaptation failed: previous weights kept"
-        if not result.accepted:
-            return False, f"adaptation rejected ({result.reason}): previous weights kept"
+        if not result.accepted:  # the reason in plain words, e.g. the person stayed central
+            return False, f"adaptation rejected: {result.reason}; previous weights kept"
         try:
             self.set_model_state(result.state_dict)
         except DistposeError as exc:
