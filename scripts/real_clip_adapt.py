@@ -183,13 +183,17 @@ def case_key(clip: str, placement: Placement, lens: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cache_path(clip: str, placement: Placement, lens: str) -> Path:
+    name = f"{Path(clip).stem}-{placement.name}-{lens.replace(':', '_')}"
+    return cache_dir() / f"{name}-{case_key(clip, placement, lens)}.npz"
+
+
 def detections(clip: str, placement: Placement, lens: str, quiet: bool = True) -> dict:
     """MediaPipe on the warped clip (cached): keypoints (F, 17, 2) pixels of the lensed image,
     NaN where no person; confidence (F, 17); timestamps_s (F,)."""
     from distpose_app.cli.process import detect_all
 
-    path = cache_dir() / f"{Path(clip).stem}-{placement.name}-{lens.replace(':', '_')}-" \
-        f"{case_key(clip, placement, lens)}.npz"  # fmt: skip
+    path = cache_path(clip, placement, lens)
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -329,6 +333,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2, help="Adapt runs per case (agreement)")
     p.add_argument("--busy", action="store_true", help="keep the other core busy in the last")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--cached-only", action="store_true", help="skip cases not detected yet")
     p.add_argument("--json", help="write every number here")
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
@@ -345,6 +350,8 @@ def main() -> int:
                 continue
             reference, _ = lift_case(model, detections(clip, placement, "none"))
             for lens in args.lenses:
+                if args.cached_only and not cache_path(clip, placement, lens).exists():
+                    continue
                 row = measure_case(model, clip, placement, lens, reference, args.runs, args.busy)
                 rows.append(row)
                 print(markdown([row]).splitlines()[2], flush=True)
