@@ -192,8 +192,9 @@ class Soak:
             if path is not None and Path(path).exists():
                 raise RuntimeError(f"recovery file {path} left after a clean stop")
             if recording.num_frames:
-                out = self.workdir / "take"
-                export_recording(recording, out.with_suffix(".bvh"), out.with_suffix(".csv"))
+                out = self.workdir / "take"  # each take replaces the last one's files
+                export_recording(recording, out.with_suffix(".bvh"), out.with_suffix(".csv"),
+                                 overwrite=True)  # fmt: skip
                 self.counts["exports"] += 1
             self.counts["recorded_frames"] += recording.num_frames
         recorder.start({"source": self.session.source.name})

@@ -13,6 +13,7 @@ from distpose_app.data.bvh import (
     forward_kinematics,
     local_rotations,
     matrix_to_euler,
+    parse_bvh,
     read_bvh,
 )
 
@@ -79,7 +80,7 @@ def chain_text(frames=FRAMES) -> str:
 
 
 def test_reads_hierarchy():
-    bvh = read_bvh(chain_text())
+    bvh = parse_bvh(chain_text())
     assert bvh.names == ["Root", "A", "B", "C"]
     assert bvh.parents.tolist() == [-1, 0, 1, 0]
     np.testing.assert_array_equal(bvh.offsets, [[0, 0, 0], [0, 10, 0], [5, 0, 0], [-3, 0, 0]])
@@ -90,7 +91,7 @@ def test_reads_hierarchy():
 
 
 def test_forward_kinematics_hand_computed():
-    bvh = read_bvh(chain_text())
+    bvh = parse_bvh(chain_text())
     positions, rotations = forward_kinematics(bvh)
     ends = end_site_positions(bvh, positions, rotations)
     for frame, expected in EXPECTED.items():
@@ -102,7 +103,7 @@ def test_global_rotation_is_product_of_locals():
     rng = np.random.default_rng(1)
     frames = np.array(FRAMES, float)
     frames[:, [3, 4, 5, 6, 7, 8, 12, 13, 14]] = rng.uniform(-180, 180, (7, 9))
-    bvh = read_bvh(chain_text(frames.tolist()))
+    bvh = parse_bvh(chain_text(frames.tolist()))
     local = local_rotations(bvh)
     _, rotations = forward_kinematics(bvh)
     np.testing.assert_allclose(rotations[:, 2], local[:, 0] @ local[:, 1] @ local[:, 2])

@@ -328,6 +328,11 @@ def test_noise_statistics_per_joint_speed_and_drops():
     assert abs(err[1 : n // 2, 0].std() - (1.0 + 2.0)) < 0.1
     assert abs(err[:, 7].std() - 1.0) < 0.05  # the still spine keeps the base sigma
     assert mask.all()
+    # Unseen joints (NaN) stay unseen and do not hide their seen neighbours in time.
+    holes = still[:50].copy()
+    holes[10, 3] = np.nan
+    noisy, _ = add_detector_noise(rng, holes, np.zeros(50, int), cfg)
+    assert np.array_equal(np.isnan(noisy), np.isnan(holes))
 
 
 def test_build_with_noise_keeps_ideal_clean():
@@ -421,6 +426,16 @@ def test_external_round_trip(tmp_path):
     assert user.keypoints_2d is None and user.fps == 30.0
 
 
+def test_external_keypoints_may_hold_unseen_joints(tmp_path):
+    arrays = external_arrays()
+    arrays["keypoints_2d"][:, 7] = np.nan  # a joint the detector never outputs
+    arrays["keypoints_2d"][3:6, 13] = np.nan  # a wrist lost for three frames
+    save_external(tmp_path / "nan.npz", **arrays)
+    data = load_external(tmp_path / "nan.npz")
+    np.testing.assert_array_equal(data.keypoints_2d, arrays["keypoints_2d"])  # NaN == NaN here
+    assert np.isnan(data.keypoints_2d).any(-1).sum() == 12 + 3
+
+
 def test_synthetic_set_to_external_round_trip(tmp_path):
     data = build_synthetic(sequences(2, 15), "all", 2, seed=0, progress=False)
     write_external(tmp_path / "syn.npz", data.to_external())
@@ -480,9 +495,10 @@ BROKEN = {
         "contiguous",
     ),
     "sequence unused": ("sequence", _broken(sequence=np.repeat([0, 2], 6)), "no frames"),
-    "fps zero": ("fps", _broken(fps=np.float64(0.0)), "positive"),
-    "fps negative": ("fps", _broken(fps=np.float64(-30.0)), "positive"),
-    "fps NaN": ("fps", _broken(fps=np.float64(np.nan)), "positive"),
+    "fps zero": ("fps", _broken(fps=np.float64(0.0)), "frame rate"),
+    "fps negative": ("fps", _broken(fps=np.float64(-30.0)), "frame rate"),
+    "fps tiny": ("fps", _broken(fps=np.float64(1e-300)), "frame rate"),
+    "fps NaN": ("fps", _broken(fps=np.float64(np.nan)), "frame rate"),
     "fps array": ("fps", _broken(fps=np.array([25.0, 30.0])), "one number"),
     "fps text": ("fps", _broken(fps=np.array("25")), "one number"),
     "intrinsics shape": ("intrinsics", _broken(intrinsics=np.ones((3, 3))), "shape"),
@@ -492,7 +508,21 @@ BROKEN = {
     "image_size zero": ("image_size", _broken(image_size=np.zeros((3, 2), int)), "positive"),
     "image_size fraction": ("image_size", _broken(image_size=np.full((3, 2), 640.5)), "whole"),
     "keypoints shape": ("keypoints_2d", _broken(keypoints_2d=np.ones((11, 17, 2))), "shape"),
-    "keypoints NaN": ("keypoints_2d", _broken(keypoints_2d=np.full((12, 17, 2), np.nan)), "NaN"),
+    "keypoints all NaN": (
+        "keypoints_2d",
+        _broken(keypoints_2d=np.full((12, 17, 2), np.nan)),
+        "no joint is seen",
+    ),
+    "keypoints infinite": (
+        "keypoints_2d",
+        _broken(keypoints_2d=np.full((12, 17, 2), np.inf)),
+        "infinite",
+    ),
+    "keypoints half NaN": (
+        "keypoints_2d",
+        _broken(keypoints_2d=np.where([True, False], np.nan, 1.0) * np.ones((12, 17, 2))),
+        "one coordinate",
+    ),
     "names shape": ("names", _broken(names=np.array(["a", "b"])), "shape"),
 }
 

@@ -398,7 +398,7 @@ def test_never_nan(tmp_path, case):
     rec = Recording(pos, np.arange(F) / FPS)
     for order in ("ZXY", "XYZ"):
         opts = ExportOptions(channel_order=order)
-        out = export_recording(rec, tmp_path / "n.bvh", tmp_path / "n.csv", opts)
+        out = export_recording(rec, tmp_path / f"n{order}.bvh", tmp_path / f"n{order}.csv", opts)
         text = out["bvh"].read_text().lower()
         assert "nan" not in text and "inf" not in text
         back, bvh = read_back(out["bvh"])

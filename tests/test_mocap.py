@@ -8,7 +8,7 @@ import pytest
 from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, SYMMETRIC_BONE_PAIRS, bone_lengths
 from distpose_app.data import mocap
-from distpose_app.data.bvh import read_bvh
+from distpose_app.data.bvh import parse_bvh
 
 # A standing Bandai-like skeleton facing +Z (its left at +X), world positions in cm.
 BANDAI_REST = {
@@ -110,7 +110,7 @@ def bvh_text(rest: dict, frames: list[dict[str, tuple]], every_joint_positions: 
 
 def test_bandai_mapping_by_hand():
     frames = [{}, {"joint_Root": (100, 0, 50, 0, 0, 0)}, {"Hips": (0, 0, 0, 0, 90, 0)}]
-    bvh = read_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
     assert mocap.detect_skeleton(bvh.names) == "bandai"
     assert mocap.detect_scale_to_m(bvh) == 0.01
     h36m = mocap.to_h36m(bvh)
@@ -127,7 +127,7 @@ def test_bandai_mapping_by_hand():
 
 
 def test_scale_argument_overrides_detection():
-    bvh = read_bvh(bvh_text(BANDAI_REST, [{}], every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, [{}], every_joint_positions=True))
     h36m = mocap.to_h36m(bvh, scale_to_m=0.001)  # as if millimetres: only the head top keeps 15 cm
     np.testing.assert_allclose(h36m[0, :10], EXPECTED_CM[:10] / 1000, atol=1e-9)
 
@@ -188,7 +188,7 @@ def test_cmu_mapping_and_units(unit, prefix):
         )
         for n, b in CMU_NAMES.items()
     }
-    bvh = read_bvh(bvh_text(rest, [{}], every_joint_positions=False))
+    bvh = parse_bvh(bvh_text(rest, [{}], every_joint_positions=False))
     assert mocap.detect_skeleton(bvh.names) == "cmu"
     assert mocap.detect_scale_to_m(bvh) == scale
     h36m = mocap.to_h36m(bvh)[0]
@@ -199,7 +199,7 @@ def test_cmu_mapping_and_units(unit, prefix):
 
 def test_unknown_skeleton_lists_missing_joints():
     rest = {n: v for n, v in BANDAI_REST.items() if n not in ("Hand_L", "Hand_R")}
-    bvh = read_bvh(bvh_text(rest, [{}], every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(rest, [{}], every_joint_positions=True))
     with pytest.raises(DataFormatError, match="bandai.*Hand_L, Hand_R"):
         mocap.to_h36m(bvh)
 
@@ -220,7 +220,7 @@ def test_parse_bandai_name():
 
 
 def test_sequence_from_bvh():
-    bvh = read_bvh(bvh_text(BANDAI_REST, [{}, {}], every_joint_positions=True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, [{}, {}], every_joint_positions=True))
     seq = mocap.sequence_from_bvh(bvh, "x/dataset-1_bow_happy_003.bvh")
     assert (seq.name, seq.dataset, seq.content, seq.style, seq.fps) == (
         "dataset-1_bow_happy_003",
@@ -243,7 +243,7 @@ def test_resample_linear():
 
 
 def test_mean_bone_lengths_cm():
-    bvh = read_bvh(bvh_text(BANDAI_REST, [{}, {"joint_Root": (3, 0, 0, 0, 0, 0)}], True))
+    bvh = parse_bvh(bvh_text(BANDAI_REST, [{}, {"joint_Root": (3, 0, 0, 0, 0, 0)}], True))
     seq = mocap.sequence_from_bvh(bvh, "dataset-1_walk_normal_001")
     lengths = mocap.mean_bone_lengths_cm([seq, seq])
     assert list(lengths) == list(BONE_NAMES)

@@ -9,7 +9,7 @@ import pytest
 from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import bone_lengths
 from distpose_app.data import pose_edit as pe
-from distpose_app.data.bvh import forward_kinematics, read_bvh
+from distpose_app.data.bvh import forward_kinematics, parse_bvh
 from distpose_app.data.mocap import to_h36m
 from distpose_app.data.splits import split_of
 
@@ -88,7 +88,7 @@ def tiny_bvh_text(frames: int = FRAMES) -> str:
 
 @pytest.fixture(scope="module")
 def tiny():
-    return read_bvh(tiny_bvh_text(), name="tiny.bvh")
+    return parse_bvh(tiny_bvh_text(), name="tiny.bvh")
 
 
 def edit(tiny, family, seed=0):
@@ -251,7 +251,7 @@ def test_user_errors(tiny):
         pe.edit_sequence(tiny, "lying", np.random.default_rng(0), scale_to_m=0.01)
     text = tiny_bvh_text(3).replace("UpperLeg_L", "LeftUpLeg")
     with pytest.raises(DataFormatError, match="UpperLeg_L"):
-        pe.edit_sequence(read_bvh(text), "seated", np.random.default_rng(0))
+        pe.edit_sequence(parse_bvh(text), "seated", np.random.default_rng(0))
 
 
 def test_real_bandai_files(bandai_archive):

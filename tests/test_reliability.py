@@ -363,8 +363,8 @@ def test_truncated_video_exports_what_it_read_and_exits_2(tmp_path, capsys, weig
     [
         (["--lens", "wobbly:1"], "unknown lens 'wobbly'"),
         (["--lens", "brown:a,b"], "brown"),
-        (["--frames", "-5"], "--frames must be at least 1"),
-        (["--frames", "ten"], "invalid int value"),
+        (["--frames", "-5"], "argument --frames: must be >= 1, got -5"),
+        (["--frames", "ten"], "argument --frames: expected an integer"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--hfov", "0"], "--hfov"),
     ],

@@ -28,9 +28,10 @@ import torch
 
 from distpose_app.adapt import lens_fit
 from distpose_app.core import metrics
-from distpose_app.core.errors import DistposeError
+from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.lifter import losses
 from distpose_app.lifter.inference import edge_padded, lift_sequence
+from distpose_app.lifter.model import check_state
 
 #: Fewest frames with a person that Adapt accepts (2 s at 30 fps).
 MIN_ADAPT_FRAMES = 60
@@ -451,4 +452,8 @@ def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, st
             return None, f"saved adaptation {path} ignored: made for another model ({shapes})"
         if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
             return None, f"saved adaptation {path} ignored: non-finite weights ({key})"
+    try:
+        check_state(state, f"saved adaptation {path} ignored")  # e.g. an absurd input lens
+    except WeightsError as exc:
+        return None, str(exc)
     return {k: v.to(expected[k].device, expected[k].dtype) for k, v in state.items()}, None

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
 from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("weights", help="checkpoint to calibrate (rewritten in place)")
-    p.add_argument("--buffers", type=int, default=9, help="20 s validation buffers (median)")
-    p.add_argument("--noise-px", type=float, default=2.0, help="detector-like 2D noise, pixels")
+    p.add_argument("--buffers", type=v.arg_int(1, 1000), default=9,
+                   help="20 s validation buffers (median)")  # fmt: skip
+    p.add_argument("--noise-px", type=v.non_negative_float, default=2.0,
+                   help="detector-like 2D noise, pixels")  # fmt: skip
     p.add_argument("--poses", choices=("standing", "mixed"), default="mixed")
     p.add_argument("--dry-run", action="store_true", help="print the offset, write nothing")
     p.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
     p.add_argument("--cache", default=str(CACHE_DIR))
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
 
 
 def validation_buffers(archive, cache, noise_px: float, count: int, seconds: float = 20.0,
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from distpose_app.core.errors import DistposeError
     from distpose_app.lifter.model import load_checkpoint, save_checkpoint
 
+    v.check_input_file(args.weights, "weights")
+    v.check_folder("--cache", args.cache)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.buffers < 1:

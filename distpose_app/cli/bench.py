@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT", help="write the full report as JSON")
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", metavar="PATH", help="benchmark this checkpoint alone as the live model"
     )
-    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    parser.add_argument("--threads", type=v.threads_int, metavar="N", help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="short run (about 30 s), for tests")
 
 
@@ -37,10 +39,11 @@ def run(args: argparse.Namespace) -> int:
         raise DistposeError(f"--threads must be at least 1, got {args.threads}")
     for option, path in (("--json", args.json), ("--markdown", args.markdown)):
         if path is not None:
-            from pathlib import Path
-
-            if not Path(path).parent.is_dir():
-                raise DistposeError(f"{option}: folder {Path(path).parent} does not exist")
+            v.check_output_file(option, path)
+    if args.json and args.markdown and v.same_file(args.json, args.markdown):
+        raise DistposeError(f"--json and --markdown are one file: {args.json}")
+    if args.weights:
+        v.check_input_file(args.weights, "--weights")
 
     import torch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
 from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE, PRETRAINED_DIR
 
 # The held-out set is seen through one webcam (90° horizontal FOV, 1280x720): a lens string then
@@ -37,13 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--noise-px",
-        type=float,
+        type=v.non_negative_float,
         default=0.0,
         help="detector-like 2D noise, pixels (larger on fast joints)",
     )
     p.add_argument(
         "--drop-prob",
-        type=float,
+        type=v.arg_float(0.0, 1.0, high_open=True),
         default=0.0,
         help="chance that each joint of each frame goes unseen (dropped detections)",
     )
@@ -69,23 +70,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                    help="models scored by --poses")  # fmt: skip
-    p.add_argument("--masks", nargs="+", default=list(POSE_MASKS[1:]),
-                   help="joint groups masked by --poses (masking.MASK_GROUPS)")  # fmt: skip
+    p.add_argument("--masks", nargs="+", default=None,
+                   help="joint groups masked by --poses (masking.MASK_GROUPS; default "
+                   f"{' '.join(POSE_MASKS[1:])}, none with --group-by action)")  # fmt: skip
+    p.add_argument("--group-by", choices=("family", "action"), default=None,
+                   help="per-group table: family = pose families (as --poses); action = "
+                   "Human3.6M actions from names '<subject>/<action> <take>/<camera>' (needs "
+                   "--data, e.g. from `distpose data h36m-external`)")  # fmt: skip
     p.add_argument("--input-2d", choices=("projected", "detections"), default="projected")
     p.add_argument("--json", help="results file (default: evaluation.json, evaluation-poses.json)")
     p.add_argument("--plot", help="PNG plot (default: the --json path with .png)")
     p.add_argument("--weights-dir", default=str(PRETRAINED_DIR))
-    p.add_argument("--adapt-seconds", type=float, default=20.0, help="ISO buffer length")
-    p.add_argument("--fewshot-k", type=int, default=50, help="labelled frames for few-shot")
+    p.add_argument("--adapt-seconds", type=v.arg_float(0.0, 3600.0, low_open=True), default=20.0,
+                   help="ISO buffer length, seconds")  # fmt: skip
+    p.add_argument("--fewshot-k", type=v.positive_int, default=50,
+                   help="labelled frames for few-shot")  # fmt: skip
     p.add_argument(
         "--max-sequences",
-        type=int,
+        type=v.non_negative_int,
         default=0,
         help="use only the first N sequences (with --poses: of each family; 0: all)",
     )
     p.add_argument("--archive", default=str(DEFAULT_ARCHIVE))
     p.add_argument("--cache", default=str(CACHE_DIR))
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
 
 
 def load_models(weights_dir, names) -> dict:
@@ -169,6 +177,41 @@ def _sampler_check(meta: dict, lenses) -> dict:
     return out
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Fail in one line, before anything loads, when an input is missing or an output would
+    land on a folder, on an input, or on another output (the .md and .png beside --json)."""
+    from pathlib import Path
+
+    from distpose_app.core.errors import DistposeError
+    from distpose_app.evaluation.protocol import MODELS
+
+    v.check_folder("--cache", args.cache)
+    if args.data:
+        v.check_input_file(args.data, "--data file")
+    per_group = args.poses or getattr(args, "group_by", None)
+    group = getattr(args, "group_by", None) or "family"
+    default = f"evaluation-{'poses' if group == 'family' else group}.json"
+    out = Path(args.json or (default if per_group else "evaluation.json"))
+    outputs = {"--json": out}
+    if per_group:
+        outputs["the table beside --json"] = out.with_suffix(".md")
+    else:
+        outputs["--plot"] = Path(args.plot or out.with_suffix(".png"))
+    for option, path in outputs.items():
+        v.check_output_file(option, path)
+    names = list(outputs.items())
+    for i, (option, path) in enumerate(names):
+        for other, path2 in names[i + 1 :]:
+            if v.same_file(path, path2):
+                raise DistposeError(f"{option} and {other} are one file: {path}")
+        inputs = [("--data", args.data), ("--archive", args.archive)]
+        inputs += [(f"--weights-dir {m}.pt", Path(args.weights_dir) / f"{m}.pt")
+                   for m in MODELS]  # fmt: skip
+        for name, source in inputs:
+            if source and v.same_file(path, source):
+                raise DistposeError(f"{option} {path} would overwrite the input {name}")
+
+
 def _write_json(path, payload) -> None:
     """`payload` as indented JSON at `path` (folder created), atomically."""
     import json
@@ -185,7 +228,8 @@ def _ratio(x) -> str:
 
 
 def run_poses(args: argparse.Namespace) -> int:
-    """`distpose evaluate --poses`: the per-family table (issue 9)."""
+    """`distpose evaluate --poses` / `--group-by`: the per-family (issue 9) or per-action
+    table."""
     import time
     from pathlib import Path
 
@@ -193,6 +237,12 @@ def run_poses(args: argparse.Namespace) -> int:
     from distpose_app.data.external import load_external
     from distpose_app.evaluation import protocol as ev
 
+    group_by = args.group_by or "family"
+    if group_by == "action" and not args.data:
+        raise DistposeError("--group-by action needs --data (a Human3.6M external file)")
+    masks = args.masks
+    if masks is None:
+        masks = list(ev.POSE_MASKS[1:]) if group_by == "family" else []
     if args.lenses or (args.lens and len(args.lens) != 1):
         raise DistposeError("--poses takes at most one --lens (default: none)")
     lens_text = args.lens[0] if args.lens else "none"
@@ -208,12 +258,13 @@ def run_poses(args: argparse.Namespace) -> int:
                   "one 90° 1280x720 webcam")  # fmt: skip
     start = time.perf_counter()
     rows = ev.evaluate_poses(
-        models, data, lens_text, tuple(args.masks), input_2d=args.input_2d,
+        models, data, lens_text, tuple(masks), input_2d=args.input_2d,
         noise_px=args.noise_px, progress=lambda what: print(f"lifting {what} ...", flush=True),
+        group_by=group_by,
     )  # fmt: skip
     table = ev.pose_markdown_table(rows)
     print(table)
-    targets = ev.pose_targets(rows)
+    targets = ev.pose_targets(rows) if group_by == "family" else []
     for t in targets:
         fam, legs = (
             t["worst_seated_crouching_vs_standing"],
@@ -222,9 +273,10 @@ def run_poses(args: argparse.Namespace) -> int:
         print(f"{t['model']}: worst seated/crouching MPJPE x standing {_ratio(fam)} (target <= "
               f"{ev.FAMILY_RATIO_TARGET}); worst upper body, legs masked x unmasked "
               f"{_ratio(legs)} (target <= {ev.MASKED_UPPER_RATIO_TARGET})")  # fmt: skip
-    out = Path(args.json or "evaluation-poses.json")
+    out = Path(args.json or f"evaluation-{'poses' if group_by == 'family' else group_by}.json")
     _write_json(out, {
-        "data": source, "lens": lens_text, "masks": ["none", *args.masks],
+        "data": source, "lens": lens_text, "group_by": group_by, "masks": ["none", *masks],
+        "input_2d": args.input_2d,
         "frames_total": int(len(data.sequence)), "noise_px": args.noise_px,
         "seconds": time.perf_counter() - start, "targets": targets,
         "models": {k: v.get("train_config", {}) for k, v in meta.items()},
@@ -246,13 +298,10 @@ def run(args: argparse.Namespace) -> int:
     from distpose_app.data.external import load_external
     from distpose_app.evaluation import protocol as ev
 
+    check_paths(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.noise_px < 0:
-        raise DistposeError(f"--noise-px must be >= 0, got {args.noise_px}")
-    if not 0 <= args.drop_prob < 1:
-        raise DistposeError(f"--drop-prob must be in [0, 1), got {args.drop_prob}")
-    if args.poses:
+    if args.poses or args.group_by:
         return run_poses(args)
     lens_texts = args.lens or list(ev.LENS_SETS[args.lenses or "in"])
     for t in lens_texts:

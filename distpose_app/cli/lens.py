@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
+
 
 def _size(text: str) -> tuple[int, int]:
     """'1920x1080' → (1920, 1080); argparse turns the ValueError into a one-line error."""
@@ -12,7 +14,7 @@ def _size(text: str) -> tuple[int, int]:
         size = int(w), int(h)
     except ValueError:
         size = (0, 0)
-    if not sep or min(size) <= 0:
+    if not sep or min(size) <= 0 or max(size) > 100_000:
         raise argparse.ArgumentTypeError(f"image size {text!r} is not WIDTHxHEIGHT, e.g. 1920x1080")
     return size
 
@@ -25,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "pincushion or fisheye",
     )
     parser.add_argument(
-        "--hfov", type=float, default=90.0, help="horizontal field of view, degrees (default 90)"
+        "--hfov",
+        type=v.hfov_degrees,
+        default=90.0,
+        help="horizontal field of view, degrees (default 90)",
     )
     parser.add_argument(
         "--size", type=_size, default=(1920, 1080), help="image WIDTHxHEIGHT (default 1920x1080)"

@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except DistposeError as exc:
         print(f"distpose {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"distpose {args.command}: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file the user named: missing, unreadable, disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"distpose {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"distpose {args.command}: interrupted", file=sys.stderr)

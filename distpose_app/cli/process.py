@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from distpose_app.core import validate as v
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="video file, or a camera index (0, 1, ...)")
@@ -29,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bvh", metavar="OUT", help="write the motion as BVH")
     parser.add_argument("--csv", metavar="OUT", help="write the joints as CSV (one row a frame)")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --bvh / --csv files (and their .json sidecars) that already exist",
+    )
+    parser.add_argument(
         "--device", default="auto", help="lifter device: auto (default), cpu or cuda"
     )
     parser.add_argument(
@@ -41,12 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hfov",
-        type=float,
+        type=v.hfov_degrees,
         default=70.0,
         help="horizontal field of view for --lens, degrees (default 70)",
     )
     parser.add_argument(
-        "--frames", type=int, metavar="N", help="process at most N frames (a camera: required)"
+        "--frames",
+        type=v.positive_int,
+        metavar="N",
+        help="process at most N frames (a camera: required)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -141,21 +151,29 @@ def rarely_seen(recording, share: float = 0.5) -> list[str]:
     return [name for name, f in zip(JOINT_NAMES, fraction) if f < share]
 
 
+def _check_outputs(args: argparse.Namespace, inputs: list) -> None:
+    from distpose_app.core.errors import DistposeError
+    from distpose_app.export.targets import ExistingFilesError, check_targets
+
+    existing = check_targets(args.bvh, args.csv, inputs)
+    if existing and not args.force:
+        raise DistposeError(f"{ExistingFilesError(existing)}; give --force to replace")
+
+
 def run(args: argparse.Namespace) -> int:
     from distpose_app.core.errors import DistposeError
 
     if args.frames is not None and args.frames < 1:
         raise DistposeError(f"--frames must be at least 1, got {args.frames}")
-    if not (0.0 < args.hfov < 180.0):
-        raise DistposeError(f"--hfov must be in (0, 180) degrees, got {args.hfov}")
-    for option, path in (("--bvh", args.bvh), ("--csv", args.csv)):
-        if path is not None:
-            folder = Path(path).parent
-            if not folder.is_dir():
-                raise DistposeError(f"{option}: folder {folder} does not exist")
     is_camera = args.input.strip().isdigit()
     if is_camera and args.frames is None:
         raise DistposeError("a camera needs --frames N (how many frames to capture)")
+    if args.weights:
+        v.check_input_file(args.weights, "--weights")
+    # Outputs are checked before hours of work: never onto the input, never two on one path,
+    # never over an existing file without --force.
+    inputs = ([] if is_camera else [args.input]) + [args.weights]
+    _check_outputs(args, inputs)
 
     from distpose_app.lens.strings import parse_lens
     from distpose_app.live.capture import open_source
@@ -258,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
         if args.bvh and tracked == 0:
             _log("warning: no person found: no BVH written")
         written = export_recording(
-            recording, args.bvh if tracked else None, args.csv
+            recording, args.bvh if tracked else None, args.csv, inputs=inputs,
+            overwrite=args.force,
         ) if (args.csv or tracked) else {}  # fmt: skip
         for key in ("bvh", "csv"):
             if written.get(key):

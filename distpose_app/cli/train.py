@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from distpose_app.core import validate as v
 from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
 
 
@@ -19,23 +20,6 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("mode", choices=("baseline", "augmented", "meta"))
     p.add_argument("--out", help="run folder (default runs/<mode>); resumes from its last.pt")
@@ -43,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", metavar="PT", help="copy the best checkpoint here at the end")
     g = p.add_argument_group("data")
     g.add_argument("--archive", default=str(DEFAULT_ARCHIVE), help="Bandai-Namco .tar.xz")
-    g.add_argument("--views", type=_positive(int), default=2, help="virtual webcams per file")
+    g.add_argument("--views", type=v.positive_int, default=2, help="virtual webcams per file")
     g.add_argument("--cache", default=str(CACHE_DIR))
     g.add_argument(
         "--poses",
@@ -59,34 +43,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--closeup",
-        type=float,
+        type=v.probability,
         default=0.1,
         help="share of windows seen by a desk webcam's close-up (legs out of the image)",
     )
     g = p.add_argument_group("model")
     g.add_argument("--filter-widths", type=_widths, default=(3, 3, 3))
-    g.add_argument("--channels", type=_positive(int), default=256)
-    g.add_argument("--dropout", type=float, default=0.25)
+    g.add_argument("--channels", type=v.positive_int, default=256)
+    g.add_argument("--dropout", type=v.arg_float(0.0, 1.0, high_open=True), default=0.25)
     g.add_argument("--symmetric", action="store_true", help="look ahead (default: causal)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=_positive(int), default=2000)
-    g.add_argument("--batch", type=_positive(int), default=128, help="windows per step")
-    g.add_argument("--chunk", type=_positive(int), default=16, help="output frames per window")
-    g.add_argument("--lr", type=_positive(float), default=1e-3)
-    g.add_argument("--noise-px", type=float, default=1.0)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=_positive(int), help="torch CPU threads")
-    g.add_argument("--val-every", type=_positive(int), default=250)
+    g.add_argument("--steps", type=v.positive_int, default=2000)
+    g.add_argument("--batch", type=v.positive_int, default=128, help="windows per step")
+    g.add_argument("--chunk", type=v.positive_int, default=16, help="output frames per window")
+    g.add_argument("--lr", type=v.positive_float, default=1e-3)
+    g.add_argument("--noise-px", type=v.non_negative_float, default=1.0)
+    g.add_argument("--seed", type=v.seed_int, default=0)
+    g.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
+    g.add_argument("--val-every", type=v.positive_int, default=250)
     g = p.add_argument_group("meta (MAML)")
     g.add_argument("--init", help="checkpoint to start from (the augmented model)")
-    g.add_argument("--tasks", type=_positive(int), default=16, help="tasks per meta batch")
+    g.add_argument("--tasks", type=v.positive_int, default=16, help="tasks per meta batch")
     g.add_argument(
         "--inner-steps",
-        type=_non_negative,
+        type=v.non_negative_int,
         default=1,
         help="0: plain fine-tuning under the meta settings (the ablation)",
     )
-    g.add_argument("--inner-lr", type=_positive(float), default=1e-2)
+    g.add_argument("--inner-lr", type=v.positive_float, default=1e-2)
     g.add_argument(
         "--inner-params",
         choices=("bn", "last", "all", "lens"),
@@ -104,9 +88,21 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from distpose_app.core.errors import DistposeError
     from distpose_app.data.synthetic import load_or_build
     from distpose_app.training.loop import TrainConfig, train
 
+    out = Path(args.out or f"runs/{args.mode}")
+    v.check_folder("--out", out)
+    v.check_folder("--cache", args.cache)
+    v.check_input_file(args.archive, "mocap archive (--archive)")
+    if args.init:
+        v.check_input_file(args.init, "--init checkpoint")
+    if args.export:
+        v.check_output_file("--export", args.export)
+        if out.is_dir() and any(v.same_file(args.export, out / f"{n}.pt")
+                                for n in ("best", "last", "final")):  # fmt: skip
+            raise DistposeError(f"--export {args.export} is a checkpoint of the run itself")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
@@ -138,11 +134,9 @@ def run(args: argparse.Namespace) -> int:
         args.archive, "train", args.views, cache_dir=args.cache, poses=args.poses
     )
     val_set = load_or_build(args.archive, "val", 1, cache_dir=args.cache, poses=args.poses)
-    out = Path(args.out or f"runs/{args.mode}")
     best = train(config, train_set, val_set, out, resume=not args.no_resume)
     print(f"best checkpoint: {best}")
     if args.export:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(best, args.export)
         print(f"exported to {args.export}")
     return 0

@@ -16,6 +16,8 @@ and `matrix_to_euler` from here.
 from __future__ import annotations
 
 import re
+import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,21 +75,69 @@ class Bvh:
 # ---------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------
-def read_bvh(source: str | Path, name: str | None = None) -> Bvh:
-    """Parse a BVH file: a path, or the file's text when the string starts with HIERARCHY.
+# Largest |value| accepted in OFFSET and MOTION: 1e7 is 100 km in centimetres or 10^7 degrees;
+# anything beyond is corruption, and near 1e308 forward kinematics overflows to inf and NaN.
+MAX_BVH_VALUE = 1e7
+# Frame times a BVH may state, seconds: 0.1 ms (10 kHz) to 10 s per frame.
+FRAME_TIME_RANGE_S = (1e-4, 10.0)
+
+
+def read_bvh(path: str | Path, name: str | None = None) -> Bvh:
+    """Read and parse the BVH file at `path` (UTF-8, an optional byte-order mark).
 
     Any hierarchy and channel order; position channels on any joint. `name` labels error messages
-    (default: the path, or "<text>"). Raises DataFormatError naming the file and the problem.
+    (default: the path). Raises DataFormatError naming the file and the problem. The argument is
+    always a path: text goes to `parse_bvh`, so a file's content is never taken for a file name.
     """
-    if isinstance(source, str) and source.lstrip().startswith("HIERARCHY"):
-        text, label = source, name or "<BVH text>"
-    else:
-        label = name or str(source)
-        try:
-            text = Path(source).read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise DataFormatError(f"{label}: cannot read BVH file ({exc.strerror or exc})") from exc
-    return _parse(text, label)
+    if isinstance(path, str) and "\n" in path:
+        raise TypeError("read_bvh takes a path; parse BVH text with parse_bvh(text, name)")
+    label = name or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"{label}: cannot read BVH file ({exc.strerror or exc})") from exc
+    return parse_bvh_bytes(data, label)
+
+
+def parse_bvh_bytes(data: bytes, name: str = "<BVH>") -> Bvh:
+    """Parse a BVH file's bytes (e.g. an archive member): UTF-8 with an optional byte-order
+    mark. Binary content (NUL bytes, not UTF-8) raises DataFormatError naming `name`."""
+    if b"\0" in data:
+        raise DataFormatError(f"{name}: binary data, not a BVH file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # names in a legacy encoding; the numbers are ASCII
+    return parse_bvh(text, name)
+
+
+def parse_bvh(text: str, name: str = "<BVH text>") -> Bvh:
+    """Parse BVH `text` (the content of a file; a leading byte-order mark is ignored). `name`
+    labels error messages. Raises DataFormatError naming it and the problem."""
+    return _parse(text.removeprefix("\ufeff"), name)
+
+
+MAX_MEMBER_BYTES = 512 * 1024 * 1024  # a BVH member larger than this is not a mocap file
+
+
+def iter_archive_bvh(archive: tarfile.TarFile, label: str) -> Iterator[tuple[str, Bvh]]:
+    """(member name, Bvh) for every `.bvh` regular file of an open tar `archive`, in archive
+    order (works on streams, mode 'r|*'). Members are parsed as text, never used as paths; links
+    and other members are skipped. DataFormatError naming `label` and the member for a member
+    that is not a BVH file, and when the archive holds no `.bvh` file at all."""
+    found = 0
+    for member in archive:
+        if not (member.isfile() and member.name.lower().endswith(".bvh")):
+            continue
+        if member.size > MAX_MEMBER_BYTES:
+            raise DataFormatError(f"{label}: member {member.name} is {member.size} bytes, "
+                                  "too large for a BVH file")  # fmt: skip
+        handle = archive.extractfile(member)
+        data = handle.read() if handle is not None else b""
+        found += 1
+        yield member.name, parse_bvh_bytes(data, f"{label}: {member.name}")
+    if not found:
+        raise DataFormatError(f"{label}: the archive holds no .bvh file")
 
 
 def _parse(text: str, label: str) -> Bvh:
@@ -188,8 +238,9 @@ def _parse(text: str, label: str) -> Bvh:
         frames, frame_time = int(header.group(1)), float(header.group(2))
     except ValueError:
         raise fail(f"bad Frames/Frame Time values {header.groups()}") from None
-    if frames < 0 or not frame_time > 0:
-        raise fail(f"bad Frames {frames} or Frame Time {frame_time}")
+    lo, hi = FRAME_TIME_RANGE_S
+    if frames < 0 or not lo <= frame_time <= hi:
+        raise fail(f"bad Frames {frames} or Frame Time {frame_time} (expected {lo:g} to {hi:g} s)")
 
     body = text[match.start() + header.end() :]
     num_channels = sum(len(c) for c in channels)
@@ -203,6 +254,16 @@ def _parse(text: str, label: str) -> Bvh:
             f"frame count mismatch: header says {frames} frames of {num_channels} channels, "
             f"MOTION has {lines} lines and {values.size} values"
         )
+    for what, array in (
+        ("OFFSET", np.asarray(offsets, dtype=np.float64)),
+        ("MOTION", values),
+        ("End Site", np.asarray(list(end_sites.values()), dtype=np.float64)),
+    ):
+        bad = ~(np.abs(array) <= MAX_BVH_VALUE)  # NaN fails the comparison too
+        if bad.any():
+            first = array.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]]
+            raise fail(f"{int(bad.sum())} {what} values are NaN, infinite or beyond "
+                       f"±{MAX_BVH_VALUE:g} (first: {first})")  # fmt: skip
     return Bvh(
         names=names,
         parents=np.array(parents, dtype=np.int64),

@@ -21,9 +21,10 @@ class ExternalData:
     """Labelled 3D poses with cameras, as read from / written to the external `.npz` format.
 
     positions_3d (N, 17, 3) float metres, camera coordinates (x right, y down, z forward);
-    sequence (N,) int in [0, S), each sequence's frames contiguous, in time order; fps > 0;
+    sequence (N,) int in [0, S), each sequence's frames contiguous, in time order; fps in [1, 1000];
     intrinsics (S, 4) fx, fy, cx, cy pixels; image_size (S, 2) int width, height pixels;
-    keypoints_2d (N, 17, 2) float pixels (detections on undistorted images) or None;
+    keypoints_2d (N, 17, 2) float pixels (detections on undistorted images; NaN x and y: the
+    joint is unseen) or None;
     names (S,) str or None; lens: a lens spec string when keypoints_2d went through a lens.
     """
 
@@ -94,6 +95,8 @@ def write_external(path: str | Path, data: ExternalData) -> None:
 
 
 REQUIRED_KEYS = ("positions_3d", "sequence", "fps", "intrinsics", "image_size")
+FPS_RANGE = (1.0, 1000.0)  # Hz: from time-lapse webcams to high-speed cameras
+MIN_DEPTH_M = 0.05  # a joint nearer the camera than this is a broken file, not a person
 OPTIONAL_KEYS = ("keypoints_2d", "names", "lens")  # any other key is ignored
 
 
@@ -131,12 +134,18 @@ def _validate(arrays: dict[str, np.ndarray], path: str) -> None:
         raise _fail(path, "positions_3d", f"values up to {np.abs(p3).max():.0f}: not metres?")
     if np.median(p3[..., 2]) <= 0:
         raise _fail(path, "positions_3d", "median z <= 0: not camera coordinates (z forward)?")
+    near = int(np.sum(p3[..., 2] < MIN_DEPTH_M))
+    if near:  # projecting them divides by ~0: pixels near infinity, errors of 10^11 mm
+        raise _fail(path, "positions_3d", f"{near} joints closer than {MIN_DEPTH_M} m to the "
+                    "camera (z): they cannot be projected")  # fmt: skip
 
     fps = arrays["fps"]
     if fps.dtype.kind not in "fiu" or fps.size != 1:
         raise _fail(path, "fps", f"expected one number, got {fps.dtype} of shape {fps.shape}")
-    if not np.isfinite(float(fps.reshape(()))) or float(fps.reshape(())) <= 0:
-        raise _fail(path, "fps", f"{float(fps.reshape(()))} is not a positive frame rate")
+    rate = float(fps.reshape(()))
+    if not FPS_RANGE[0] <= rate <= FPS_RANGE[1]:  # NaN fails too
+        raise _fail(path, "fps", f"{rate} is not a frame rate in {FPS_RANGE[0]:g} to "
+                    f"{FPS_RANGE[1]:g} Hz")  # fmt: skip
 
     intrinsics = arrays["intrinsics"]
     _check_float(path, "intrinsics", intrinsics, (None, 4))
@@ -173,7 +182,14 @@ def _validate(arrays: dict[str, np.ndarray], path: str) -> None:
 
     if "keypoints_2d" in arrays:
         kp = arrays["keypoints_2d"]
-        _check_float(path, "keypoints_2d", kp, (n, NUM_JOINTS, 2))
+        # NaN marks an unseen joint (a detector's missing output): both coordinates or none.
+        seen = ~np.isnan(kp).any(-1) if kp.dtype.kind == "f" else np.ones(kp.shape[:-1], bool)
+        if kp.dtype.kind == "f" and np.any(np.isnan(kp).any(-1) != np.isnan(kp).all(-1)):
+            raise _fail(path, "keypoints_2d", "a joint has one coordinate NaN: NaN x and y "
+                        "together mark an unseen joint")  # fmt: skip
+        _check_float(path, "keypoints_2d", np.where(seen[..., None], kp, 0), (n, NUM_JOINTS, 2))
+        if not seen.any():
+            raise _fail(path, "keypoints_2d", "every value is NaN: no joint is seen")
     if "names" in arrays and arrays["names"].shape != (s,):
         raise _fail(path, "names", f"shape {arrays['names'].shape}, expected ({s},)")
 
@@ -186,10 +202,16 @@ def load_external(path: str | Path) -> ExternalData:
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy (one array) renamed .npz
+            raise DataFormatError(f"{path}: one .npy array, not an .npz archive of named arrays")
+        with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{path}: not a readable .npz file ({exc})") from None
+        if isinstance(exc, DataFormatError):
+            raise
+        detail = " ".join(str(exc).split())[:160]
+        raise DataFormatError(f"{path}: not a readable .npz file ({detail})") from None
     _validate(arrays, str(path))
     return ExternalData(
         positions_3d=arrays["positions_3d"].astype(np.float64),

@@ -26,7 +26,7 @@ import numpy as np
 from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import BONE_NAMES, NUM_JOINTS, bone_lengths
-from distpose_app.data.bvh import Bvh, forward_kinematics, read_bvh
+from distpose_app.data.bvh import Bvh, forward_kinematics, iter_archive_bvh
 
 # The crown lies this far beyond the mocap head joint along the neck -> head direction: neither
 # skeleton has a joint at the top of the head, which H36M's joint 10 is.
@@ -239,15 +239,11 @@ def iter_bandai_archive(path: str | Path, progress: bool = True) -> Iterator[Moc
         try:
             with tarfile.open(fileobj=counter, mode="r|xz") as archive:
                 files = 0
-                for member in archive:
-                    if not (member.isfile() and member.name.lower().endswith(".bvh")):
-                        continue
-                    data = archive.extractfile(member).read()
-                    bvh = read_bvh(data.decode("utf-8", errors="replace"), name=member.name)
+                for name, bvh in iter_archive_bvh(archive, str(path)):
                     files += 1
                     bar.update(counter.count // 1_000_000 - bar.n, postfix=f"{files} files")
                     # Bandai-Namco files are in centimetres (their README).
-                    yield sequence_from_bvh(bvh, member.name, scale_to_m=0.01)
+                    yield sequence_from_bvh(bvh, name, scale_to_m=0.01)
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
             raise DataFormatError(f"{path}: broken archive ({exc})") from exc
 
@@ -295,7 +291,7 @@ def load_bandai(
 
 def _load_cache(cache: Path) -> list[MocapSequence]:
     try:
-        with np.load(cache) as data:
+        with np.load(cache, allow_pickle=False) as data:
             positions = data["positions"]
             ends = np.cumsum(data["lengths"])
             columns = [data[k].tolist() for k in ("names", "datasets", "contents", "styles", "fps")]

@@ -36,10 +36,10 @@ from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.data.bvh import (
     Bvh,
     forward_kinematics,
+    iter_archive_bvh,
     local_rotations,
     local_translations,
     matrix_to_euler,
-    read_bvh,
 )
 from distpose_app.data.mocap import MocapSequence, detect_scale_to_m, parse_bandai_name, to_h36m
 
@@ -735,13 +735,11 @@ def iter_bandai_bvh(path: str | Path, limit: int | None = None) -> Iterator[tupl
     count = 0
     try:
         with tarfile.open(path, mode="r|xz") as archive:
-            for member in archive:
+            for name, bvh in iter_archive_bvh(archive, str(path)):
                 if limit is not None and count >= limit:
                     return
-                if member.isfile() and member.name.lower().endswith(".bvh"):
-                    text = archive.extractfile(member).read().decode("utf-8", errors="replace")
-                    count += 1
-                    yield member.name, read_bvh(text, name=member.name)
+                count += 1
+                yield name, bvh
     except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
         raise DataFormatError(f"{path}: broken archive ({exc})") from exc
 

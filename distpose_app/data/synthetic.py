@@ -83,7 +83,8 @@ def add_detector_noise(
     speed = np.zeros(keypoints_2d.shape[:2])
     same = np.asarray(sequence)[1:] == np.asarray(sequence)[:-1]
     step = np.linalg.norm(np.diff(keypoints_2d, axis=0), axis=-1)
-    speed[1:] = np.where(same[:, None], step, 0.0)
+    # An unseen joint (NaN) next to a seen one gives no speed: it must not hide the seen frame.
+    speed[1:] = np.where(same[:, None] & np.isfinite(step), step, 0.0)
     sigma = noise.sigma_px * np.asarray(noise.joint_scale)[None, :] + noise.speed_gain * speed
     noisy = keypoints_2d + rng.standard_normal(keypoints_2d.shape) * sigma[..., None]
     mask = rng.random(keypoints_2d.shape[:2]) >= noise.drop_prob

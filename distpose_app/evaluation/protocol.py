@@ -56,6 +56,7 @@ import numpy as np
 
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError, LensError
+from distpose_app.core.validate import HFOV_RANGE_DEG
 from distpose_app.lens.models import Intrinsics, Lens, NoLens
 from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.lens.strings import parse_lens
@@ -177,7 +178,7 @@ def _modifier_values(text: str, key: str, rest: str, count: int) -> list[float]:
 
 def parse_imaging(text: str) -> Imaging:
     """`<lens>[@pp=dx,dy][@hfov=deg]` → Imaging. dx, dy: principal point offset as fractions of
-    the image width and height (|d| < 0.5); deg: horizontal field of view in (0, 180).
+    the image width and height (|d| < 0.5); deg: horizontal field of view in [1, 179].
     Raises LensError naming the problem."""
     if not isinstance(text, str) or not text.strip():
         raise LensError("empty lens string")
@@ -198,8 +199,9 @@ def parse_imaging(text: str) -> Imaging:
             pp = (dx, dy)
         else:
             (hfov,) = _modifier_values(text, key, rest, 1)
-            if not 0.0 < hfov < 180.0:
-                raise LensError(f"{text!r}: @hfov={hfov} is not in (0, 180) degrees")
+            if not HFOV_RANGE_DEG[0] <= hfov <= HFOV_RANGE_DEG[1]:
+                raise LensError(f"{text!r}: @hfov={hfov} is not in [{HFOV_RANGE_DEG[0]:g}, "
+                                f"{HFOV_RANGE_DEG[1]:g}] degrees")  # fmt: skip
     return Imaging(text.strip(), lens, pp, hfov)
 
 
@@ -353,6 +355,9 @@ def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewsh
     if "bn" in res.config:
         info.update(bn_accepted=res.config["bn"]["accepted"])
     return _with_state(model, res.state_dict), info
+
+
+_SCORE_KEYS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "upper_mpjpe_mm")
 
 
 def _scores(p: np.ndarray, t: np.ndarray) -> dict:
@@ -514,6 +519,19 @@ def sequence_families(data) -> np.ndarray:
     return np.array([pose_family(n) for n in np.asarray(data.names)], dtype=object)
 
 
+def sequence_actions(data) -> np.ndarray:
+    """(S,) str: the action of every sequence from names '<subject>/<action> <take>/<camera>'
+    (Human3.6M files of `distpose data h36m-external`): 'S8/Walking 1/cam0' -> 'Walking'."""
+    from distpose_app.data.h36m_external import sequence_action
+
+    if data.names is None:
+        raise DistposeError("per-action evaluation needs sequence names ('names') in the data")
+    return np.array([sequence_action(n) for n in np.asarray(data.names)], dtype=object)
+
+
+GROUP_BY = {"family": sequence_families, "action": sequence_actions}
+
+
 def evaluate_poses(
     models: dict[str, torch.nn.Module],
     data,
@@ -523,12 +541,16 @@ def evaluate_poses(
     noise_px: float = 0.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    group_by: str = "family",
 ) -> list[dict]:
-    """Score every model per pose family and unseen-joint group on imaging string `lens_text`.
+    """Score every model per group of sequences and unseen-joint group on imaging string
+    `lens_text`. group_by: "family" (pose families) or "action" (Human3.6M actions).
 
     masks: "none" and names of `masking.MASK_GROUPS` (NaN in every frame of every sequence).
-    Returns one row per (model, mask, family), family "all" included: lens, model, family, mask,
-    mpjpe_mm / p_mpjpe_mm / n_mpjpe_mm (17 joints), upper_mpjpe_mm (masking.UPPER_BODY joints),
+    Returns one row per (model, mask, group), group "all" (every frame) included, and for
+    actions "mean" (the unweighted mean over actions, as Human3.6M tables average): lens, model,
+    <group_by> (the group), mask, mpjpe_mm / p_mpjpe_mm / n_mpjpe_mm (17 joints, root-relative;
+    P-MPJPE after a per-frame Procrustes alignment), upper_mpjpe_mm (masking.UPPER_BODY joints),
     vs_standing, upper_vs_unmasked (None where the reference is missing), frames, sequences."""
     from distpose_app.data.masking import MASK_GROUPS, UPPER_BODY, apply_mask, group_mask
 
@@ -536,7 +558,9 @@ def evaluate_poses(
     for m in masks:
         if m != "none" and m not in MASK_GROUPS:
             raise DistposeError(f"unknown mask {m!r}: use none or one of {', '.join(MASK_GROUPS)}")
-    fam_of = sequence_families(data)
+    if group_by not in GROUP_BY:
+        raise DistposeError(f"unknown grouping {group_by!r}: use {' or '.join(GROUP_BY)}")
+    fam_of = GROUP_BY[group_by](data)
     px = _noisy(data, distorted_pixels(data, parse_imaging(lens_text), input_2d), noise_px, seed)
     seqs = _ranges(data)
     order = np.concatenate([np.arange(a, b) for _, a, b in seqs])
@@ -557,21 +581,27 @@ def evaluate_poses(
             if mask != "none":
                 inputs = [apply_mask(kp, group_mask(mask, kp.shape[:1])) for kp in observed]
             preds = np.concatenate(lift_many(model, inputs, data.fps))
+            mine = []
             for family in families:
                 sel = slice(None) if family == "all" else frame_family == family
                 p, t = preds[sel], gt[sel]
-                rows.append({
-                    "lens": lens_text, "model": name, "family": family, "mask": mask,
+                mine.append({
+                    "lens": lens_text, "model": name, group_by: family, "mask": mask,
                     **_scores(p, t),
                     "upper_mpjpe_mm": 1000 * metrics.mpjpe(p[:, upper], t[:, upper]),
                     "frames": int(len(p)),
                     "sequences": int(len(seq_family) if family == "all"
                                      else (seq_family == family).sum()),
                 })  # fmt: skip
-    cell = {(r["model"], r["family"], r["mask"]): r for r in rows}
+            if group_by == "action":
+                groups = mine[:-1]
+                mean = {k: float(np.mean([r[k] for r in groups])) for k in _SCORE_KEYS}
+                mine.append({**mine[-1], group_by: "mean", **mean})
+            rows.extend(mine)
+    cell = {(r["model"], r[group_by], r["mask"]): r for r in rows}
     for r in rows:
         standing = cell.get((r["model"], "standing", r["mask"]))
-        unmasked = cell[(r["model"], r["family"], "none")]
+        unmasked = cell[(r["model"], r[group_by], "none")]
         r["vs_standing"] = r["mpjpe_mm"] / standing["mpjpe_mm"] if standing else None
         r["upper_vs_unmasked"] = r["upper_mpjpe_mm"] / unmasked["upper_mpjpe_mm"]
     return rows
@@ -606,22 +636,25 @@ def pose_targets(rows: list[dict]) -> list[dict]:
 
 
 def pose_markdown_table(rows: list[dict]) -> str:
-    """One line per model and family: frames, MPJPE (P-MPJPE, N-MPJPE) mm unmasked, MPJPE over
-    standing's, upper-body MPJPE unmasked and under every other mask (with its ratio)."""
+    """One line per model and group (family or action): frames, MPJPE (P-MPJPE, N-MPJPE) mm
+    unmasked, MPJPE over standing's (families), upper-body MPJPE unmasked and under every other
+    mask (with its ratio)."""
+    key = "action" if rows and "action" in rows[0] else "family"
     masks = [m for m in dict.fromkeys(r["mask"] for r in rows) if m != "none"]
-    cell = {(r["model"], r["family"], r["mask"]): r for r in rows}
-    head = ["model", "family", "frames", "MPJPE (P-, N-MPJPE) mm", "× standing", "upper mm"]
+    cell = {(r["model"], r[key], r["mask"]): r for r in rows}
+    head = ["model", key, "frames", "MPJPE (P-, N-MPJPE) mm"]
+    head += ["× standing", "upper mm"] if key == "family" else []
     head += [f"upper, {m.replace('_', ' ')} masked (×)" for m in masks]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in rows:
         if r["mask"] != "none":
             continue
         vs = "–" if r["vs_standing"] is None else f"{r['vs_standing']:.2f}"
-        vals = [r["model"], r["family"], str(r["frames"]),
-                f"{r['mpjpe_mm']:.1f} ({r['p_mpjpe_mm']:.1f}, {r['n_mpjpe_mm']:.1f})", vs,
-                f"{r['upper_mpjpe_mm']:.1f}"]  # fmt: skip
+        scores = f"{r['mpjpe_mm']:.1f} ({r['p_mpjpe_mm']:.1f}, {r['n_mpjpe_mm']:.1f})"
+        vals = [r["model"], r[key], str(r["frames"]), scores]
+        vals += [vs, f"{r['upper_mpjpe_mm']:.1f}"] if key == "family" else []
         for m in masks:
-            q = cell.get((r["model"], r["family"], m))
+            q = cell.get((r["model"], r[key], m))
             vals.append(f"{q['upper_mpjpe_mm']:.1f} ({q['upper_vs_unmasked']:.2f})" if q else "–")
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines)

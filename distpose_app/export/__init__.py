@@ -12,16 +12,20 @@ from .exporter import Motion, export_recording, prepare_motion
 from .filters import one_euro_filter
 from .recording import CHANNEL_ORDERS, ExportOptions, Recording, sidecar_path, write_atomic
 from .skeleton_fit import fit_skeleton, robust_bone_lengths
+from .targets import ExistingFilesError, check_targets, existing_targets
 
 __all__ = [
     "BVH_JOINT_NAMES",
     "CHANNEL_ORDERS",
+    "ExistingFilesError",
     "ExportOptions",
     "Motion",
     "Recording",
     "bvh_text",
+    "check_targets",
     "csv_columns",
     "csv_text",
+    "existing_targets",
     "export_recording",
     "fit_skeleton",
     "one_euro_filter",

@@ -4,7 +4,7 @@ write BVH and/or CSV files, each with a JSON sidecar."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from .bvh_writer import BVH_JOINT_NAMES, bvh_text
 from .csv_writer import csv_text
 from .filters import one_euro_filter
 from .recording import UNIT_SCALES, ExportOptions, Recording, write_atomic, write_sidecar
+from .targets import ExistingFilesError, check_targets
 
 AXES = {
     "X": "subject's left when facing the camera (the camera's x, image right)",
@@ -102,18 +103,6 @@ def prepare_motion(recording: Recording, options: ExportOptions | None = None) -
         camera_to_world=A @ np.diag([1.0, -1.0, -1.0]),
         translation_m=shift,
     )
-
-
-def _check_target(path: str | os.PathLike | None) -> Path | None:
-    if path is None:
-        return None
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise DistposeError(f"cannot write {path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise DistposeError(f"cannot write {path}: it is a folder")
-    return path
 
 
 def sidecar_info(
@@ -202,12 +191,18 @@ def export_recording(
     csv_path: str | os.PathLike | None = None,
     options: ExportOptions | None = None,
     progress: Callable[[float, str], None] | None = None,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    overwrite: bool = False,
 ) -> dict:
     """Clean up `recording` and write a BVH and/or a CSV file, each with `<file>.json` beside it.
 
     Files are written atomically: a failure never leaves a partial file under the chosen name.
-    progress: optional callback (fraction in [0, 1], message). Raises DistposeError for bad
-    options, an empty recording, or a missing / unwritable folder (naming the path).
+    progress: optional callback (fraction in [0, 1], message). inputs: the files the take came
+    from (video, weights, calibration, recovery file), which are never written. overwrite: replace
+    existing files (False: ExistingFilesError naming them; the CLI's --force, or the app after
+    asking through `targets.existing_targets`). Raises DistposeError for bad options, an empty
+    recording, a missing / unwritable folder, two outputs on one path (sidecars included) or an
+    output on an input (naming the path).
     Returns {"bvh", "bvh_sidecar", "csv", "csv_sidecar": Path or None, "frames": int,
     "frame_time_s": float, "bone_lengths_m": (16,) array, "interpolated_frames": int,
     "gap_frames": int}.
@@ -215,9 +210,13 @@ def export_recording(
     options = options or ExportOptions()
     options.validate()
     report = progress or (lambda fraction, message: None)
-    bvh_target, csv_target = _check_target(bvh_path), _check_target(csv_path)
-    if bvh_target is None and csv_target is None:
+    if bvh_path is None and csv_path is None:
         raise DistposeError("nothing to export: give a BVH path, a CSV path, or both")
+    existing = check_targets(bvh_path, csv_path, inputs)
+    if existing and not overwrite:
+        raise ExistingFilesError(existing)
+    bvh_target = None if bvh_path is None else Path(bvh_path)
+    csv_target = None if csv_path is None else Path(csv_path)
     if recording.num_frames == 0:
         raise DistposeError("the recording has no frames to export")
     report(0.0, "cleaning up")

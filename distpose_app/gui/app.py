@@ -13,10 +13,10 @@ import argparse
 import os
 import signal
 import sys
-from pathlib import Path
 
 from distpose_app import __version__
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.validate import positive_int
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a lifter checkpoint instead of the shipped one (if it does not load, the shipped "
         "weights are used and the window says why)",
     )
-    p.add_argument("--frames", type=int, metavar="N", help="process N frames, then quit")
+    p.add_argument("--frames", type=positive_int, metavar="N", help="process N frames, then quit")
     p.add_argument(
         "--screenshot", metavar="PNG", help="after --frames N (default 90), save the window here"
     )
@@ -70,9 +70,14 @@ def _check_args(args) -> None:
         if args.source not in (None, "demo"):
             raise DistposeError("--lens sets the demo's lens; use it with --source demo")
         parse_lens(args.lens, max_radius=None)
-    if args.source is not None and args.source != "demo" and not args.source.isdigit():
-        if not Path(args.source).is_file():
-            raise DistposeError(f"video file not found: {args.source}")
+    if args.source is not None and args.source != "demo" and not args.source.strip().isdigit():
+        # Open the video once here: a missing, empty or unreadable file is refused in one line
+        # with exit code 2 before a window opens, instead of falling back to the demo.
+        from distpose_app.live.capture import open_source
+
+        source = open_source(args.source)
+        source.open()
+        source.close()
     # --weights that do not load (missing, truncated, another model) are not an error here: the
     # window falls back to the shipped weights and says so (session.load_model).
     from distpose_app.lifter.model import resolve_device
@@ -83,7 +88,10 @@ def _check_args(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Start the window; returns the exit code (0, or 2 for bad arguments or a failed source
     in a scripted --frames run)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed its one line (or --help / --version)
+        return int(exc.code or 0)
     try:
         _check_args(args)
     except DistposeError as exc:

@@ -920,13 +920,30 @@ class MainWindow(QtWidgets.QMainWindow):
             if not path.lower().endswith("." + fmt):
                 path += "." + fmt
             self.settings.setValue("paths/export", str(Path(path).parent))
-            self.export(**{f"{fmt}_path": path})
+            self.export(**{f"{fmt}_path": path}, confirmed=[path])
 
-    def export(self, bvh_path: str | None = None, csv_path: str | None = None) -> TaskThread:
-        """Export the last recording in the background, with a progress dialog."""
-        from distpose_app.export import export_recording
+    def export(
+        self, bvh_path: str | None = None, csv_path: str | None = None, confirmed=()
+    ) -> TaskThread | None:
+        """Export the last recording in the background, with a progress dialog. Targets that
+        are inputs or collide are refused in a dialog; existing files (other than `confirmed`,
+        which the save dialog already asked about) are replaced only after `confirm_replace`.
+        Returns the task, or None when nothing was started."""
+        from distpose_app.export import existing_targets, export_recording
 
         recording, take = self.recording, self.recording_recovery
+        inputs = [self.options.weights, take[1] if take else None,
+                  (recording.metadata or {}).get("recovered_from")]  # fmt: skip
+        spec = self.session_info.spec if self.session_info is not None else ""
+        if spec and Path(spec).is_file():
+            inputs.append(spec)
+        try:
+            existing = existing_targets(bvh_path, csv_path, inputs, confirmed)
+        except DistposeError as exc:  # a target that is an input, a folder, or missing
+            self._export_failed(str(exc), None)
+            return None
+        if existing and not self.confirm_replace(existing):
+            return None
         dialog = QtWidgets.QProgressDialog("Exporting…", None, 0, 100, self)
         dialog.setWindowTitle("Export")
         dialog.setMinimumDuration(400)  # short exports finish before it would appear
@@ -938,6 +955,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 bvh_path=bvh_path,
                 csv_path=csv_path,
                 progress=lambda fraction, message: progress(int(100 * fraction), 100),
+                inputs=inputs,
+                overwrite=True,  # asked above
             )
 
         task = TaskThread(job, self)
@@ -958,7 +977,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"exported {result['frames']} frames to {', '.join(files)}")
 
     def _export_failed(self, message: str, dialog) -> None:
-        dialog.reset()
+        if dialog is not None:
+            dialog.reset()
         self.last_export = None
         self.exports_done += 1
         self.export_task = None
@@ -1013,6 +1033,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.export_dialog("bvh")
 
     # ------------------------------------------------------------------ misc
+    def confirm_replace(self, paths) -> bool:
+        """Ask before an export replaces existing files (a scripted --frames run: never)."""
+        if self.options.frames is not None:
+            self.statusBar().showMessage(f"not replacing {', '.join(map(str, paths))}")
+            return False
+        names = "\n".join(str(p) for p in paths)
+        answer = QtWidgets.QMessageBox.question(
+            self, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?",
+            QtWidgets.QMessageBox.Yes | QtWidgets.QMessageBox.No, QtWidgets.QMessageBox.No,
+        )  # fmt: skip
+        return answer == QtWidgets.QMessageBox.Yes
+
     def warn(self, title: str, message: str) -> None:
         """Show a problem in a window-modal box that does not block the event loop (the live
         view keeps running); in a scripted run (--frames), only in the status bar."""

@@ -28,11 +28,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from distpose_app.core.errors import LensError
+from distpose_app.core.validate import HFOV_RANGE_DEG
 
 if TYPE_CHECKING:
     import torch
 
 _NEWTON_ITERS = 60
+# Largest |coefficient| a lens string or calibration may hold. Real lenses stay within about
+# ±10 (OpenCV calibrations of wide lenses reach a few units in k3); beyond this the polynomials
+# overflow within the image and the fold and undistortion maths fail.
+MAX_COEFFICIENT = 1000.0
+
+
+def check_coefficients(name: str, values) -> None:
+    """LensError unless every coefficient is finite and within ±MAX_COEFFICIENT."""
+    for i, v in enumerate(values, start=1):
+        if not (math.isfinite(v) and abs(v) <= MAX_COEFFICIENT):
+            raise LensError(f"{name} coefficient {i} ({v:g}) is outside ±{MAX_COEFFICIENT:g}: "
+                            "no real lens has it")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,8 +79,9 @@ class Intrinsics:
     ) -> Intrinsics:
         """Square-pixel intrinsics whose ideal pinhole sees `hfov_deg` degrees across `width`
         pixels; the principal point defaults to the image centre (width/2, height/2)."""
-        if not 0.0 < hfov_deg < 180.0:
-            raise LensError(f"horizontal field of view {hfov_deg}° is not in (0°, 180°)")
+        lo, hi = HFOV_RANGE_DEG
+        if not lo <= hfov_deg <= hi:
+            raise LensError(f"horizontal field of view {hfov_deg}° is not in [{lo:g}°, {hi:g}°]")
         if width <= 0 or height <= 0:
             raise LensError(f"image size {width}x{height} is not positive")
         f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2.0)

@@ -14,6 +14,7 @@ from distpose_app.lens.models import (
     KannalaBrandt,
     Lens,
     NoLens,
+    check_coefficients,
     is_monotonic,
 )
 
@@ -50,6 +51,7 @@ def _parse_values(name: str, rest: str, most: int, names: str) -> list[float]:
         if not math.isfinite(v):
             raise LensError(f"{name} value {i} ({p!r}) is not finite")
         values.append(v)
+    check_coefficients(name, values)
     return values + [0.0] * (most - len(values))
 
 

@@ -19,6 +19,7 @@ unseen, and was trained with random masking of the legs, the lower body, one arm
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections import deque
@@ -372,6 +373,96 @@ def save_checkpoint(path: str | Path, model: TemporalModel, metadata: dict | Non
     return torch_save_atomic(payload, path)
 
 
+# A checkpoint is untrusted input: its config is checked before anything is allocated (a
+# crafted one could ask for hundreds of gigabytes) and its tensors before they are used.
+CONFIG_KEYS = ("num_joints", "in_features", "out_features", "filter_widths", "channels",
+               "dropout", "causal")  # fmt: skip
+MAX_CHANNELS = 4096
+MAX_FILTER_WIDTH = 243
+MAX_BLOCKS = 8
+MAX_RECEPTIVE_FIELD = 2187  # frames: 3^7, beyond any VideoPose3D configuration
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32; the shipped models have about 1 M
+# Loose limits on the input lens (k1, k2, log scale, cx, cy): ten times what lens adaptation
+# fits (adapt.lens_fit bounds), so a sane saved state always passes and NaN or 1e30 never does.
+INPUT_LENS_LIMITS = (10.0, 10.0, float(np.log(20.0)), 1.5, 1.5)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_config(config, label: str = "checkpoint") -> dict:
+    """The architecture `config` (TemporalModel keyword arguments) if it is one we can build
+    within sane sizes: only known keys, right types, at most MAX_CHANNELS channels,
+    MAX_BLOCKS blocks of odd widths up to MAX_FILTER_WIDTH, MAX_RECEPTIVE_FIELD frames and
+    MAX_PARAMETERS parameters. WeightsError naming `label` and the problem otherwise; nothing is
+    allocated before the check passes."""
+    if not isinstance(config, dict):
+        raise WeightsError(f"{label}: model config is not a dictionary")
+    unknown = sorted(str(k) for k in config if k not in CONFIG_KEYS)
+    if unknown:
+        raise WeightsError(f"{label}: unknown model config key(s) {', '.join(unknown)[:200]}")
+    defaults = inspect.signature(TemporalModel).parameters
+    c = {**{k: p.default for k, p in defaults.items()}, **config}
+    for key in ("num_joints", "in_features", "out_features", "channels"):
+        if not _is_int(c[key]) or c[key] < 1:
+            raise WeightsError(f"{label}: model config {key} = {c[key]!r} is not a positive int")
+    if c["in_features"] not in (2, 3) or c["out_features"] != 3:
+        raise WeightsError(f"{label}: model config features in={c['in_features']} "
+                           f"out={c['out_features']}, expected in 2 or 3, out 3")  # fmt: skip
+    if c["channels"] > MAX_CHANNELS:
+        raise WeightsError(f"{label}: model config asks for {c['channels']} channels "
+                           f"(at most {MAX_CHANNELS})")  # fmt: skip
+    widths = c["filter_widths"]
+    if (
+        not isinstance(widths, list | tuple)
+        or not 1 <= len(widths) <= MAX_BLOCKS + 1
+        or not all(_is_int(w) and 1 <= w <= MAX_FILTER_WIDTH and w % 2 for w in widths)
+    ):
+        raise WeightsError(f"{label}: model config filter_widths {str(widths)[:80]} must be 1 to "
+                           f"{MAX_BLOCKS + 1} odd ints up to {MAX_FILTER_WIDTH}")  # fmt: skip
+    receptive_field = int(np.prod([float(w) for w in widths]))
+    if receptive_field > MAX_RECEPTIVE_FIELD:
+        raise WeightsError(
+            f"{label}: model config filter_widths {list(widths)} give a receptive "
+            f"field of {receptive_field} frames (at most {MAX_RECEPTIVE_FIELD})"
+        )
+    ch, joints = c["channels"], c["num_joints"]
+    parameters = (joints * c["in_features"] * ch * widths[0]
+                  + sum(ch * ch * (w + 1) for w in widths[1:]) + ch * joints * 3)  # fmt: skip
+    if parameters > MAX_PARAMETERS:
+        raise WeightsError(f"{label}: model config asks for {parameters:,} parameters "
+                           f"(at most {MAX_PARAMETERS:,})")  # fmt: skip
+    if (
+        isinstance(c["dropout"], bool)
+        or not isinstance(c["dropout"], int | float)
+        or not (0.0 <= c["dropout"] < 1.0)
+    ):
+        raise WeightsError(f"{label}: model config dropout {c['dropout']!r} is not in [0, 1)")
+    if not isinstance(c["causal"], bool):
+        raise WeightsError(f"{label}: model config causal {c['causal']!r} is not true/false")
+    return dict(config)
+
+
+def check_state(state: dict, label: str = "checkpoint") -> None:
+    """WeightsError naming `label` unless every value is a tensor, floating ones finite, and the
+    input lens within INPUT_LENS_LIMITS (NaN or huge values there freeze the pose silently)."""
+    for key, value in state.items():
+        if not torch.is_tensor(value):
+            raise WeightsError(f"{label}: weight {str(key)[:60]} is not a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(f"{label}: weight {key} holds NaN or infinite values")
+    lens = state.get("input_lens")
+    if lens is not None:
+        values = lens.detach().reshape(-1).double().tolist()
+        if len(values) != len(INPUT_LENS_PARAMETERS):
+            raise WeightsError(f"{label}: input_lens has {len(values)} values, expected "
+                               f"{len(INPUT_LENS_PARAMETERS)}")  # fmt: skip
+        for name, v, limit in zip(INPUT_LENS_PARAMETERS, values, INPUT_LENS_LIMITS, strict=True):
+            if not abs(v) <= limit:
+                raise WeightsError(f"{label}: input_lens {name} = {v:g} is outside ±{limit:g}")
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", num_joints: int = NUM_JOINTS
 ) -> tuple[TemporalModel, dict]:
@@ -399,22 +490,25 @@ def load_checkpoint(
     if not isinstance(config, dict) or not isinstance(payload.get("state_dict"), dict):
         raise WeightsError(f"{path}: checkpoint lacks its config or state_dict")
     if config.get("num_joints") != num_joints:
-        raise WeightsError(f"{path}: model has {config.get('num_joints')} joints, "
+        raise WeightsError(f"{path}: model has {str(config.get('num_joints'))[:20]} joints, "
                            f"expected {num_joints} (H36M-17)")  # fmt: skip
+    check_config(config, str(path))
+    state = dict(payload["state_dict"])
+    # Checkpoints from before the input lens: the identity lens.
+    state.setdefault("input_lens", torch.zeros(len(INPUT_LENS_PARAMETERS)))
+    check_state(state, str(path))
     try:
         model = TemporalModel(**config)
     except (TypeError, DistposeError) as e:
         raise WeightsError(f"{path}: invalid model config {config}: {e}") from None
-    state = dict(payload["state_dict"])
-    # Checkpoints from before the input lens: the identity lens.
-    state.setdefault("input_lens", torch.zeros(len(INPUT_LENS_PARAMETERS)))
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         detail = " ".join(str(e).split())
         raise WeightsError(f"{path}: weights do not match the config {config}: "
                            f"{detail[:300]}") from None  # fmt: skip
-    metadata = dict(payload.get("metadata") or {})
+    metadata = payload.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
     metadata["config"] = config
     model.metadata = metadata  # travels with copies of the model (e.g. lens_adapt's bias)
     return model.to(map_location).eval(), metadata

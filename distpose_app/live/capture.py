@@ -9,6 +9,7 @@ cannot open or fail mid-stream.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -21,6 +22,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.validate import opencv_path
 
 # A camera that gives no frame this many reads in a row counts as lost (a real camera blocks in
 # read() until the next frame, so consecutive failures mean it is gone, not slow).
@@ -233,6 +235,7 @@ class VideoFileSource:
         self.frame_count = 0  # from the header; 0 when unknown
         self._pending: np.ndarray | None = None
         self._index = 0
+        self._fd: int | None = None  # held open while OpenCV reads the file through /proc
 
     @property
     def size(self) -> tuple[int, int]:
@@ -248,16 +251,17 @@ class VideoFileSource:
         if self._cap is not None:
             return
         if not self.path.exists():
-            raise SourceError(f"video file not found: {self.path}")
+            raise SourceError(f"video file not found: {self._shown}")
         if not self.path.is_file():
-            raise SourceError(f"not a file: {self.path}")
+            raise SourceError(f"not a file: {self._shown}")
         if self.path.stat().st_size == 0:
-            raise SourceError(f"video file is empty: {self.path}")
-        cap = cv2.VideoCapture(str(self.path))
+            raise SourceError(f"video file is empty: {self._shown}")
+        cap = cv2.VideoCapture(self._opencv_name())
         ok, image = cap.read() if cap.isOpened() else (False, None)
         if not ok or image is None or image.ndim != 3:
             cap.release()
-            raise SourceError(f"not a video OpenCV can read (or truncated): {self.path}")
+            self._close_fd()
+            raise SourceError(f"not a video OpenCV can read (or truncated): {self._shown}")
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if math.isfinite(count) and count > 0 else 0
         self._size = (image.shape[1], image.shape[0])
@@ -268,7 +272,7 @@ class VideoFileSource:
 
     def read(self) -> Frame | None:
         if self._cap is None:
-            raise SourceError(f"video file is not open: {self.path}")
+            raise SourceError(f"video file is not open: {self._shown}")
         if self._pending is not None:
             image, self._pending = self._pending, None
         else:
@@ -284,7 +288,7 @@ class VideoFileSource:
         expected = self.frame_count
         if expected and self._index < expected * (1.0 - TRUNCATION_TOLERANCE) - 1:
             raise SourceError(
-                f"video file is truncated: {self.path} ended after {self._index} of "
+                f"video file is truncated: {self._shown} ended after {self._index} of "
                 f"{expected} frames"
             )
 
@@ -293,15 +297,39 @@ class VideoFileSource:
             self._cap.release()
             self._cap = None
         self._pending = None
+        self._close_fd()
+
+    @property
+    def _shown(self) -> str:
+        """The path for messages (undecodable bytes shown as U+FFFD)."""
+        return os.fsencode(self.path).decode("utf-8", "replace")
+
+    def _opencv_name(self) -> str:
+        """A name OpenCV can open for this file. OpenCV's binding crashes on a name that is not
+        UTF-8, so such a file is opened here and handed over as /proc/self/fd/N (Linux), or
+        refused with a SourceError where there is no /proc."""
+        try:
+            return opencv_path(self.path)
+        except DistposeError as exc:
+            if not Path("/proc/self/fd").is_dir():
+                raise SourceError(str(exc)) from None
+        self._fd = os.open(self.path, os.O_RDONLY)
+        return f"/proc/self/fd/{self._fd}"
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 def open_source(spec: str | int) -> FrameSource:
     """A source from a user string: an integer is a camera index, anything else a video path.
     (The demo source lives in distpose_app.demo.) The source is returned unopened."""
-    text = str(spec).strip()
-    if text.lstrip("-").isdigit():
-        return CameraSource(int(text))
-    return VideoFileSource(text)
+    text = os.fspath(spec) if not isinstance(spec, int) else str(spec)
+    if text.strip().lstrip("-").isdigit():
+        return CameraSource(int(text.strip()))
+    return VideoFileSource(text)  # as given: a name may begin or end with spaces
 
 
 class FakeSource:

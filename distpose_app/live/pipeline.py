@@ -281,9 +281,12 @@ class LivePipeline:
         are non-finite or do not fit the model raise WeightsError and leave the current ones."""
         import torch
 
+        from distpose_app.lifter.model import check_state
+
         bad = [k for k, v in state_dict.items() if torch.is_tensor(v) and not v.isfinite().all()]
         if bad:
             raise WeightsError(f"adapted weights are not finite ({bad[0]}); previous weights kept")
+        check_state(state_dict, "adapted weights")  # also an input lens out of range
         previous = copy.deepcopy(self.model.state_dict())
         try:
             self.model.load_state_dict(state_dict)

@@ -45,6 +45,7 @@ class Recorder:
         self.recovery_error: str | None = None
         self._writer = None
         self._kept_path = None  # a stopped take's file kept by stop(keep_recovery=True)
+        self._failed_path = None  # the file of this take's writer that failed (disk full)
         self._chunks: list[np.ndarray] = []
         self._count = 0
         self._offset = 0.0  # seconds added to the current segment's timestamps
@@ -122,16 +123,18 @@ class Recorder:
         return step if step > 0 else 1.0 / 30.0
 
     def _guard(self, action) -> None:
-        """Run action(writer); on OSError (disk full...) keep recording in memory only."""
+        """Run action(writer); on OSError (disk full...) keep recording in memory only. The
+        partial file is forgotten as a writer but still ended with the take (`_close_writer`)."""
         try:
             action(self._writer)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            writer, self._writer = self._writer, None
             self.recovery_error = (
-                f"recovery file {self._writer.path} failed: {exc.strerror or exc}; "
+                f"recovery file {writer.path} failed: {getattr(exc, 'strerror', None) or exc}; "
                 "recording continues in memory"
             )
-            self._writer.close()
-            self._writer = None
+            writer.close()  # never raises
+            self._failed_path = writer.path
 
     def flush(self) -> None:
         """Write and fsync the recovery file now (cheap when nothing is queued)."""
@@ -166,14 +169,20 @@ class Recorder:
         return self.to_recording()
 
     def _close_writer(self, keep: bool) -> None:
+        failed, self._failed_path = self._failed_path, None
+        if failed is not None:  # a file that stopped on a write error: the take is in memory
+            if keep:
+                self._kept_path = failed
+            else:
+                self._recovery.discard(failed)
         if self._writer is None:
             return
         path = self._writer.path
         try:
             self._writer.finish(keep=keep)
-            self._kept_path = path if keep else None
-        except OSError as exc:
-            self.recovery_error = f"recovery file {path}: {exc.strerror or exc}"
+        except (OSError, ValueError) as exc:  # the file stays, without its end mark
+            self.recovery_error = f"recovery file {path}: {getattr(exc, 'strerror', None) or exc}"
+        self._kept_path = path if keep else None
         self._writer = None
 
     def discard_recovery(self) -> None:

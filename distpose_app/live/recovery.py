@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import os
+import stat
 import time
 import zlib
 from dataclasses import dataclass
@@ -132,8 +133,8 @@ class RecoveryWriter:
                 finally:
                     os.close(fd)
         except BaseException:
-            self._file.close()
-            self.path.unlink(missing_ok=True)
+            self._close_file()  # closing flushes again and may fail again (disk full)
+            self.path.unlink(missing_ok=True)  # never leave an empty take behind
             raise
         self._last_flush = time.monotonic()
 
@@ -172,12 +173,24 @@ class RecoveryWriter:
                 self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Close without ending the take (the file stays recoverable)."""
+        """Close without ending the take (the file stays recoverable). Never raises: this is
+        also how a writer that failed (disk full) is dropped."""
         if not self._file.closed:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 if self._pending:
                     self.flush()
+        self._close_file()
+
+    def _close_file(self) -> None:
+        """Close the file even when its buffered bytes cannot be written: a buffered file's
+        close() flushes first and re-raises the write error (ENOSPC) after closing the
+        descriptor; what did not reach the disk is dropped (the take is also in memory)."""
+        try:
             self._file.close()
+        except (OSError, ValueError):
+            if not self._file.closed:  # pragma: no cover - CPython closes the raw file anyway
+                with contextlib.suppress(OSError):
+                    os.close(self._file.fileno())
 
 
 @dataclass(frozen=True)
@@ -195,10 +208,8 @@ class RecoveryInfo:
     duration_s: float = 0.0
 
 
-def _read(path: Path) -> tuple[dict, np.ndarray, bool]:
-    """(header, frame records (N,) RECORD or RECORD_V1 (an old file), ended cleanly). Stops at
-    the first torn record."""
-    data = path.read_bytes()
+def _header(data: bytes, path: Path) -> tuple[dict, int, np.dtype]:
+    """(header dict, offset of the first record, record dtype); DataFormatError otherwise."""
     if not data.startswith(MAGIC):
         raise DataFormatError(f"{path}: not a distpose recovery file")
     end = data.find(b"\n", len(MAGIC))
@@ -208,27 +219,86 @@ def _read(path: Path) -> tuple[dict, np.ndarray, bool]:
         header = json.loads(data[len(MAGIC) : end])
     except ValueError:
         raise DataFormatError(f"{path}: recovery file header is damaged") from None
-    dtype = {RECORD.itemsize: RECORD, RECORD_V1.itemsize: RECORD_V1}.get(header.get("record_size"))
+    if not isinstance(header, dict):
+        raise DataFormatError(f"{path}: recovery file header is not a JSON object")
+    size = header.get("record_size")
+    dtype = {RECORD.itemsize: RECORD, RECORD_V1.itemsize: RECORD_V1}.get(
+        size if isinstance(size, int) and not isinstance(size, bool) else None
+    )
     if dtype is None:
-        raise DataFormatError(f"{path}: recovery records of {header.get('record_size')} bytes, "
+        raise DataFormatError(f"{path}: recovery records of {str(size)[:20]} bytes, "
                               f"this distpose reads {RECORD.itemsize}")  # fmt: skip
-    body = data[end + 1 :]
-    whole = len(body) // dtype.itemsize  # a torn tail is shorter than a record: dropped
+    return header, end + 1, dtype
+
+
+def _valid_at(body: bytes, offset: int, dtype: np.dtype) -> bool:
+    """True when a whole record with a good CRC and a known kind starts at `offset`."""
+    raw = body[offset : offset + dtype.itemsize]
+    if len(raw) < dtype.itemsize or raw[:2] not in (KIND_FRAME, KIND_END):
+        return False
+    return zlib.crc32(raw[:-4]) == int.from_bytes(raw[-4:], "little")
+
+
+def _scan(body: bytes, dtype: np.dtype) -> tuple[np.ndarray, bool, int]:
+    """(good frame records, ended cleanly, bytes skipped as damaged). Records are fixed-size:
+    a record that fails its CRC (a bit flip, a torn write) is skipped, and reading resumes at
+    the next record boundary, or, when the damage shifted the boundaries (a partial write
+    followed by more records), at the next byte offset where a valid record starts."""
+    size = dtype.itemsize
+    whole = len(body) // size
+    if whole == 0:
+        return np.zeros(0, dtype), False, len(body)
     records = np.frombuffer(body, dtype, count=whole)
-    raw = np.frombuffer(body, np.uint8, count=whole * dtype.itemsize)
-    raw = raw.reshape(whole, dtype.itemsize)
-    good, ended = whole, False
-    for i in range(whole):
-        if zlib.crc32(raw[i, :-4].tobytes()) != int(records["crc"][i]):
-            good = i  # a record the kill tore (or later garbage): keep what came before
-            break
-        if records["kind"][i] == KIND_END:
-            good, ended = i, True
-            break
-        if records["kind"][i] != KIND_FRAME:
-            good = i
-            break
-    return header, records[:good], ended
+    raw = np.frombuffer(body, np.uint8, count=whole * size).reshape(whole, size)
+    crc = np.fromiter((zlib.crc32(r[:-4].tobytes()) for r in raw), np.uint32, whole)
+    kind_ok = np.isin(records["kind"], (KIND_FRAME, KIND_END))
+    if (kind_ok & (crc == records["crc"])).all() and len(body) == whole * size:
+        # the common case (an intact file): no per-byte search
+        kinds = records["kind"]
+        ends = np.flatnonzero(kinds == KIND_END)
+        stop = int(ends[0]) if len(ends) else whole
+        return records[:stop].copy(), bool(len(ends)), 0
+    good: list[bytes] = []
+    offset, skipped, ended = 0, 0, False
+    while offset + size <= len(body):
+        if _valid_at(body, offset, dtype):
+            if body[offset : offset + 2] == KIND_END:
+                ended = True
+                break
+            good.append(body[offset : offset + size])
+            offset += size
+            continue
+        # resync: the next boundary first (a flipped bit), then byte by byte (a shifted stream)
+        nxt = offset + size
+        if not _valid_at(body, nxt, dtype):
+            nxt = offset + 1
+            while nxt + size <= len(body) and not _valid_at(body, nxt, dtype):
+                nxt += 1
+        skipped += min(nxt, len(body)) - offset
+        offset = nxt
+    if not ended:
+        skipped += max(0, len(body) - offset)  # a torn tail
+    frames = np.frombuffer(b"".join(good), dtype) if good else np.zeros(0, dtype)
+    return frames, ended, skipped
+
+
+def _read(path: Path) -> tuple[dict, np.ndarray, bool, int]:
+    """(header, frame records (N,) RECORD or RECORD_V1 (an old file), ended cleanly, bytes
+    skipped as damaged). Damaged records are skipped, not the rest of the take."""
+    data = _read_regular(path)
+    header, start, dtype = _header(data, path)
+    records, ended, skipped = _scan(data[start:], dtype)
+    return header, records, ended, skipped
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file; a fifo, device or folder named like a
+    recovery file raises DataFormatError without being opened (opening a fifo blocks)."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise DataFormatError(f"{path}: not a regular file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 def _is_live(path: Path, header: dict | None = None) -> bool:
@@ -257,21 +327,29 @@ def find_recoverable(
     folder: str | os.PathLike | None = None, cleanup_empty: bool = True
 ) -> list[RecoveryInfo]:
     """Takes in `folder` (default `default_dir()`) left by a crash (or kept after a stop),
-    oldest first; takes still being written by a running process are left out. Files with no
-    frame are deleted when cleanup_empty (nothing to lose); unreadable files are skipped."""
+    oldest first; takes still being written by a running process are left out. A file holding
+    a valid header and no frame at all is deleted when cleanup_empty (nothing to lose); a file
+    that cannot be read (not a recovery file, a damaged header, damage where frames should be)
+    is moved aside into `<folder>/damaged/` (`set_aside`), never deleted, and the other takes
+    are still offered. Fifos, devices and links named like recovery files are left alone."""
     folder = Path(folder) if folder is not None else default_dir()
     if not folder.is_dir():
         return []
     found = []
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         try:
-            if _is_live(path):
+            if not stat.S_ISREG(os.lstat(path).st_mode) or _is_live(path):
                 continue
-            header, records, ended = _read(path)
-        except (OSError, DataFormatError):
+            header, records, ended, skipped = _read(path)
+        except DataFormatError:
+            set_aside(path)
+            continue
+        except OSError:  # vanished or unreadable (permissions): leave it where it is
             continue
         if len(records) == 0:
-            if cleanup_empty:
+            if skipped:
+                set_aside(path)  # bytes that might be frames: kept for a human to look at
+            elif cleanup_empty:
                 discard(path)
             continue
         t = records["t"]
@@ -280,6 +358,24 @@ def find_recoverable(
                          str(header.get("source", "unknown")), ended, float(t[-1] - t[0]))
         )  # fmt: skip
     return found
+
+
+def set_aside(path: str | os.PathLike) -> Path | None:
+    """Move an unreadable recovery file into `damaged/` beside it (out of the start-up offer,
+    kept for a human); returns the new path, or None when it could not be moved."""
+    path = Path(path)
+    target_dir = path.parent / "damaged"
+    try:
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / path.name
+        n = 1
+        while target.exists():
+            target = target_dir / f"{path.stem}-{n}{path.suffix}"
+            n += 1
+        os.replace(path, target)
+        return target
+    except OSError:
+        return None
 
 
 def load(path: str | os.PathLike):
@@ -292,9 +388,11 @@ def load(path: str | os.PathLike):
 
     path = Path(path)
     try:
-        header, records, _ = _read(path)
+        header, records, _, _ = _read(path)
     except FileNotFoundError:
         raise DataFormatError(f"recovery file not found: {path}") from None
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
     positions = records["pos"].astype(np.float64)
     tracked = records["tracked"].astype(bool)
     tracked &= np.isfinite(positions).all(axis=(1, 2))  # never hand NaN out as tracked

@@ -30,7 +30,7 @@ MAML design (all choices are written here and in the README's method section):
 from __future__ import annotations
 
 import json
-import os
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,15 +40,23 @@ import torch
 from torch.func import functional_call
 
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.fileio import torch_save_atomic
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import FLIP_PERMUTATION
+from distpose_app.core.validate import check_number
 from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.data.masking import MaskConfig, apply_mask, sample_masks
 from distpose_app.data.splits import sequence_bounds
 from distpose_app.lens.models import Intrinsics, NoLens
 from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.lifter import MODEL_FPS, losses
-from distpose_app.lifter.model import TemporalModel, load_checkpoint, save_checkpoint
+from distpose_app.lifter.model import (
+    TemporalModel,
+    check_config,
+    check_state,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 MODES = ("baseline", "augmented", "meta")
 
@@ -100,6 +108,14 @@ class TrainConfig:
             raise DistposeError(f"close-up share must be in [0, 1], got {self.closeup}")
         if self.steps < 1 or self.batch_windows < 1 or self.chunk_frames < 1:
             raise DistposeError("steps, batch windows and chunk frames must be positive")
+        # NaN passes every comparison above and below: each number is checked for finiteness
+        for name in ("lr", "lr_final", "inner_lr"):
+            check_number(name, getattr(self, name), low=0.0, low_open=True)
+        check_number("noise_px", self.noise_px, low=0.0)
+        check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        if self.mode != "meta":  # meta-training takes its architecture from --init
+            check_config({"filter_widths": list(self.filter_widths), "channels": self.channels,
+                          "dropout": float(self.dropout)}, "training config")  # fmt: skip
 
 
 class WindowSampler:
@@ -419,12 +435,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     step, best, elapsed = 0, float("inf"), 0.0
     last = out / "last.pt"
     if resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["state_dict"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, best, elapsed = state["step"], state["best"], state["elapsed"]
-        sampler.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        step, best, elapsed = _load_resume(last, model, optimiser, sampler)
     net = model  # the bare model: checkpoints, validation, meta steps
     if world > 1 and config.mode != "meta":
         distributed.convert_batch_norm(net)
@@ -500,17 +511,48 @@ def _metadata(config: TrainConfig, step: int, record: dict, window: int) -> dict
 
 
 def _save_resume(path: Path, model, optimiser, step, best, elapsed, sampler) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "step": step,
-            "best": best,
-            "elapsed": elapsed,
-            "rng": sampler.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    """The state to resume training from, as tensors and plain types only (the numpy generator's
+    state as JSON text), so that `_load_resume` reads it with torch.load(weights_only=True)."""
+    payload = {
+        "format": "distpose-resume",
+        "state_dict": model.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "step": int(step),
+        "best": float(best),
+        "elapsed": float(elapsed),
+        "rng": json.dumps(sampler.rng.bit_generator.state),
+        "torch_rng": torch.get_rng_state(),
+    }
+    torch_save_atomic(payload, path)
+
+
+def _load_resume(path: Path, model, optimiser, sampler) -> tuple[int, float, float]:
+    """Restore what `_save_resume` wrote into model, optimiser and sampler; returns (step, best,
+    elapsed). The file is untrusted like any other (weights_only=True: nothing is unpickled);
+    one that does not load raises DistposeError naming it."""
+
+    def fail(problem: str) -> DistposeError:
+        return DistposeError(f"cannot resume from {path}: {problem} (start over with "
+                             "--no-resume, or delete the file)")  # fmt: skip
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or crafted files
+        raise fail(f"unreadable or not a resume file ({type(exc).__name__})") from None
+    keys = ("state_dict", "optimiser", "step", "best", "elapsed", "rng", "torch_rng")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise fail("not a resume file")
+    try:
+        check_state(state["state_dict"], str(path))
+        model.load_state_dict(state["state_dict"])
+        optimiser.load_state_dict(state["optimiser"])
+        rng = state["rng"]
+        sampler.rng.bit_generator.state = json.loads(rng) if isinstance(rng, str) else rng
+        torch.set_rng_state(state["torch_rng"])
+        step, best, elapsed = int(state["step"]), float(state["best"]), float(state["elapsed"])
+    except (DistposeError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        detail = " ".join(str(exc).split())[:160]
+        raise fail(f"it does not fit this run ({detail})") from None
+    if step < 0 or not math.isfinite(elapsed) or math.isnan(best):
+        raise fail(f"bad step {step}, best {best} or elapsed {elapsed}")
+    return step, best, elapsed
