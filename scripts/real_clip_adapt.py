@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,7 +255,8 @@ def matched_frames(warped: dict, lens_free: dict, lens: str) -> np.ndarray:
     if lens != "none":
         seen = np.isfinite(kp).all(-1)
         kp[seen] = undistort_pixels(kp[seen], k, parse_lens(lens, max_radius=None))
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # frames without a person
+        warnings.simplefilter("ignore", RuntimeWarning)
         height = np.nanmax(ref[..., 1], -1) - np.nanmin(ref[..., 1], -1)
         apart = np.nanmedian(np.linalg.norm(kp - ref, axis=-1), axis=-1)
         ok = apart < MATCH_SHARE * height

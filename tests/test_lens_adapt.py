@@ -228,3 +228,13 @@ def test_calibration_finds_the_bias_and_its_spread():
     assert found == sorted(found) and found[2] == pytest.approx(0.1, abs=0.03)
     assert offset == pytest.approx(-np.median(found), abs=1e-6)
     assert spread == pytest.approx(0.5 * (np.percentile(found, 90) - np.percentile(found, 10)))
+
+
+def test_a_pincushion_correction_needs_to_be_allowed():
+    kp = _keypoints(60, noise=0.0).astype(np.float64)
+    pincushion = _barrel(kp, -0.2)  # the periphery stretched: undoing it shrinks the edges
+    refused = la.lens_adapt(_PosePrior(), pincushion, la.LensAdaptConfig(**PRIOR))
+    assert not refused.accepted and "shrink the edges of the picture" in refused.reason
+    allowed = la.lens_adapt(_PosePrior(), pincushion,
+                            la.LensAdaptConfig(**PRIOR, allow_pincushion=True))  # fmt: skip
+    assert allowed.accepted and allowed.lens.k1 < -0.1

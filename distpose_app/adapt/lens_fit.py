@@ -25,7 +25,8 @@ A fit is accepted only when the buffer supports it (`LensAdaptResult.evidence`):
 - the fitted k1 is away from the search bounds, and its interval over block-bootstrap
   resamples of the frames (5-95%) excludes "no lens" by more than the bias's own spread
   between data sets (`k1_offset_spread`);
-- the lens does not fold the image, and the lifted skeleton is not less consistent with it
+- the lens is a barrel correction (k1 > 0) unless `allow_pincushion`, does not fold the image,
+  and the lifted skeleton is not less consistent with it
   (left/right bone symmetry, bone-length constancy over time).
 Every refusal names its reason in plain words (`LensAdaptResult.reason`).
 """
@@ -135,6 +136,11 @@ class LensAdaptConfig:
     min_reach: float = 0.35  # 90th percentile of the joints' distance from the centre / half-width
     min_improvement: float = 0.002  # relative fall of the objective at the fitted lens
     bootstrap: int = 200
+    # A fit that shrinks the edges of the picture (k1 < 0, a pincushion correction) is refused
+    # unless this is set: webcams are barrel or lens-free, and what else pulls the fit that way
+    # on lens-free input (the bias's spread; an off-centre principal point, as in a cropped or
+    # pasted picture) made every wrong-signed fit measured on real clips (docs/adaptation.md).
+    allow_pincushion: bool = False
     symmetry_tolerance_mm: float = 0.5
     consistency_tolerance_mm: float = 0.5
     max_seconds: float = 60.0  # safety net only: a fit still running then is "not finished"
@@ -407,6 +413,11 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
             f"the lens is not determined: resamples of the frames give k1 from {low:+.2f} to "
             f"{high:+.2f}, which does not exclude no lens (|k1| <= "
             f"{config.k1_offset_spread:.2f})"), before=loss0, after=v_best)  # fmt: skip
+    if lens.k1 < 0 and not config.allow_pincushion:
+        return result(False, (
+            f"the fit (k1 {lens.k1:+.2f}) would shrink the edges of the picture, as for a "
+            "pincushion lens, which webcams rarely have; an off-centre or cropped picture "
+            "asks for the same: not adapted"), before=loss0, after=v_best)  # fmt: skip
     halves = evidence["halves"]
     if min(halves) <= 0:
         return result(False, (
