@@ -65,25 +65,33 @@ test: system-deps-test lint unit
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
 
-# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data. baseline and
-# augmented are independent (run them side by side on 2 cores with `make -j2 weights`); each run
+# Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data (the Bandai-Namco
+# archive and Human3.6M's training subjects). baseline and augmented are independent; each run
 # resumes from runs/<mode>/last.pt if interrupted.
-TRAIN := $(BIN)/distpose train --threads 1
+TRAIN := $(BIN)/distpose train --batch 256 --chunk 8
 CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
-	$(TRAIN) baseline --steps 4000 --out runs/baseline --export $@
+	$(TRAIN) baseline --threads 1 --steps 1500 --out runs/baseline --export $@
 	$(CALIBRATE) $@
 pretrained/augmented.pt: | $(VENV)/.app-installed
-	$(TRAIN) augmented --steps 4000 --out runs/augmented --export $@
+	$(TRAIN) augmented --threads 2 --steps 5000 --out runs/augmented --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
-	$(TRAIN) meta --init pretrained/augmented.pt --steps 600 --lr 1e-4 --out runs/meta --export $@
+	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 400 --lr 1e-4 \
+	    --out runs/meta --export $@
 	$(CALIBRATE) $@
+H36M_EVAL := .cache/eval
 pretrained/evaluation.json: pretrained/baseline.pt pretrained/augmented.pt pretrained/meta.pt
+	mkdir -p $(H36M_EVAL)
+	$(BIN)/distpose data h36m-external --subjects S8 --input gt --out $(H36M_EVAL)/s8_gt.npz
+	$(BIN)/distpose data h36m-external --subjects S8 --input gt --noise sh \
+	    --out $(H36M_EVAL)/s8_shnoise.npz
+	$(BIN)/distpose evaluate --threads 2 --data $(H36M_EVAL)/s8_gt.npz --group-by action \
+	    --models augmented meta --json pretrained/evaluation-h36m-s8.json
+	$(BIN)/distpose evaluate --threads 2 --data $(H36M_EVAL)/s8_shnoise.npz --input-2d detections \
+	    --group-by action --models meta --json pretrained/evaluation-h36m-s8-shnoise.json
 	$(BIN)/distpose evaluate --threads 2 --adapt lens --adapt-models augmented meta --json $@
-	$(BIN)/distpose evaluate --threads 2 --lenses out --noise-px 2 \
-	    --adapt weights bn lens lens+bn fewshot --adapt-models augmented meta \
-	    --methods baseline augmented meta oracle augmented+truelens meta+truelens \
-	    --json pretrained/evaluation-out.json
-	$(BIN)/distpose evaluate --threads 2 --poses --json pretrained/evaluation-poses.json
+	$(BIN)/distpose evaluate --threads 2 --poses --models meta --json pretrained/evaluation-poses.json
+	$(BIN)/distpose evaluate --threads 2 --lenses out --noise-px 2 --adapt lens --adapt-models meta \
+	    --methods meta meta+truelens --json pretrained/evaluation-out.json
 weights: pretrained/evaluation.json

@@ -49,19 +49,19 @@ def main() -> int:
     state = {"phase": "before", "mark": 0}
 
     def frames() -> int:
-        return getattr(window.worker, "frames_processed", 0) if window.worker else 0
+        return window.controller.frames_processed
 
     def shot(name: str) -> None:
         path = window.save_screenshot(str(out / f"demo_adapt_{args.lens}_{name}.png"))
-        print(f"{name}: readout '{window.mpjpe_label.text()}'; Adapt: "
-              f"'{window.adapt_label.text()}' -> {path}", flush=True)  # fmt: skip
+        print(f"{name}: readout '{window.status.mpjpe.text()}'; Adapt: "
+              f"'{window.adapt_panel.label.text()}' -> {path}", flush=True)  # fmt: skip
 
     def tick() -> None:
         if state["phase"] == "before" and frames() >= LOOP_FRAMES + 60:
             shot("before")
             window.start_adapt()
             state["phase"] = "adapting"
-        elif state["phase"] == "adapting" and window.adapt_task is window.adapt_ticket is None:
+        elif state["phase"] == "adapting" and window.state.adapt == "idle":
             state["phase"], state["mark"] = "after", frames()
         elif state["phase"] == "after" and frames() >= state["mark"] + LOOP_FRAMES + 60:
             shot("after")

@@ -2,10 +2,13 @@
 
 
 def call_on_live_thread(qtbot, win, fn):
-    """Run fn(session) on the live thread (as the window does) and return its result."""
-    box = []
-    win.worker.call_soon(fn, box.append)
-    qtbot.waitUntil(lambda: bool(box), timeout=5000)
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]
+    """Run fn(engine) on the app's live thread (live.engine.LiveEngine) and return its result."""
+    result = win.controller.call_live_and_wait(fn)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def recorded(win) -> int:
+    """Rows in the take being recorded (the Recorder is thread-safe: read from any thread)."""
+    return win.controller.engine.pipeline.recorder.num_frames

@@ -65,7 +65,8 @@ def test_world_3d_is_metric_and_hip_centred(detection):
     assert world.shape == (17, 3) and np.isfinite(world).all()
     assert np.linalg.norm(world[0]) < 0.05  # MediaPipe's world origin is the hips' midpoint
     thigh = bone_lengths(world)[[1, 4]]  # RHip-RKnee, LHip-LKnee
-    assert ((thigh > 0.25) & (thigh < 0.65)).all()
+    # Human3.6M's hips sit wide of the hip landmarks, so a thigh may be short in a crouch
+    assert ((thigh > 0.2) & (thigh < 0.65)).all()
     assert world[10, 1] < world[0, 1]  # y down: the head is above (smaller y) the hips
 
 

@@ -27,7 +27,7 @@ from distpose_app.export import skeleton_fit as fit
 
 FPS = 30.0
 LENGTHS = fit.DEFAULT_BONE_LENGTHS
-RAW = ExportOptions(one_euro=False, align_world=False)
+RAW = ExportOptions(one_euro=False, align_world=False, smooth_root=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,7 +131,9 @@ def rotation_channels(bvh):
 def test_round_trip_synthetic_extreme_poses(tmp_path, order):
     world = synthetic_world()
     rec = make_recording(world)
-    options = ExportOptions(one_euro=False, align_world=False, channel_order=order)
+    options = ExportOptions(
+        one_euro=False, align_world=False, smooth_root=False, channel_order=order
+    )
     out = export_recording(rec, tmp_path / "take.bvh", tmp_path / "take.csv", options)
     back, bvh = read_back(out["bvh"])
     # The input is already a rigid skeleton: BVH -> FK gives the input back (cm -> m).
@@ -185,7 +187,7 @@ def test_round_trip_real_mocap(tmp_path, bandai_archive):
     assert np.abs(back / 100.0 - motion.positions).max() < 1e-3
     assert np.abs(np.diff(rotation_channels(bvh), axis=0)).max() < 180.0
     # The rigid fit stays close to the real motion (same frame after alignment).
-    fitted = prepare_motion(rec, ExportOptions(one_euro=False, align_world=False)).positions
+    fitted = prepare_motion(rec, RAW).positions
     error = np.linalg.norm(fitted - fit.camera_to_world(rec.positions), axis=-1)
     assert np.median(error) < 0.005 and np.percentile(error, 95) < 0.02
     assert abs(bvh.frame_time - 1 / FPS) < 1e-6
@@ -233,24 +235,33 @@ def test_units_and_bad_options(tmp_path):
 
 
 def test_world_alignment_tilted_camera(tmp_path):
-    """A camera pitched down by 25 degrees: the export stands upright, feet on the floor,
-    facing +Z, centred."""
+    """A camera pitched down by 25 degrees: the export stands upright on the floor, facing +Z,
+    travels as the person did, the camera above the origin; the sidecar's camera is pitched."""
     world = synthetic_world(60)
     a = np.radians(25)
     tilt = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
     rec = Recording(world_to_camera(world) @ tilt.T, np.arange(60) / FPS)
-    motion = prepare_motion(rec, ExportOptions(one_euro=False))
+    options = ExportOptions(one_euro=False, smooth_root=False, plant_feet=False)
+    motion = prepare_motion(rec, options)
     P = motion.positions
-    spine = np.array([_unit(v) for v in (P[:, 8] - P[:, 0])]).mean(axis=0)
-    assert np.degrees(np.arccos(_unit(spine)[1])) < 1.0
-    assert abs(P[:, [3, 6], 1].min()) < 1e-9
-    assert np.allclose(P[:, 0, [0, 2]].mean(axis=0), 0.0, atol=1e-9)
+    # Up from the planted foot's plane, pulled towards the body's up (this motion squats,
+    # leans and turns on the spot, so the feet spread little): within 2 degrees.
+    camera = motion.world.camera_info()
+    assert abs(camera["pitch_deg"] - 25.0) < 2.0 and abs(camera["roll_deg"]) < 2.0
+    assert np.abs(P[..., 1] - world[..., 1]).max() < 0.03  # heights above the true floor
+    # the camera (at floor level in this scene) stands above the origin, the person 3 m away
+    np.testing.assert_allclose(camera["position_m"], [0.0, 0.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(P[0, 0, [0, 2]], [0.0, -3.0], atol=0.1)
+    travel = P[:, 0, 0] - P[0, 0, 0]
+    assert np.abs(travel - (world[:, 0, 0] - world[0, 0, 0])).max() < 0.01
     # Facing: at frame 0 (no turn yet) the pelvis' forward (left x up) is +Z.
     forward = np.cross(P[0, 4] - P[0, 1], P[0, 7] - P[0, 0])
     assert _unit(forward)[2] > 0.95
-    locked = prepare_motion(rec, ExportOptions(root_lock=True)).positions
-    assert np.abs(locked[:, 0, [0, 2]]).max() < 1e-9
-    assert np.ptp(locked[:, 0, 1]) > 0.2  # the squat still moves the hips down
+    assert not motion.root_locked and motion.has_trajectory
+    locked = prepare_motion(rec, ExportOptions(root_lock=True))
+    assert locked.root_locked and not locked.feet_planted
+    assert np.abs(locked.positions[:, 0, [0, 2]]).max() < 1e-9
+    assert np.ptp(locked.positions[:, 0, 1]) > 0.2  # the squat still moves the hips down
 
 
 # ---------------------------------------------------------------------------------------
@@ -317,7 +328,8 @@ def test_seen_flags_reach_the_csv_and_the_sidecars(tmp_path):
     out = export_recording(rec, tmp_path / "p.bvh", tmp_path / "p.csv", RAW)
     df = pd.read_csv(out["csv"])
     names = [f"{n}_seen" for n in BVH_JOINT_NAMES]
-    assert list(df.columns[-17:]) == names and list(df.columns[:-17]) == csv_columns()[:-17]
+    # the seen columns follow the older ones; only the two contact columns come after them
+    assert list(df.columns) == csv_columns() and list(df.columns[-19:-2]) == names
     flags = df[names].to_numpy()
     assert set(np.unique(flags)) == {0, 1}
     np.testing.assert_array_equal(flags.astype(bool), seen & tracked[:, None])
@@ -372,7 +384,7 @@ def test_gaps_short_interpolated_long_kept(tmp_path):
     assert np.abs(back[50:80] - back[49]).max() < 1e-3
     assert np.abs(back[:3] - back[3]).max() < 1e-3
     # A longer max_gap_s interpolates the long gap too.
-    opts = ExportOptions(one_euro=False, align_world=False, max_gap_s=1.5)
+    opts = ExportOptions(one_euro=False, align_world=False, smooth_root=False, max_gap_s=1.5)
     assert export_recording(rec, csv_path=tmp_path / "h.csv", options=opts)["gap_frames"] == 3
 
 

@@ -20,11 +20,10 @@ from qt_helpers import call_on_live_thread  # noqa: E402
 
 from distpose_app.adapt.iso import MIN_ADAPT_FRAMES, IsoConfig  # noqa: E402
 from distpose_app.data.bvh import read_bvh  # noqa: E402
-from distpose_app.gui import session as live  # noqa: E402
 from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
 from distpose_app.gui.skeleton_view import LEFT_COLOUR, RIGHT_COLOUR  # noqa: E402
-from distpose_app.lifter.model import TemporalModel  # noqa: E402
-from distpose_app.live.pipeline import AdaptTicket  # noqa: E402
+from distpose_app.live import app_data  # noqa: E402
+from distpose_app.live.demo import DemoSource  # noqa: E402
 
 pytestmark = pytest.mark.gui
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,6 +37,7 @@ def window(qtbot, tmp_path, monkeypatch, tiny_weights):
     options.pace = False  # as fast as the pipeline goes: tests need frames, not real time
     options.demo_size = (640, 360)  # rendering the demo's picture is most of a frame's time
     win = MainWindow(options)
+    win.ask_quit = lambda frames: "discard"  # a test left recording: never a modal question
     qtbot.addWidget(win)
     win.resize(1100, 600)
     win.show()
@@ -62,10 +62,10 @@ def colour_pixels(rgb: np.ndarray, colour, tol: int = 40) -> int:
 
 def test_window_opens_with_demo_and_shows_both_skeletons(qtbot, window):
     qtbot.waitUntil(lambda: window.frames_drawn >= 20, timeout=15000)
-    assert window.session_info.spec == "demo"
+    assert window.state.spec == "demo" and window.state.source == "running"
     assert "demo" in window.windowTitle()
-    assert window.mpjpe_label.text().startswith("MPJPE")
-    assert "lifter" in window.stage_label.text() and "draw" in window.stage_label.text()
+    assert window.status.mpjpe.text().startswith("MPJPE")
+    assert "lifter" in window.status.stage.text() and "draw" in window.status.stage.text()
     # The 3D view is a real OpenGL scene: varied pixels, both side colours present.
     rgb = rgb_of(window.view3d)
     assert rgb.std() > 5
@@ -79,58 +79,65 @@ def test_window_opens_with_demo_and_shows_both_skeletons(qtbot, window):
 
 
 def test_adapt_runs_to_completion_and_revert_restores_weights(qtbot, window):
-    window.adapt_config = IsoConfig(steps=3, lr=1e-3, crops_per_step=2)
-    qtbot.waitUntil(lambda: window.worker.frames_processed >= MIN_ADAPT_FRAMES + 5, timeout=20000)
-    original = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    adaptation = window.controller.adaptation
+    adaptation.adapt_config = IsoConfig(steps=3, lr=1e-3, crops_per_step=2)
+    qtbot.waitUntil(lambda: window.controller.buffer_frames >= MIN_ADAPT_FRAMES + 5, timeout=20000)
+    original = call_on_live_thread(qtbot, window, lambda e: e.model_state())
     window.act_adapt.trigger()
-    qtbot.waitUntil(lambda: window.last_adapt_result is not None, timeout=30000)
-    result = window.last_adapt_result
+    assert window.adapt_panel.isVisible() and window.act_cancel.isEnabled()
+    # A real (3-step) adaptation at background priority: slow on a loaded 2-core machine.
+    qtbot.waitUntil(lambda: adaptation.last_result is not None, timeout=120000)
+    result = adaptation.last_result
     assert result.accepted, result.reason
-    qtbot.waitUntil(lambda: window.adapted, timeout=5000)
-    assert "symmetry" in window.adapt_label.text() and "consistency" in window.adapt_label.text()
-    adapted = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    qtbot.waitUntil(lambda: "symmetry" in window.adapt_panel.label.text(), timeout=10000)
+    assert window.state.adapted and "consistency" in window.adapt_panel.label.text()
+    adapted = call_on_live_thread(qtbot, window, lambda e: e.model_state())
     assert any(not torch.equal(original[k], adapted[k]) for k in original)
     # Saved for this camera, offered next time.
-    assert live.saved_adaptation_path(window.session_info.camera_key).is_file()
-    assert window.act_saved.isEnabled()
+    assert app_data.saved_adaptation_path(window.state.camera_key).is_file()
+    assert window.act_saved.isEnabled() and window.act_revert.isEnabled()
 
     window.act_revert.trigger()
-    qtbot.waitUntil(lambda: not window.adapted, timeout=5000)
-    reverted = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    qtbot.waitUntil(lambda: not window.state.adapted, timeout=5000)
+    reverted = call_on_live_thread(qtbot, window, lambda e: e.model_state())
     assert all(torch.equal(original[k], reverted[k]) for k in original)
+    qtbot.waitUntil(lambda: "Reverted" in window.adapt_panel.label.text(), timeout=10000)
 
     window.act_saved.trigger()
-    qtbot.waitUntil(lambda: window.adapted, timeout=5000)
-    again = call_on_live_thread(qtbot, window, lambda s: s.model_state())
+    qtbot.waitUntil(lambda: window.state.adapted, timeout=5000)
+    again = call_on_live_thread(qtbot, window, lambda e: e.model_state())
     assert all(torch.equal(adapted[k], again[k]) for k in adapted)
 
 
-def test_adapt_refuses_with_too_few_frames(window):
-    model = TemporalModel(filter_widths=(3, 3), channels=8)
-    ticket = AdaptTicket(1, 0, model, np.zeros((12, 17, 2), np.float32))
-    window._adapt_snapshot(ticket, window.worker)
-    text = window.adapt_label.text()
-    assert "needs at least" in text and "holds 12" in text
-    assert window.adapt_task is None and window.act_adapt.isEnabled()
-    assert ticket.cancelled  # the pipeline is free for the next press
+def test_adapt_on_a_short_clip_refused_in_a_files_words(qtbot, window):
+    window.choose_source("short.mp4", source=DemoSource(lens="strong", size=(640, 360),
+                                                        draw=False, frames=12))  # fmt: skip
+    qtbot.waitUntil(lambda: window.state.source == "ended", timeout=10000)
+    window.act_adapt.trigger()
+    assert "this clip gave 12" in window.last_refusal and "Loop" in window.last_refusal
+    assert window.status.message.text() == window.last_refusal  # shown, not lost
+    assert window.state.adapt == "idle" and window.act_adapt.isEnabled()
 
 
 def test_record_then_export_writes_files_the_readers_accept(qtbot, window, tmp_path):
+    takes = window.controller.takes
     window.act_record.trigger()
-    assert window.is_recording
-    qtbot.waitUntil(lambda: "REC" in window.rec_label.text() and window.frames_drawn > 40)
+    assert window.state.recording
+    qtbot.waitUntil(lambda: "REC" in window.status.rec.text() and window.frames_drawn > 40,
+                    timeout=20000)  # fmt: skip
     start = window.frames_drawn
     qtbot.waitUntil(lambda: window.frames_drawn >= start + 40, timeout=15000)
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
-    frames = window.recording.num_frames
+    qtbot.waitUntil(lambda: takes.take is not None, timeout=5000)
+    frames = takes.take.num_frames
     assert frames >= 40
-    assert window.act_export_bvh.isEnabled()
+    qtbot.waitUntil(lambda: window.act_export_bvh.isEnabled(), timeout=10000)
+    assert "REC" not in window.status.rec.text()
     bvh_path, csv_path = tmp_path / "take.bvh", tmp_path / "take.csv"
     window.export(bvh_path=str(bvh_path), csv_path=str(csv_path))
-    qtbot.waitUntil(lambda: window.exports_done == 1, timeout=15000)
-    assert window.last_export is not None, window.statusBar().currentMessage()
-    assert window.last_export["frames"] == frames
+    qtbot.waitUntil(lambda: takes.exports_done == 1, timeout=15000)
+    assert takes.last_export is not None, window.status.message.text()
+    assert takes.last_export["frames"] == frames
     bvh = read_bvh(bvh_path)
     assert bvh.num_frames == frames and len(bvh.names) >= 17
     table = pd.read_csv(csv_path)
@@ -139,15 +146,22 @@ def test_record_then_export_writes_files_the_readers_accept(qtbot, window, tmp_p
 
 
 def test_export_to_missing_folder_reports_and_keeps_recording(qtbot, window, tmp_path):
+    takes = window.controller.takes
     window.act_record.trigger()
     start = window.frames_drawn
     qtbot.waitUntil(lambda: window.frames_drawn >= start + 20, timeout=15000)
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
+    qtbot.waitUntil(lambda: takes.take is not None, timeout=5000)
     window.export(bvh_path=str(tmp_path / "nope" / "take.bvh"))
-    qtbot.waitUntil(lambda: window.exports_done == 1, timeout=5000)
-    assert "export failed" in window.last_warning and "nope" in window.last_warning
-    assert window.recording is not None and window.act_export_bvh.isEnabled()
+    qtbot.waitUntil(lambda: takes.exports_done == 1, timeout=5000)
+    qtbot.waitUntil(lambda: "export failed" in window.last_warning, timeout=5000)
+    assert "nope" in window.last_warning
+    assert takes.take is not None and window.act_export_bvh.isEnabled()
+    # The error stays in the status bar (it is not transient) until an export succeeds.
+    assert "export failed" in window.status.message.text()
+    window.export(bvh_path=str(tmp_path / "take.bvh"))
+    qtbot.waitUntil(lambda: takes.exports_done == 2, timeout=10000)
+    qtbot.waitUntil(lambda: "export failed" not in window.status.message.text(), timeout=5000)
 
 
 def test_known_lens_from_calibration_reaches_the_pipeline(qtbot, window, tmp_path):
@@ -160,19 +174,19 @@ def test_known_lens_from_calibration_reaches_the_pipeline(qtbot, window, tmp_pat
     fs.release()
     window.load_calibration(str(path))
     assert window.act_lens_calib.isChecked()
-    assert "calibrated: cam.yml" in window.lens_label.text()
-    lens = call_on_live_thread(qtbot, window, lambda s: s.pipeline.known_lens)
+    assert "calibrated: cam.yml" in window.status.lens.text()
+    lens = call_on_live_thread(qtbot, window, lambda e: e.pipeline.known_lens)
     assert lens.k1 == -0.3 and lens.k2 == 0.06
     window.act_lens_unknown.trigger()
-    assert call_on_live_thread(qtbot, window, lambda s: s.pipeline.known_lens) is None
+    assert call_on_live_thread(qtbot, window, lambda e: e.pipeline.known_lens) is None
     # A calibration for another image size is refused with a message, the lens stays unknown.
     fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
     fs.write("camera_matrix", np.array([[640.0, 0, 640], [0, 640.0, 360], [0, 0, 1]]))
     fs.release()
     window.load_calibration(str(path))
     qtbot.waitUntil(lambda: "1280x720" in window.last_warning, timeout=5000)
-    assert window.known_lens is None and window.act_lens_unknown.isChecked()
-    assert call_on_live_thread(qtbot, window, lambda s: s.pipeline.known_lens) is None
+    assert window.state.known_lens == "" and window.act_lens_unknown.isChecked()
+    assert call_on_live_thread(qtbot, window, lambda e: e.pipeline.known_lens) is None
 
 
 def test_scripted_run_writes_a_screenshot(tmp_path, tiny_weights):

@@ -1,4 +1,4 @@
-"""The window's side of issue 6 (docs/reliability.md), each provoked for real under Xvfb (xcb):
+"""The window's reliability (docs/reliability.md), each provoked for real under Xvfb (xcb):
 recovering takes left by a crash, recovery files kept until export, a camera lost mid-take,
 bad video files, Adapt pressed twice / cancelled / overtaken by a source switch / diverging,
 weights and saved adaptations that no longer load. A tiny lifter keeps it fast."""
@@ -15,13 +15,13 @@ pytest.importorskip("pytestqt")
 
 from PyQt5 import QtWidgets  # noqa: E402
 from qt_helpers import call_on_live_thread as on_live  # noqa: E402
+from qt_helpers import recorded  # noqa: E402
 
 from distpose_app.adapt.iso import AdaptResult  # noqa: E402
 from distpose_app.data.bvh import read_bvh  # noqa: E402
-from distpose_app.gui import session as live  # noqa: E402
 from distpose_app.gui.main_window import AppOptions, MainWindow  # noqa: E402
 from distpose_app.lifter.model import TemporalModel  # noqa: E402
-from distpose_app.live import recovery  # noqa: E402
+from distpose_app.live import app_data, recovery  # noqa: E402
 from distpose_app.live.capture import FakeSource  # noqa: E402
 from distpose_app.live.demo import DemoSource  # noqa: E402
 
@@ -41,6 +41,7 @@ def make_window(qtbot, tmp_path, monkeypatch, tiny_weights):
         options = AppOptions(source="demo", lens="strong", device="cpu", weights=weights)
         options.pace, options.demo_size = False, SIZE
         win = MainWindow(options)
+        win.ask_quit = lambda frames: "discard"  # never a modal question at teardown
         qtbot.addWidget(win)
         made.append(win)
         win.resize(1000, 560)
@@ -56,11 +57,6 @@ def make_window(qtbot, tmp_path, monkeypatch, tiny_weights):
 @pytest.fixture
 def window(make_window):
     return make_window()
-
-
-def recorded(win) -> int:
-    """Rows in the take so far (Recorder is thread-safe: read from the GUI thread)."""
-    return win.worker.session.pipeline.recorder.num_frames
 
 
 def close_boxes(win) -> list[str]:
@@ -136,8 +132,9 @@ def test_start_offers_unfinished_takes_recover_discard_later(
     dialog.answer(by_path[dropped], "discard")
     assert later.exists() and not dropped.exists()
     dialog.answer(by_path[kept], "recover")  # -> the export dialog (patched) -> export
-    qtbot.waitUntil(lambda: win.exports_done == 1, timeout=15000)
-    assert win.last_export is not None, win.statusBar().currentMessage()
+    takes = win.controller.takes
+    qtbot.waitUntil(lambda: takes.exports_done == 1, timeout=15000)
+    assert takes.last_export is not None, win.status.message.text()
     assert read_bvh(target).num_frames == 45
     assert not kept.exists()  # saved, so its recovery file is gone
     assert not dialog.isVisible()  # every take answered
@@ -145,22 +142,23 @@ def test_start_offers_unfinished_takes_recover_discard_later(
 
 
 def test_stopped_take_keeps_its_recovery_file_until_exported(qtbot, window, tmp_path):
+    takes = window.controller.takes
     window.act_record.trigger()
     wait_frames(qtbot, window, 20)
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
-    recorder, path = window.recording_recovery
+    qtbot.waitUntil(lambda: takes.take is not None, timeout=5000)
+    recorder, path = takes.take_recovery
     assert path.is_file()
     (info,) = recovery.find_recoverable()
-    assert info.path == path and info.complete and info.frames == window.recording.num_frames
+    assert info.path == path and info.complete and info.frames == takes.take.num_frames
     window.export(bvh_path=str(tmp_path / "missing" / "take.bvh"))  # fails: file kept
-    qtbot.waitUntil(lambda: window.exports_done == 1, timeout=10000)
-    assert window.last_export is None and path.is_file()
-    close_boxes(window)
+    qtbot.waitUntil(lambda: takes.exports_done == 1, timeout=10000)
+    assert takes.last_export is None and path.is_file()
+    qtbot.waitUntil(lambda: bool(close_boxes(window)), timeout=5000)
     window.export(bvh_path=str(tmp_path / "take.bvh"))
-    qtbot.waitUntil(lambda: window.exports_done == 2, timeout=10000)
-    assert window.last_export is not None and not path.exists()
-    assert recorder.recovery_path is None and window.recording_recovery is None
+    qtbot.waitUntil(lambda: takes.exports_done == 2, timeout=10000)
+    assert takes.last_export is not None and not path.exists()
+    assert recorder.recovery_path is None and takes.take_recovery is None
 
 
 def test_recovery_file_problem_shown_recording_goes_on(qtbot, window, tmp_path, monkeypatch):
@@ -168,50 +166,57 @@ def test_recovery_file_problem_shown_recording_goes_on(qtbot, window, tmp_path, 
     blocker.write_text("not a folder")
     monkeypatch.setenv("DISTPOSE_DATA_DIR", str(blocker))  # recovery/ cannot be created in it
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: "crash recovery off" in window.statusBar().currentMessage())
-    assert str(blocker) in window.last_notice
+    qtbot.waitUntil(lambda: "crash recovery off" in window.status.message.text())
+    assert str(blocker) in window.status.message.text()
+    assert "lifter" in window.status.stage.text()  # the stats stay in view beside it
     wait_frames(qtbot, window, 10)
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
-    assert window.recording.num_frames >= 10  # in memory all the same
-    assert "crash recovery off" in window.rec_label.toolTip()
+    takes = window.controller.takes
+    qtbot.waitUntil(lambda: takes.take is not None, timeout=5000)
+    assert takes.take.num_frames >= 10  # in memory all the same
+    qtbot.waitUntil(lambda: "crash recovery was off" in window.status.message.toolTip())
 
 
 # ------------------------------------------------------------------ lost camera
 def test_camera_lost_while_recording_keeps_take_reconnect_and_switch(qtbot, window):
     camera = FlakyCamera()
     window.start_source("flaky", source=camera)
-    qtbot.waitUntil(lambda: window.session_info.title.startswith("flaky camera"), timeout=5000)
+    qtbot.waitUntil(lambda: window.state.title.startswith("flaky camera"), timeout=5000)
     wait_frames(qtbot, window, 5)
     window.act_record.trigger()
     qtbot.waitUntil(lambda: recorded(window) >= 15, timeout=10000)
+    panel = window.source_panel
 
     camera.fail_after = camera.index  # unplugged
-    qtbot.waitUntil(lambda: window.source_lost is not None, timeout=5000)
-    assert "flaky camera was unplugged" in window.source_lost
-    assert window.source_panel.isVisible() and "recording is kept" in window.source_label.text()
-    assert window.reconnect_button.isVisible() and window.switch_demo_button.isVisible()
-    assert window.is_recording and window.worker is not None  # no restart, take still going
+    qtbot.waitUntil(lambda: window.state.source == "failed", timeout=5000)
+    assert "flaky camera was unplugged" in window.state.source_error
+    assert panel.isVisible() and "recording is kept" in panel.label.text()
+    assert panel.reconnect_button.isVisible() and panel.switch_demo_button.isVisible()
+    assert window.state.recording  # no restart, take still going
+    assert "REC" in window.status.rec.text()
     before = recorded(window)
     assert before >= 15
 
     camera.fail_after = None  # plugged back in
-    window.reconnect_button.click()
-    qtbot.waitUntil(lambda: window.source_lost is None, timeout=5000)
-    assert not window.source_panel.isVisible()
+    panel.reconnect_button.click()
+    qtbot.waitUntil(lambda: window.state.source == "running", timeout=5000)
+    assert not panel.isVisible()
     qtbot.waitUntil(lambda: recorded(window) >= before + 10, timeout=10000)
 
     camera.fail_after = camera.index  # lost again: carry on with the demo instead
-    qtbot.waitUntil(lambda: window.source_lost is not None, timeout=5000)
+    qtbot.waitUntil(lambda: window.state.source == "failed", timeout=5000)
     middle = recorded(window)
-    window.switch_demo_button.click()
-    qtbot.waitUntil(lambda: window.session_info.spec == "demo", timeout=5000)
-    assert window.source_lost is None and "demo" in window.windowTitle()
+    panel.switch_demo_button.click()
+    qtbot.waitUntil(lambda: window.state.spec == "demo", timeout=5000)
+    qtbot.waitUntil(lambda: window.state.source == "running", timeout=5000)
+    assert "demo" in window.windowTitle()
+    assert "unplugged" not in window.status.message.text()  # the error went with the loss
     qtbot.waitUntil(lambda: recorded(window) >= middle + 15, timeout=10000)
 
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
-    take = window.recording
+    takes = window.controller.takes
+    qtbot.waitUntil(lambda: takes.take is not None, timeout=5000)
+    take = takes.take
     assert take.num_frames >= middle + 15  # one take across three sources
     assert np.all(np.diff(take.timestamps_s) > 0)
     assert take.tracked.sum() >= 0.8 * take.num_frames
@@ -219,14 +224,16 @@ def test_camera_lost_while_recording_keeps_take_reconnect_and_switch(qtbot, wind
 
 def test_take_stopped_when_a_finite_source_ends_while_recording(qtbot, window):
     clip = FlakyCamera(frames=60, is_live=False)  # a short file, as far as the window knows
-    window.start_source("clip", source=clip)
-    qtbot.waitUntil(lambda: window.session_info.title.startswith("flaky camera"), timeout=5000)
+    window.start_source("clip.mp4", source=clip)
+    qtbot.waitUntil(lambda: window.state.title.startswith("flaky camera"), timeout=5000)
     window.act_record.trigger()
-    qtbot.waitUntil(lambda: window.recording is not None, timeout=10000)  # stopped at the end
-    assert not window.is_recording and window.worker.ended  # the loop is over, the take is not
-    assert "recording stopped" in window.statusBar().currentMessage()
-    assert 10 <= window.recording.num_frames <= 60
-    assert window.recording_recovery[1].is_file()  # kept until exported
+    takes = window.controller.takes
+    qtbot.waitUntil(lambda: takes.take is not None, timeout=10000)  # stopped at the end
+    assert not window.state.recording and window.state.source == "ended"
+    assert "REC" not in window.status.rec.text() and "take: " in window.status.rec.text()
+    assert "end of the file" in window.status.message.text()
+    assert 10 <= takes.take.num_frames <= 60
+    assert takes.take_recovery[1].is_file()  # kept until exported
 
 
 # ------------------------------------------------------------------ bad video files
@@ -239,7 +246,7 @@ def test_bad_video_files_named_in_a_dialog_and_demo_runs_on(qtbot, window, tmp_p
         window.start_source(str(path))
         assert str(path) in window.last_warning, window.last_warning
         assert any(str(path) in t for t in close_boxes(window))
-        assert window.session_info.spec == "demo" and window.worker is not None
+        assert window.state.spec == "demo" and window.state.source == "running"
     monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", lambda *a, **k: (str(text), ""))
     window.act_open.trigger()  # the same through the menu
     assert "notes.avi" in window.last_warning and close_boxes(window)
@@ -285,68 +292,107 @@ def same(a: dict, b: dict) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+def adapt_text(win) -> str:
+    return win.adapt_panel.label.text()
+
+
 def test_adapt_twice_refused_and_cancel_keeps_weights(qtbot, window):
     fake = FakeAdapt(lambda m: AdaptResult(scaled(m, 1.01), True, "ok"))
-    window.adapt_fn = fake
-    qtbot.waitUntil(lambda: window.worker.frames_processed >= 70, timeout=15000)
+    adaptation = window.controller.adaptation
+    adaptation.adapt_fn = fake
+    qtbot.waitUntil(lambda: window.controller.buffer_frames >= 70, timeout=15000)
     original = weights(qtbot, window)
     window.act_adapt.trigger()
-    window.act_adapt.trigger()  # at once: the ticket is not even back yet
-    assert "already running" in window.last_adapt_message
-    qtbot.waitUntil(lambda: window.adapt_task is not None, timeout=5000)
-    window.last_adapt_message = ""
-    window.act_adapt.trigger()  # while it runs
-    assert "already running" in window.last_adapt_message
-    assert "already running" in window.statusBar().currentMessage()
-    window.cancel_button.click()
-    qtbot.waitUntil(lambda: window.adapt_ticket is None, timeout=5000)
-    assert "cancelled" in window.last_adapt_message and "previous weights kept" in (
-        window.adapt_label.text()
-    )
-    assert fake.calls == 1 and window.adaptations_started == 1
-    assert same(original, weights(qtbot, window)) and not window.adapted
+    window.act_adapt.trigger()  # at once: the snapshot is not even taken yet
+    assert "already running" in window.last_refusal
+    qtbot.waitUntil(lambda: window.state.adapt == "adapting", timeout=5000)
+    window.last_refusal = ""
+    window.start_adapt()  # while it runs (the action is disabled; the shortcut's intent)
+    assert "already running" in window.last_refusal
+    assert "already running" in window.status.message.text()
+    assert window.adapt_panel.cancel_button.isVisible()
+    window.adapt_panel.cancel_button.click()
+    qtbot.waitUntil(lambda: "cancelled" in adapt_text(window), timeout=10000)
+    assert "previous weights kept" in adapt_text(window) and window.state.adapt == "idle"
+    assert fake.calls == 1 and adaptation.started == 1
+    assert same(original, weights(qtbot, window)) and not window.state.adapted
     # The pipeline is free again: a new press runs and applies.
     window.act_adapt.trigger()
-    qtbot.waitUntil(lambda: window.adapt_task is not None, timeout=5000)
+    qtbot.waitUntil(lambda: window.state.adapt == "adapting", timeout=5000)
     fake.release.set()
-    qtbot.waitUntil(lambda: window.adapted, timeout=5000)
+    qtbot.waitUntil(lambda: window.state.adapted, timeout=5000)
     assert not same(original, weights(qtbot, window)) and fake.calls == 2
 
 
 def test_switching_source_while_adapting_discards_result(qtbot, window):
     fake = FakeAdapt(lambda m: AdaptResult(scaled(m, 1.01), True, "ok"))
-    window.adapt_fn = fake
-    qtbot.waitUntil(lambda: window.worker.frames_processed >= 70, timeout=15000)
+    window.controller.adaptation.adapt_fn = fake
+    qtbot.waitUntil(lambda: window.controller.buffer_frames >= 70, timeout=15000)
     original = weights(qtbot, window)
     window.act_adapt.trigger()
-    qtbot.waitUntil(lambda: window.adapt_task is not None, timeout=5000)
-    window.switch_source_live("demo")  # same session: weights and take carry over
-    qtbot.waitUntil(lambda: window.adapt_ticket is None, timeout=5000)
-    assert "source or lens changed" in window.last_adapt_message
-    assert same(original, weights(qtbot, window)) and not window.adapted
+    qtbot.waitUntil(lambda: window.state.adapt == "adapting", timeout=5000)
+    window.choose_source("demo")  # same session: the take would carry over
+    qtbot.waitUntil(lambda: "source changed" in adapt_text(window), timeout=10000)
+    assert same(original, weights(qtbot, window)) and not window.state.adapted
+
+
+def test_revert_and_saved_adaptation_during_adapt_win(qtbot, window):
+    """Revert (or Use saved adaptation) pressed while an Adapt runs is what stays: the running
+    one's result is refused when it finishes, and never saved over the saved one."""
+    adaptation = window.controller.adaptation
+    first = FakeAdapt(lambda m: AdaptResult(scaled(m, 1.01), True, "ok"))
+    first.release.set()
+    adaptation.adapt_fn = first
+    qtbot.waitUntil(lambda: window.controller.buffer_frames >= 70, timeout=15000)
+    original = weights(qtbot, window)
+    window.act_adapt.trigger()
+    qtbot.waitUntil(lambda: window.state.adapted and window.state.adapt == "idle", timeout=5000)
+    adapted = weights(qtbot, window)
+    saved = app_data.saved_adaptation_path(window.state.camera_key).read_bytes()
+    second = FakeAdapt(lambda m: AdaptResult(scaled(m, 3.0), True, "ok"))
+    adaptation.adapt_fn = second
+    window.act_adapt.trigger()
+    qtbot.waitUntil(lambda: window.state.adapt == "adapting", timeout=5000)
+    assert window.act_revert.isEnabled()
+    window.act_revert.trigger()
+    qtbot.waitUntil(lambda: not window.state.adapted and window.state.adapt == "idle", timeout=5000)
+    second.release.set()
+    wait_frames(qtbot, window, 5)
+    assert same(original, weights(qtbot, window)) and not window.state.adapted
+    assert app_data.saved_adaptation_path(window.state.camera_key).read_bytes() == saved
+    third = FakeAdapt(lambda m: AdaptResult(scaled(m, 5.0), True, "ok"))
+    adaptation.adapt_fn = third
+    window.act_adapt.trigger()
+    qtbot.waitUntil(lambda: window.state.adapt == "adapting", timeout=5000)
+    window.act_saved.trigger()
+    qtbot.waitUntil(lambda: window.state.adapted and window.state.adapt == "idle", timeout=5000)
+    third.release.set()
+    wait_frames(qtbot, window, 5)
+    assert same(adapted, weights(qtbot, window))
 
 
 def test_degenerate_adaptations_rejected_or_reverted_and_reported(qtbot, window):
-    qtbot.waitUntil(lambda: window.worker.frames_processed >= 70, timeout=15000)
+    adaptation = window.controller.adaptation
+    qtbot.waitUntil(lambda: window.controller.buffer_frames >= 70, timeout=15000)
     original = weights(qtbot, window)
     # The guard rejected it: nothing applied, the reason shown.
-    window.adapt_fn = lambda m, k, c, progress, should_cancel: AdaptResult(
+    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel: AdaptResult(
         {}, False, "bones collapsed"
     )
     window.act_adapt.trigger()
-    qtbot.waitUntil(lambda: "rejected" in window.last_adapt_message, timeout=5000)
-    assert "bones collapsed" in window.adapt_label.text()
+    qtbot.waitUntil(lambda: "rejected" in adapt_text(window), timeout=5000)
+    assert "bones collapsed" in adapt_text(window)
     assert same(original, weights(qtbot, window))
     # Accepted, but its poses are absurd: the pipeline reverts at the first one and says so.
-    window.adapt_fn = lambda m, k, c, progress, should_cancel: AdaptResult(
+    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel: AdaptResult(
         scaled(m, 1e8), True, "ok"
     )
     window.act_adapt.trigger()
-    qtbot.waitUntil(lambda: "diverged" in window.last_notice, timeout=10000)
-    assert "reverted" in window.adapt_label.text()
-    qtbot.waitUntil(lambda: not window.adapted, timeout=5000)
-    assert same(original, weights(qtbot, window))
-    assert not window.act_revert.isEnabled()
+    qtbot.waitUntil(lambda: "diverged" in adapt_text(window), timeout=20000)
+    assert "reverted" in adapt_text(window) and "saved copy was deleted" in adapt_text(window)
+    qtbot.waitUntil(lambda: not window.act_revert.isEnabled(), timeout=10000)
+    assert same(original, weights(qtbot, window)) and not window.state.adapted
+    assert not window.act_saved.isEnabled()
 
 
 # ------------------------------------------------------------------ weights
@@ -360,29 +406,32 @@ def test_truncated_weights_fall_back_to_shipped_model(qtbot, make_window, tiny_w
     with open(tiny_weights, "rb") as handle:
         bad.write_bytes(handle.read()[:2000])
     win = make_window(weights=str(bad))
-    default = live.default_model_name()
+    default = app_data.default_model_name()
     expected = default if default in shipped else shipped[0]
-    assert win.session_info.model_name == expected
+    assert win.state.model_name == expected
     assert f"model {expected}" in win.windowTitle()
     assert "cut.pt" in win.last_warning and f"'{expected}' instead" in win.last_warning
     assert any("cut.pt" in t for t in close_boxes(win))
 
 
 def test_saved_adaptation_that_no_longer_loads_is_ignored(qtbot, make_window):
-    key = live.camera_key(DemoSource(lens="strong", size=SIZE, draw=False).name, SIZE)
-    path = live.saved_adaptation_path(key)
+    key = app_data.camera_key(DemoSource(lens="strong", size=SIZE, draw=False).name, SIZE)
+    path = app_data.saved_adaptation_path(key)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 half a zip file")
     win = make_window()
+    qtbot.waitUntil(lambda: "ignored: unreadable" in win.last_warning, timeout=5000)
     assert f"saved adaptation {path} ignored: unreadable" in win.last_warning
     assert not win.act_saved.isEnabled()
     close_boxes(win)
-    # Saved for another model: Use saved adaptation says so and keeps the weights.
+    # Saved for another model: said when the source opens; Use saved adaptation says why not.
     other = TemporalModel(filter_widths=(3, 3), channels=16)
     torch.save({"state_dict": other.state_dict()}, path)
     original = weights(qtbot, win)
-    win.use_saved_adaptation()
+    win.choose_source("demo")
     qtbot.waitUntil(lambda: "made for another model" in win.last_warning, timeout=5000)
-    assert "ignored: made for another model" in win.statusBar().currentMessage()
-    assert same(original, weights(qtbot, win)) and not win.adapted
+    assert "ignored: made for another model" in win.status.message.text()
+    win.use_saved_adaptation()
+    assert "no adaptation is saved" in win.last_refusal
+    assert same(original, weights(qtbot, win)) and not win.state.adapted
     wait_frames(qtbot, win, 5)

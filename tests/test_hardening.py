@@ -187,6 +187,7 @@ def test_outputs_never_land_on_inputs(capsys, tmp_path, tiny_weights):
         ["evaluate", "--json", tmp_path / "r.json", "--plot", tmp_path / "r.json"],
         ["evaluate", "--poses", "--json", tmp_path / "r.md"],
         ["data", "export", "--out", data, "--archive", data],
+        ["train", "meta", "--init", data, "--export", data, "--archive", data],
     ):
         code, err = _cli(capsys, *argv, "--cache", tmp_path)
         _one_line_exit_2(code, err)
@@ -611,6 +612,8 @@ def test_fifo_and_folder_as_video(tmp_path, capsys):
     _one_line_exit_2(code, err, "clip.avi")
     code, err = _cli(capsys, "process", tmp_path, "--quiet")
     _one_line_exit_2(code, err)
+    code, err = _cli(capsys, "process", "9" * 20, "--frames", "3", "--quiet")  # a camera index
+    _one_line_exit_2(code, err, "camera index")
 
 
 def test_app_refuses_an_empty_video_before_any_window(tmp_path, capsys):

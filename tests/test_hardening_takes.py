@@ -355,21 +355,23 @@ def test_the_window_asks_before_replacing(qtbot, tmp_path, monkeypatch, tiny_wei
     options.pace, options.demo_size = False, (320, 180)
     win = MainWindow(options)
     qtbot.addWidget(win)
+    takes = win.controller.takes
     try:
-        win.recording = _recording()
+        takes.take = _recording()
         target = tmp_path / "take.bvh"
         target.write_text("precious")
         answers = []
         monkeypatch.setattr(win, "confirm_replace", lambda paths: answers.append(paths) or False)
-        assert win.export(bvh_path=str(target)) is None
+        assert not win.export(bvh_path=str(target))
         assert target.read_text() == "precious" and [p.name for p in answers[0]] == ["take.bvh"]
         monkeypatch.setattr(win, "confirm_replace", lambda paths: True)
-        task = win.export(bvh_path=str(target))
-        qtbot.waitUntil(lambda: win.exports_done == 1, timeout=15000)
-        assert task is not None and target.read_text().startswith("HIERARCHY")
+        assert win.export(bvh_path=str(target))
+        qtbot.waitUntil(lambda: takes.exports_done == 1, timeout=15000)
+        assert target.read_text().startswith("HIERARCHY")
         monkeypatch.setattr(win, "warn", lambda title, message: answers.append(message))
-        assert win.export(bvh_path=tiny_weights) is None  # the weights are an input
-        assert win.exports_done == 2 and "overwrite the input" in answers[-1]
+        assert not win.export(bvh_path=tiny_weights)  # the weights are an input
+        qtbot.waitUntil(lambda: takes.exports_done == 2, timeout=5000)
+        qtbot.waitUntil(lambda: "overwrite the input" in str(answers[-1]), timeout=5000)
     finally:
         win.close()
 

@@ -37,7 +37,9 @@ def test_sampled_masks_follow_the_configured_rates_and_hold_over_a_window():
 
 def test_joint_dropout_is_per_frame_and_none_masks_nothing():
     rng = np.random.default_rng(1)
-    m = masking.sample_masks(rng, 200, 50, masking.MaskConfig(0, 0, 0, 0, joint_dropout=0.05))
+    m = masking.sample_masks(
+        rng, 200, 50, masking.MaskConfig(0, 0, 0, 0, joint_dropout=0.05, spine=0.0)
+    )
     assert m.mean() == pytest.approx(0.05, abs=0.005)
     assert not np.all(m == m[:, :1])
     assert not masking.sample_masks(rng, 10, 10, masking.NO_MASKING).any()
@@ -50,3 +52,12 @@ def test_apply_mask_sets_nan_on_a_copy():
     out = masking.apply_mask(kp, masking.group_mask("legs"))
     assert np.isnan(out[:, 2]).all() and np.isfinite(out[:, 1]).all()
     assert np.isfinite(kp).all()
+
+
+def test_spine_goes_unseen_for_whole_windows():
+    config = masking.MaskConfig(0, 0, 0, 0, joint_dropout=0.0, spine=0.3)
+    m = masking.sample_masks(np.random.default_rng(2), 2000, 10, config)
+    spine = m[..., 7]
+    assert (spine.all(1) | ~spine.any(1)).all()  # all frames of a window or none
+    assert spine[:, 0].mean() == pytest.approx(0.3, abs=0.03)
+    assert not m[..., [j for j in range(17) if j != 7]].any()

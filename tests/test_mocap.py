@@ -9,6 +9,7 @@ from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, SYMMETRIC_BONE_PAIRS, bone_lengths
 from distpose_app.data import mocap
 from distpose_app.data.bvh import parse_bvh
+from distpose_app.data.definitions import apply_rig_mapping
 
 # A standing Bandai-like skeleton facing +Z (its left at +X), world positions in cm.
 BANDAI_REST = {
@@ -113,7 +114,7 @@ def test_bandai_mapping_by_hand():
     bvh = parse_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
     assert mocap.detect_skeleton(bvh.names) == "bandai"
     assert mocap.detect_scale_to_m(bvh) == 0.01
-    h36m = mocap.to_h36m(bvh)
+    h36m = mocap.to_h36m(bvh, definitions=False)  # the rig's own joints in the H36M slots
     assert h36m.shape == (3, 17, 3)
     expected = EXPECTED_CM / 100
     np.testing.assert_allclose(h36m[0], expected, atol=1e-6)
@@ -126,9 +127,25 @@ def test_bandai_mapping_by_hand():
     np.testing.assert_allclose(np.linalg.norm(h36m[:, 10] - h36m[:, 9], axis=-1), 0.15)
 
 
+def test_definitions_move_only_the_torso_and_head_joints():
+    frames = [{}, {"Hips": (0, 0, 0, 20, 10, 30)}]
+    bvh = parse_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
+    rig = mocap.to_h36m(bvh, definitions=False)
+    mapped = mocap.to_h36m(bvh)
+    limbs = [2, 3, 5, 6, 11, 12, 13, 14, 15, 16]  # knees, ankles, shoulders, elbows, wrists
+    np.testing.assert_allclose(mapped[:, limbs], rig[:, limbs], atol=1e-12)
+    expected = apply_rig_mapping(rig, rig[:, 8], rig[:, 9], mocap.BANDAI_MAPPING)
+    np.testing.assert_allclose(mapped, expected, atol=1e-12)
+    np.testing.assert_allclose(mapped[:, 0], 0.5 * (mapped[:, 1] + mapped[:, 4]), atol=1e-12)
+    width = np.linalg.norm(mapped[:, 1] - mapped[:, 4], axis=-1)
+    assert (width > 1.3 * np.linalg.norm(rig[:, 1] - rig[:, 4], axis=-1)).all()  # H36M's wide hips
+
+
 def test_scale_argument_overrides_detection():
     bvh = parse_bvh(bvh_text(BANDAI_REST, [{}], every_joint_positions=True))
-    h36m = mocap.to_h36m(bvh, scale_to_m=0.001)  # as if millimetres: only the head top keeps 15 cm
+    h36m = mocap.to_h36m(
+        bvh, scale_to_m=0.001, definitions=False
+    )  # as if millimetres: only the head top keeps 15 cm
     np.testing.assert_allclose(h36m[0, :10], EXPECTED_CM[:10] / 1000, atol=1e-9)
 
 
@@ -191,7 +208,7 @@ def test_cmu_mapping_and_units(unit, prefix):
     bvh = parse_bvh(bvh_text(rest, [{}], every_joint_positions=False))
     assert mocap.detect_skeleton(bvh.names) == "cmu"
     assert mocap.detect_scale_to_m(bvh) == scale
-    h36m = mocap.to_h36m(bvh)[0]
+    h36m = mocap.to_h36m(bvh, definitions=False)[0]
     expected = EXPECTED_CM.copy() / 100
     expected[7] = (0, (0.95 + 1.36) / 2, 0)  # CMU's spine joint: midway between Hips and Neck
     np.testing.assert_allclose(h36m, expected, atol=1e-6)
@@ -244,7 +261,7 @@ def test_resample_linear():
 
 def test_mean_bone_lengths_cm():
     bvh = parse_bvh(bvh_text(BANDAI_REST, [{}, {"joint_Root": (3, 0, 0, 0, 0, 0)}], True))
-    seq = mocap.sequence_from_bvh(bvh, "dataset-1_walk_normal_001")
+    seq = mocap.sequence_from_bvh(bvh, "dataset-1_walk_normal_001", definitions=False)
     lengths = mocap.mean_bone_lengths_cm([seq, seq])
     assert list(lengths) == list(BONE_NAMES)
     assert lengths["RHip-RKnee"] == pytest.approx(40, abs=1e-4)
@@ -271,7 +288,7 @@ def test_real_bandai_walk_is_a_plausible_person(bandai_walk):
     p = seq.positions.astype(np.float64)
     assert np.all(np.isfinite(p))
     height = np.median(p[:, JOINT_NAMES.index("Head"), 1])  # head top above the floor (y = 0)
-    assert 1.5 < height < 1.9
+    assert 1.4 < height < 1.9  # Human3.6M's head joint sits a few cm below the crown
     feet = p[:, [3, 6], 1]
     assert 0.0 < feet.min() < 0.15  # ankles just above the floor when the foot is down
     lengths = bone_lengths(p)
@@ -311,7 +328,7 @@ def _tiny_archive(tmp_path):
 
 def test_archive_and_cache(tmp_path, monkeypatch):
     archive = _tiny_archive(tmp_path)
-    seqs = list(mocap.iter_bandai_archive(archive, progress=False))
+    seqs = list(mocap.iter_bandai_archive(archive, progress=False, definitions=False))
     assert [(s.name, s.dataset, s.content, s.style, s.num_frames) for s in seqs] == [
         ("dataset-1_walk_normal_001", "bandai-1", "walk", "normal", 3),
         ("dataset-2_run_elderly_002", "bandai-2", "run", "elderly", 5),

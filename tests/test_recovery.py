@@ -41,7 +41,8 @@ def test_seen_flags_survive_a_crash(tmp_path):
 
 def test_a_recovery_file_from_before_seen_flags_still_loads(tmp_path):
     """Version 1 files: 288-byte records without the seen field (written by hand here)."""
-    assert recovery.RECORD_V1.itemsize == 288 and recovery.RECORD.itemsize == 288 + 17
+    assert recovery.RECORD_V1.itemsize == 288 and recovery.RECORD_V2.itemsize == 288 + 17
+    assert recovery.RECORD.itemsize == 288 + 17 + 17 * 2 * 4  # version 3: the 2D's image rays
     header = {
         "format": "distpose-recovery",
         "version": 1,

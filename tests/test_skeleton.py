@@ -35,14 +35,14 @@ def test_derived_joints_by_hand():
     assert conf.shape == (17,) and np.all(conf == 1)
 
 
-def test_mapped_proportions_match_the_mocap_rig():
-    # MediaPipe's own proportions (the street-walk measurement) come out as the rig's
-    # (docs/mocap.md): shoulder width 0.507 and hip width 0.327 of the trunk.
+def test_mapped_proportions_match_human36m():
+    # MediaPipe's own proportions (the street-walk measurement) come out as Human3.6M's
+    # (docs/mocap.md): shoulder width 0.623 and hip width 0.628 of the trunk.
     joints, _ = S.mediapipe_to_h36m(_landmarks())
     trunk = 1.40 - 0.95
-    assert abs(np.linalg.norm(joints[11] - joints[14]) / trunk - 0.507) < 0.01
-    assert abs(np.linalg.norm(joints[1] - joints[4]) / trunk - 0.327) < 0.01
-    # Head above neck above thorax above the shoulder line, as in the rig.
+    assert abs(np.linalg.norm(joints[11] - joints[14]) / trunk - 0.623) < 0.01
+    assert abs(np.linalg.norm(joints[1] - joints[4]) / trunk - 0.628) < 0.01
+    # Head above neck/nose above thorax above the shoulder line, as in Human3.6M.
     assert joints[10, 1] > joints[9, 1] > joints[8, 1] > 1.40
 
 

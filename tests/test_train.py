@@ -228,3 +228,44 @@ def test_k1_grid_search_finds_the_lens_that_explains_the_2d():
     truth = torch.tensor(truth_np, dtype=torch.float32)[:, None].repeat(11, 1, 1, 1)
     k1, objective = k1_grid_search(Oracle(), windows, np.linspace(-0.5, 0.5, 11), focal=1.2)
     assert k1 == pytest.approx(0.3, abs=0.11) and objective.shape == (11,)
+
+
+def test_augmented_can_continue_a_trained_model(tiny_sets, tmp_path):
+    cfg = dict(filter_widths=(3,), channels=16, chunk_frames=4, batch_windows=8, val_every=2)
+    first = train(TrainConfig(mode="augmented", steps=2, **cfg), tiny_sets, tiny_sets,
+                  tmp_path / "a", progress=False)  # fmt: skip
+    start, _ = load_checkpoint(first)
+    cont = train(TrainConfig(mode="augmented", steps=1, lr=1e-12, init=str(first), **cfg),
+                 tiny_sets, tiny_sets, tmp_path / "b", progress=False)  # fmt: skip
+    after, meta = load_checkpoint(cont)
+    assert meta["train_config"]["init"] == str(first)
+    for (name, a), b in zip(start.state_dict().items(), after.state_dict().values()):
+        if "running" not in name and "num_batches" not in name:  # batch norm statistics move
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_detector_noise_and_bodies_reach_the_batch(tiny_sets):
+    from distpose_app.training.loop import DetectorNoiseSampler
+
+    s = WindowSampler(tiny_sets.positions_3d, tiny_sets.sequence, tiny_sets.intrinsics,
+                      tiny_sets.image_size, 12, np.random.default_rng(0))  # fmt: skip
+    starts = s.random_starts(64)
+    clean, y0 = s.make_batch(starts, None, 0.0, False, rng=np.random.default_rng(1))
+    noise = DetectorNoiseSampler(_synthetic_noise_model(), scale=1.0, bias="none")
+    noisy, y1 = s.make_batch(starts, None, 0.0, False, rng=np.random.default_rng(1), noise=noise)
+    torch.testing.assert_close(y0, y1)  # targets untouched by 2D noise
+    assert float((noisy - clean).abs().mean()) > 1e-4
+    _, y2 = s.make_batch(starts, None, 0.0, False, rng=np.random.default_rng(1), bodies=1.0)
+    assert not torch.allclose(y0, y2)  # other bodies, other 3D targets
+
+
+def _synthetic_noise_model() -> dict:
+    from distpose_app.data.detector_noise import DetectorNoise
+
+    return DetectorNoise(
+        bias_m=np.full((17, 2), 0.01), sigma_m=np.full((17, 2), 0.02),
+        outlier_prob=np.full(17, 0.05), outlier_sigma_m=np.full(17, 0.1),
+        outlier_burst_frames=np.full(17, 3.0), ar_slow=np.full(17, 0.95),
+        ar_fast=np.full(17, 0.5), slow_share=np.full(17, 0.5), swap_rate=np.full(6, 0.02),
+        swap_burst_frames=np.full(6, 3.0),
+    ).to_dict()  # fmt: skip

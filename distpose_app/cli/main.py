@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Camera-distortion-aware 3D human pose from one webcam.",
     )
     parser.add_argument("--version", action="version", version=f"distpose {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log what happens to stderr (-vv: debug messages)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name, help_text in COMMANDS:
         module = importlib.import_module(module_name)
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from distpose_app.core.logs import configure_logging
+
+    configure_logging(args.verbose, stderr=True)
     try:
         return int(args._module.run(args) or 0)
     except DistposeError as exc:

@@ -2,7 +2,11 @@
 optionally adapting to the unknown lens first (ISO on the whole input's 2D), writing BVH / CSV.
 
 Two passes: MediaPipe runs once over the input and its 2D is kept (no images); then the 2D is
-lifted, after an optional adaptation on all of it. Lifting is cheap next to detection. Joints
+lifted, after an optional adaptation on all of it. Lifting is cheap next to detection. The lifter
+runs at its own frame rate (lifter.MODEL_FPS): the 2D of a video at another rate is resampled
+to it, and the lifted motion back to the video's frames, so that the exports have one row per
+video frame on the video's clock. Root motion is on (the body placed where the camera saw it);
+--root-lock exports it in place. Joints
 the camera did not see follow the live pipeline's rules (live/tracking.py): the CSV's <joint>_seen
 columns flag them, and the log names the joints seen in fewer than half the tracked frames.
 """
@@ -50,13 +54,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hfov",
         type=v.hfov_degrees,
         default=70.0,
-        help="horizontal field of view for --lens, degrees (default 70)",
+        help="horizontal field of view, degrees (default 70): sets how far away the person is "
+        "(the root trajectory) and, with --lens, the undistortion",
     )
     parser.add_argument(
         "--frames",
         type=v.positive_int,
         metavar="N",
         help="process at most N frames (a camera: required)",
+    )
+    parser.add_argument(
+        "--root-lock",
+        action="store_true",
+        help="export the motion in place: the root stays above the origin (height kept); by "
+        "default the root travels as the person did in front of the camera",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -124,6 +135,26 @@ def detect_all(source, frames: int | None, quiet: bool = False):
         timings,
         error,
     )
+
+
+def to_lifter_rate(keypoints, confidence, timestamps):
+    """The detected 2D at the lifter's frame rate: (keypoints (T, 17, 2) pixels NaN where
+    unseen, confidence (T, 17), times (T,) s, source rate Hz). A source at the lifter's rate
+    (within 1 %) is returned as it is; otherwise the 2D is interpolated at MODEL_FPS from the
+    first frame's time on (a joint between a seen and an unseen frame takes the nearer)."""
+    import numpy as np
+
+    from distpose_app.core.timing import frame_rate, grid_times, interpolate_at, same_rate
+    from distpose_app.lifter import MODEL_FPS
+
+    rate = frame_rate(timestamps, default=MODEL_FPS)
+    if len(timestamps) < 2 or same_rate(rate, MODEL_FPS):
+        return keypoints, confidence, timestamps, rate
+    times = grid_times(timestamps[0], timestamps[-1], MODEL_FPS)
+    seen = np.isfinite(keypoints).all(-1)
+    kp, ok = interpolate_at(keypoints, seen, timestamps, times)
+    conf, _ = interpolate_at(np.where(seen, confidence, 0.0), seen, timestamps, times)
+    return kp, np.where(ok, conf, 0.0), times, rate
 
 
 def lift_all(pipeline, keypoints, confidence, timestamps):
@@ -213,6 +244,12 @@ def run(args: argparse.Namespace) -> int:
     n = len(timestamps)
     if n == 0:
         raise error or DistposeError(f"{args.input}: no frames could be read")
+    from distpose_app.export import ExportOptions, resample_recording
+    from distpose_app.lifter import MODEL_FPS
+
+    # the detections stay at the source's rate; what the lifter sees is at its own
+    lift_kp, lift_conf, lift_t, source_fps = to_lifter_rate(keypoints, confidence, timestamps)
+    resampled = lift_t is not timestamps
 
     pipeline = LivePipeline(
         model, device, size=source.size, known_lens=known_lens, hfov_deg=args.hfov,
@@ -224,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         from distpose_app.adapt import adapt_model, adaptation_message
         from distpose_app.core.progress import Progress
 
-        lift_all(pipeline, keypoints, confidence, timestamps)  # fills the Adapt buffer
+        lift_all(pipeline, lift_kp, lift_conf, lift_t)  # fills the Adapt buffer
         buffer = pipeline.adapt_buffer()
         try:
             with Progress(1, "adapting", enabled=not args.quiet) as bar:
@@ -256,9 +293,16 @@ def run(args: argparse.Namespace) -> int:
             "adaptation": adaptation,
         },
         "model": {"name": model_name, "version": meta.get("version", meta.get("created", ""))},
+        "timing": {
+            "source_frame_rate_hz": source_fps,
+            "lifter_frame_rate_hz": MODEL_FPS,
+            "resampled": bool(resampled),
+        },
     }
     pipeline.stats.reset()
-    recording = lift_all(pipeline, keypoints, confidence, timestamps)
+    recording = lift_all(pipeline, lift_kp, lift_conf, lift_t)
+    if resampled:  # back to one row per source frame, on the source's clock
+        recording = resample_recording(recording, timestamps)
     lifter = pipeline.stats.summary().get("lifter", {"mean_ms": float("nan")})
     tracked = int(np.count_nonzero(recording.tracked))
     _log(
@@ -273,10 +317,11 @@ def run(args: argparse.Namespace) -> int:
     if args.bvh or args.csv:
         from distpose_app.export import export_recording
 
+        options = ExportOptions(root_lock=args.root_lock)
         if args.bvh and tracked == 0:
             _log("warning: no person found: no BVH written")
         written = export_recording(
-            recording, args.bvh if tracked else None, args.csv, inputs=inputs,
+            recording, args.bvh if tracked else None, args.csv, options, inputs=inputs,
             overwrite=args.force,
         ) if (args.csv or tracked) else {}  # fmt: skip
         for key in ("bvh", "csv"):

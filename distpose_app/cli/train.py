@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from distpose_app.core import validate as v
-from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
+from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE, DEFAULT_H36M
+
+SOURCES = ("bandai", "h36m-virtual", "h36m-cameras")  # data.training_sets.SOURCES (no import)
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -20,6 +22,21 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _weights(text: str) -> dict[str, float]:
+    from distpose_app.core.errors import DistposeError
+
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise DistposeError(f"--source-weights: {item!r} is not name=number") from None
+        if not (out[name.strip()] >= 0 and out[name.strip()] < float("inf")):
+            raise DistposeError(f"--source-weights: {item!r} must be a finite number >= 0")
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("mode", choices=("baseline", "augmented", "meta"))
     p.add_argument("--out", help="run folder (default runs/<mode>); resumes from its last.pt")
@@ -27,6 +44,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", metavar="PT", help="copy the best checkpoint here at the end")
     g = p.add_argument_group("data")
     g.add_argument("--archive", default=str(DEFAULT_ARCHIVE), help="Bandai-Namco .tar.xz")
+    g.add_argument("--h36m", default=str(DEFAULT_H36M), help="Human3.6M training subjects .npz")
+    g.add_argument(
+        "--sources",
+        default=",".join(SOURCES),
+        help=f"comma-separated mocap sources (default all: {','.join(SOURCES)}); with a "
+        "Human3.6M source, validation is Human3.6M's held-out S8 through its real cameras",
+    )
+    g.add_argument(
+        "--source-weights",
+        default="bandai=0.35,h36m-cameras=0.4,h36m-virtual=0.25",
+        help="share of windows per source, name=weight,... (default %(default)s); '' draws by "
+        "frame count",
+    )
+    g.add_argument(
+        "--bodies",
+        type=float,
+        default=0.5,
+        help="share of windows given another body size and build (default 0.5)",
+    )
     g.add_argument("--views", type=v.positive_int, default=2, help="virtual webcams per file")
     g.add_argument("--cache", default=str(CACHE_DIR))
     g.add_argument(
@@ -57,12 +93,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=v.positive_int, default=128, help="windows per step")
     g.add_argument("--chunk", type=v.positive_int, default=16, help="output frames per window")
     g.add_argument("--lr", type=v.positive_float, default=1e-3)
-    g.add_argument("--noise-px", type=v.non_negative_float, default=1.0)
+    g.add_argument("--noise-px", type=v.non_negative_float, default=1.0,
+                   help="Gaussian 2D noise (--noise gauss)")  # fmt: skip
+    g.add_argument(
+        "--noise",
+        choices=("detector", "gauss"),
+        default="detector",
+        help="detector (default): the noise model fitted on Human3.6M's real Stacked Hourglass "
+        "detections (needs --h36m); gauss: Gaussian --noise-px",
+    )
+    g.add_argument("--noise-scale", type=v.non_negative_float, default=1.0,
+                   help="detector noise scale factor")  # fmt: skip
+    g.add_argument("--noise-bias", choices=("random", "fitted", "none"), default="random")
     g.add_argument("--seed", type=v.seed_int, default=0)
     g.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
     g.add_argument("--val-every", type=v.positive_int, default=250)
     g = p.add_argument_group("meta (MAML)")
-    g.add_argument("--init", help="checkpoint to start from (the augmented model)")
+    g.add_argument(
+        "--init",
+        help="checkpoint to start from: required for meta (the augmented model); for baseline "
+        "and augmented, continue training that model with a fresh optimiser and schedule",
+    )
     g.add_argument("--tasks", type=v.positive_int, default=16, help="tasks per meta batch")
     g.add_argument(
         "--inner-steps",
@@ -89,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from distpose_app.core.errors import DistposeError
-    from distpose_app.data.synthetic import load_or_build
+    from distpose_app.data.training_sets import build_training_data
+    from distpose_app.lifter import MODEL_FPS
     from distpose_app.training.loop import TrainConfig, train
 
     out = Path(args.out or f"runs/{args.mode}")
@@ -103,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         if out.is_dir() and any(v.same_file(args.export, out / f"{n}.pt")
                                 for n in ("best", "last", "final")):  # fmt: skip
             raise DistposeError(f"--export {args.export} is a checkpoint of the run itself")
+        if args.init and v.same_file(args.export, args.init):
+            raise DistposeError(f"--export {args.export} would overwrite the --init checkpoint")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
@@ -117,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         lr_final=args.lr / 10,
         noise_px=args.noise_px,
+        noise_scale=args.noise_scale,
+        noise_bias=args.noise_bias,
+        bodies=args.bodies,
+        sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
+        source_weights=_weights(args.source_weights),
         masking=not args.no_masking,
         closeup=args.closeup,
         seed=args.seed,
@@ -129,11 +188,25 @@ def run(args: argparse.Namespace) -> int:
         inner_loss=args.inner_loss,
         second_order=args.second_order,
     )
+    unknown = set(config.sources) - set(SOURCES)
+    if unknown or not config.sources:
+        raise DistposeError(f"--sources: choose from {','.join(SOURCES)}, not {args.sources!r}")
+    if args.noise == "detector":
+        from distpose_app.data.detector_noise import fit_detector_noise
+
+        config.noise_model = fit_detector_noise(args.h36m).to_dict()
     config.validate()
-    train_set = load_or_build(
-        args.archive, "train", args.views, cache_dir=args.cache, poses=args.poses
+    train_set, val_set = build_training_data(
+        args.archive,
+        args.h36m,
+        config.sources,
+        args.views,
+        args.cache,
+        args.poses,
+        MODEL_FPS,
+        seed=args.seed,
     )
-    val_set = load_or_build(args.archive, "val", 1, cache_dir=args.cache, poses=args.poses)
+    print("training data:", train_set.describe(), "validation:", val_set.describe())
     best = train(config, train_set, val_set, out, resume=not args.no_resume)
     print(f"best checkpoint: {best}")
     if args.export:

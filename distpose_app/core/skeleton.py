@@ -109,25 +109,20 @@ MP_LEFT_KNEE, MP_RIGHT_KNEE = 25, 26
 MP_LEFT_ANKLE, MP_RIGHT_ANKLE = 27, 28
 NUM_MEDIAPIPE_LANDMARKS = 33
 
-# Where the spine joint sits on the pelvis -> thorax segment (H36M's Spine is about midway).
-SPINE_FRACTION = 0.5
-# MediaPipe's landmarks are not the mocap's joints (issue 8): its shoulders are the acromia, far
-# wider apart than the rig's upper-arm joints; its hips are wider than the femoral heads; the
-# ear midpoint sits well above the rig's head joint (the base of the skull), and the rig's thorax
-# (base of the neck) lies above the shoulder line. Each derived joint is therefore placed where
-# the training mocap has it, relative to MediaPipe's shoulder midpoint S and the ear midpoint E,
-# with factors = (mocap ratio) / (MediaPipe ratio), both ratios over the same trunk length
-# (shoulder midpoint to hip midpoint). Measured by scripts/measure_mapping.py: mocap from every
-# 10th frame of the Bandai-Namco archive; MediaPipe from its world landmarks over the 205 frames
-# of ../shared/media/openpose_street_walk.avi (one adult walking, full body in view).
-#   shoulder width / trunk: mocap 0.507, MediaPipe 0.651 -> shoulders S + 0.78 (shoulder - S)
-#   hip width / trunk:      mocap 0.327, MediaPipe 0.381 -> hips H + 0.86 (hip - H)
-#   |E - S| / trunk:        MediaPipe 0.382; mocap head joint 0.260, thorax 0.103, crown 0.636
-SHOULDER_WIDTH_FACTOR = 0.78
-HIP_WIDTH_FACTOR = 0.86
-THORAX_FRACTION = 0.27  # Thorax = S + 0.27 (E - S)
-NECK_FRACTION = 0.68  # Neck (the rig's head joint) = S + 0.68 (E - S)
-HEAD_TOP_FRACTION = 1.67  # Head (crown) = S + 1.67 (E - S)
+# Where the spine joint sits on the pelvis -> thorax segment (Human3.6M's: 0.47 of the way).
+SPINE_FRACTION = 0.47
+# MediaPipe's landmarks are not Human3.6M's joints, the definitions every lifter output and
+# training source uses (docs/mocap.md): its hip landmarks are far narrower than Human3.6M's hips
+# (13 cm either side of the pelvis), its shoulders slightly wider, and the ear midpoint E sits
+# above Human3.6M's neck/nose joint and below its head joint. Each derived joint is placed where
+# Human3.6M has it relative to MediaPipe's shoulder midpoint S and E, with factors = (Human3.6M
+# ratio) / (MediaPipe ratio), both over the trunk (shoulder midpoint to hip midpoint), measured
+# by scripts/measure_mapping.py (figures in docs/mocap.md).
+SHOULDER_WIDTH_FACTOR = 0.96
+HIP_WIDTH_FACTOR = 1.65
+THORAX_FRACTION = 0.36  # Thorax = S + 0.36 (E - S)
+NECK_FRACTION = 0.98  # Neck/Nose = S + 0.98 (E - S)
+HEAD_TOP_FRACTION = 1.40  # Head = S + 1.40 (E - S)
 
 # Joint by joint (H36M index: MediaPipe landmarks used):
 # Joint by joint (H36M index: MediaPipe landmarks used; S shoulder midpoint, E ear midpoint):

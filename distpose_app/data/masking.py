@@ -45,14 +45,17 @@ class MaskConfig:
     arm: float = 0.08  # left or right, equally likely
     head: float = 0.04
     joint_dropout: float = 0.01
+    # Share of windows without a spine joint at all, on top of the groups: detectors with an
+    # MPII or COCO skeleton (Stacked Hourglass, OpenPose) have no joint there.
+    spine: float = 0.1
 
     def validate(self) -> None:
-        p = [self.legs, self.lower_body, self.arm, self.head, self.joint_dropout]
+        p = [self.legs, self.lower_body, self.arm, self.head, self.joint_dropout, self.spine]
         if min(p) < 0 or self.legs + self.lower_body + self.arm + self.head > 1:
             raise ValueError(f"bad masking probabilities {self}")
 
 
-NO_MASKING = MaskConfig(0.0, 0.0, 0.0, 0.0, 0.0)
+NO_MASKING = MaskConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def group_mask(group: str, shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -85,6 +88,8 @@ def sample_masks(
         mask[w, :, list(MASK_GROUPS[group])] = True
     if config.joint_dropout > 0:
         mask |= rng.random(mask.shape) < config.joint_dropout
+    if config.spine > 0:
+        mask[rng.random(windows) < config.spine, :, _J["Spine"]] = True
     return mask
 
 

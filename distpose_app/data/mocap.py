@@ -27,6 +27,7 @@ from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import BONE_NAMES, NUM_JOINTS, bone_lengths
 from distpose_app.data.bvh import Bvh, forward_kinematics, iter_archive_bvh
+from distpose_app.data.definitions import RigMapping, apply_rig_mapping
 
 # The crown lies this far beyond the mocap head joint along the neck -> head direction: neither
 # skeleton has a joint at the top of the head, which H36M's joint 10 is.
@@ -91,7 +92,15 @@ UNIT_SCALES_TO_M: dict[str, float] = {
 _REFERENCE_CHAIN_M = 1.35
 
 BANDAI_NAME = re.compile(r"^dataset-(\d+)_([^_]+)_([^_]+)_(\d+)$")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+# The rig's torso and head joints moved onto Human3.6M's definitions (`definitions.RigMapping`),
+# fitted by scripts/measure_rig_mapping.py; docs/mocap.md shows the fit and its residual. The
+# CMU-style rigs share it: their joints are the same anatomical centres.
+BANDAI_MAPPING = RigMapping(
+    hip_up=0.0306, hip_fwd=0.0, hip_half_width=0.415, spine=(0.5048, -0.1238),
+    thorax=(1.0363, -0.0499), nose=(1.1941, 0.1507), head=(2.5408, -0.0387),
+)  # fmt: skip
 
 
 def _canonical(name: str) -> str:
@@ -148,12 +157,14 @@ def detect_scale_to_m(bvh: Bvh) -> float:
     return float(scales[np.argmin(np.abs(np.log(chain * scales / _REFERENCE_CHAIN_M)))])
 
 
-def to_h36m(bvh: Bvh, scale_to_m: float | None = None) -> np.ndarray:
+def to_h36m(bvh: Bvh, scale_to_m: float | None = None, definitions: bool = True) -> np.ndarray:
     """H36M-17 joints of every frame of a mocap file. -> (F, 17, 3) float64 metres, in the
     file's world axes (Y up for Bandai-Namco and CMU).
 
     The skeleton is recognised by joint names (`detect_skeleton`); scale_to_m is metres per file
-    unit (0.01 for centimetres), detected from the skeleton's size when None.
+    unit (0.01 for centimetres), detected from the skeleton's size when None. definitions: move
+    the torso and head joints onto Human3.6M's definitions (`BANDAI_MAPPING`); False keeps the
+    rig's own joints (its neck in the Thorax slot, its head joint in the Neck/Nose slot).
     """
     kind = detect_skeleton(bvh.names)
     if scale_to_m is None:
@@ -164,6 +175,8 @@ def to_h36m(bvh: Bvh, scale_to_m: float | None = None) -> np.ndarray:
     norm = np.linalg.norm(neck_to_head, axis=-1, keepdims=True)
     direction = neck_to_head / np.where(norm > 0, norm, 1.0)
     out[:, 10] = out[:, 9] + HEAD_TOP_EXTENSION_M * direction
+    if definitions:
+        out = apply_rig_mapping(out, out[:, 8].copy(), out[:, 9].copy(), BANDAI_MAPPING)
     return out
 
 
@@ -199,15 +212,17 @@ def parse_bandai_name(name: str) -> tuple[str, str, str]:
     return f"bandai-{match.group(1)}", match.group(2), match.group(3)
 
 
-def sequence_from_bvh(bvh: Bvh, name: str, scale_to_m: float | None = None) -> MocapSequence:
-    """A MocapSequence from a parsed file; `name` is its file name or stem."""
+def sequence_from_bvh(bvh: Bvh, name: str, scale_to_m: float | None = None,
+                      definitions: bool = True) -> MocapSequence:  # fmt: skip
+    """A MocapSequence from a parsed file; `name` is its file name or stem; definitions as in
+    `to_h36m`."""
     stem = Path(name).name
     stem = stem[:-4] if stem.lower().endswith(".bvh") else stem
     try:
         dataset, content, style = parse_bandai_name(stem)
     except DataFormatError:
         dataset, content, style = "", "", ""
-    positions = to_h36m(bvh, scale_to_m).astype(np.float32)
+    positions = to_h36m(bvh, scale_to_m, definitions).astype(np.float32)
     return MocapSequence(stem, dataset, content, style, positions, bvh.fps)
 
 
@@ -223,7 +238,8 @@ class _CountingReader:
         return data
 
 
-def iter_bandai_archive(path: str | Path, progress: bool = True) -> Iterator[MocapSequence]:
+def iter_bandai_archive(path: str | Path, progress: bool = True,
+                        definitions: bool = True) -> Iterator[MocapSequence]:  # fmt: skip
     """Convert every BVH file of the Bandai-Namco archive (.tar.xz), streaming in archive order.
 
     Reads the archive once front to back (tarfile mode 'r|xz': no random access, which xz makes
@@ -243,14 +259,15 @@ def iter_bandai_archive(path: str | Path, progress: bool = True) -> Iterator[Moc
                     files += 1
                     bar.update(counter.count // 1_000_000 - bar.n, postfix=f"{files} files")
                     # Bandai-Namco files are in centimetres (their README).
-                    yield sequence_from_bvh(bvh, name, scale_to_m=0.01)
+                    yield sequence_from_bvh(bvh, name, 0.01, definitions)
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
             raise DataFormatError(f"{path}: broken archive ({exc})") from exc
 
 
 def _cache_path(archive: Path, cache_dir: Path) -> Path:
     stat = archive.stat()
-    key = f"{stat.st_size}|{int(stat.st_mtime)}|{CACHE_VERSION}|{HEAD_TOP_EXTENSION_M}"
+    mapping = sorted(BANDAI_MAPPING.to_dict().items())
+    key = f"{stat.st_size}|{int(stat.st_mtime)}|{CACHE_VERSION}|{HEAD_TOP_EXTENSION_M}|{mapping}"
     return cache_dir / f"bandai-h36m-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
@@ -299,6 +316,17 @@ def _load_cache(cache: Path) -> list[MocapSequence]:
         raise DataFormatError(f"{cache}: broken mocap cache, delete it ({exc})") from exc
     chunks = np.split(positions, ends[:-1])
     return [MocapSequence(*row[:4], chunk, row[4]) for *row, chunk in zip(*columns, chunks)]
+
+
+def rig_sequences(path: str | Path, cache_dir: str | Path = ".cache", step: int = 10
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Every `step`-th frame of the archive with the rig's own joints (`to_h36m` with
+    definitions=False), for fitting BANDAI_MAPPING: (joints (F, 17, 3), neck (F, 3), head (F, 3))
+    metres, the rig's neck and head joints."""
+    del cache_dir  # the rig-joint conversion is read straight from the archive (about a minute)
+    frames = [s.positions[::step] for s in iter_bandai_archive(path, definitions=False)]
+    rig = np.concatenate(frames).astype(np.float64)
+    return rig, rig[:, 8].copy(), rig[:, 9].copy()
 
 
 # ---------------------------------------------------------------------------------------

@@ -157,3 +157,66 @@ def summarise(
         for k, side in enumerate(("right", "left"))
     }
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Real-clip checks: raised hands, mid-stance knees
+# ---------------------------------------------------------------------------------------------
+# (wrist, shoulder) joint pairs, left then right.
+WRIST_SHOULDER: tuple[tuple[int, int], ...] = ((_J["LWrist"], _J["LShoulder"]),
+                                               (_J["RWrist"], _J["RShoulder"]))  # fmt: skip
+
+
+def raised_hands(keypoints_2d: np.ndarray, poses: np.ndarray) -> dict:
+    """Do raised hands stay raised in 3D? keypoints_2d (T, 17, 2) image pixels (y down, NaN =
+    unseen) and poses (T, 17, 3) lifted in camera axes (y down), same frames.
+
+    Counts (frame, side) cases where the 2D wrist is seen above the 2D shoulder (smaller y, both
+    seen), and of those the ones whose 3D wrist is above its 3D shoulder. Returns raised_2d,
+    raised_3d_too and share (None without raised cases), per side and in all."""
+    kp, poses = np.asarray(keypoints_2d, float), np.asarray(poses, float)
+    out: dict = {}
+    total = [0, 0]
+    for side, (wrist, shoulder) in zip(("left", "right"), WRIST_SHOULDER):
+        with np.errstate(invalid="ignore"):
+            up_2d = kp[:, wrist, 1] < kp[:, shoulder, 1]  # NaN compares False: unseen
+            up_3d = poses[:, wrist, 1] < poses[:, shoulder, 1]
+        n, k = int(up_2d.sum()), int((up_2d & up_3d).sum())
+        out[side] = {"raised_2d": n, "raised_3d_too": k, "share": k / n if n else None}
+        total[0] += n
+        total[1] += k
+    out["raised_2d"], out["raised_3d_too"] = total
+    out["share"] = total[1] / total[0] if total[0] else None
+    return out
+
+
+def mid_stance_frames(
+    ankles_y: np.ndarray, fps: float, min_separation: float, window_s: float = 0.15
+) -> list[tuple[int, int]]:
+    """Mid-stance events of a walk from the image heights of the ankles, whatever the walking
+    direction: when the swing foot passes the stance foot it is at its highest, so the vertical
+    gap between the ankles peaks. ankles_y (T, 2) image y (down) of [right, left] ankle, NaN
+    unseen; a frame is an event when its gap |y_R - y_L| is the largest within +-window_s and at
+    least min_separation (same units). Returns [(frame, stance side: 0 right, 1 left)], the
+    stance foot being the lower one in the image (larger y)."""
+    y = np.asarray(ankles_y, float)
+    gap = np.abs(y[:, 0] - y[:, 1])
+    half = max(1, int(round(window_s * fps)))
+    events = []
+    for t in range(len(gap)):
+        if not np.isfinite(gap[t]) or gap[t] < min_separation:
+            continue
+        lo, hi = max(0, t - half), min(len(gap), t + half + 1)
+        # The first largest gap of the window: a plateau gives one event, not several.
+        if np.argmax(np.nan_to_num(gap[lo:hi], nan=-1.0)) == t - lo:
+            events.append((t, int(y[t, 1] > y[t, 0])))
+    return events
+
+
+def stance_knee_flexion(poses: np.ndarray, events: list[tuple[int, int]]) -> np.ndarray:
+    """Knee flexion (degrees) of the stance leg at each mid-stance event. poses (T, 17, 3)
+    metres; events from `mid_stance_frames` -> (E,) degrees (0 = straight)."""
+    if not events:
+        return np.zeros(0)
+    frames, sides = np.array(events).T
+    return np.degrees(knee_flexion(np.asarray(poses, float)[frames])[np.arange(len(frames)), sides])

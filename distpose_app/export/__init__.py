@@ -8,9 +8,17 @@ See docs/export.md for the formats, axes and clean-up options.
 
 from .bvh_writer import BVH_JOINT_NAMES, bvh_text, unwrap_euler
 from .csv_writer import csv_columns, csv_text
-from .exporter import Motion, export_recording, prepare_motion
+from .exporter import export_recording
 from .filters import one_euro_filter
-from .recording import CHANNEL_ORDERS, ExportOptions, Recording, sidecar_path, write_atomic
+from .motion import Motion, prepare_motion
+from .recording import (
+    CHANNEL_ORDERS,
+    ExportOptions,
+    Recording,
+    resample_recording,
+    sidecar_path,
+    write_atomic,
+)
 from .skeleton_fit import fit_skeleton, robust_bone_lengths
 from .targets import ExistingFilesError, check_targets, existing_targets
 
@@ -30,6 +38,7 @@ __all__ = [
     "fit_skeleton",
     "one_euro_filter",
     "prepare_motion",
+    "resample_recording",
     "robust_bone_lengths",
     "sidecar_path",
     "unwrap_euler",

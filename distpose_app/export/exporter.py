@@ -1,11 +1,11 @@
-"""`export_recording`: clean a Recording up (gaps, One Euro, world alignment, rigid bones) and
-write BVH and/or CSV files, each with a JSON sidecar."""
+"""`export_recording`: clean a Recording up (`motion.prepare_motion`: gaps, One Euro, root
+trajectory, world frame on the floor, rigid bones, planted feet) and write BVH and/or CSV files,
+each with a JSON sidecar."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,94 +15,17 @@ from distpose_app import __version__
 from distpose_app.core.errors import DistposeError
 from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, PARENTS
 
-from . import skeleton_fit as fit
 from .bvh_writer import BVH_JOINT_NAMES, bvh_text
 from .csv_writer import csv_text
-from .filters import one_euro_filter
+from .motion import Motion, prepare_motion
 from .recording import UNIT_SCALES, ExportOptions, Recording, write_atomic, write_sidecar
 from .targets import ExistingFilesError, check_targets
 
 AXES = {
-    "X": "subject's left when facing the camera (the camera's x, image right)",
-    "Y": "up (minus the camera's y)",
-    "Z": "towards the camera: a subject facing the camera faces +Z",
+    "X": "subject's left when facing the camera (the camera's x made horizontal, image right)",
+    "Y": "up (the floor's normal; minus the camera's y without world alignment)",
+    "Z": "towards the camera, horizontal: a subject facing the camera faces +Z",
 }
-
-
-@dataclass
-class Motion:
-    """A cleaned-up recording, ready to write.
-
-    positions: (F, 17, 3) metres, world axes, finite (long gaps hold the last pose).
-    csv_positions: (F, 17, 3) metres, NaN on frames kept as gaps.
-    rotations: (F, 17, 3, 3) world rotations of the fitted skeleton.
-    bone_lengths: (16,) metres. rest_directions: (17, 3) unit (`fit.torso_directions`).
-    frame_time_s: seconds (median timestamp difference).
-    valid / interpolated / gap: (F,) bool: tracked frames, filled short gaps, kept gaps.
-    camera_to_world: (3, 3) rotation; translation_m: (3,) (per-frame root lock not included).
-    """
-
-    positions: np.ndarray
-    csv_positions: np.ndarray
-    rotations: np.ndarray
-    bone_lengths: np.ndarray
-    rest_directions: np.ndarray
-    frame_time_s: float
-    valid: np.ndarray
-    interpolated: np.ndarray
-    gap: np.ndarray
-    camera_to_world: np.ndarray
-    translation_m: np.ndarray
-
-
-def prepare_motion(recording: Recording, options: ExportOptions | None = None) -> Motion:
-    """Apply the clean-up options to a recording (see docs/export.md for the order)."""
-    options = options or ExportOptions()
-    options.validate()
-    t = recording.timestamps_s
-    P = fit.camera_to_world(recording.positions)
-    valid = fit.valid_frames(P, recording.tracked)
-    P = np.where(valid[:, None, None], P, np.nan)
-    P, interpolated = fit.fill_short_gaps(P, t, valid, options.max_gap_s)
-    present = valid | interpolated
-    if options.one_euro:
-        P = one_euro_filter(
-            P, t, options.min_cutoff_hz, options.beta, options.d_cutoff_hz, valid=present
-        )
-    A = fit.upright_rotation(P, present) if options.align_world else np.eye(3)
-    P = P @ A.T
-    lengths = fit.robust_bone_lengths(P, present)
-    directions = fit.torso_directions(P, present)
-    held = fit.hold_gaps(P, present)
-    if not present.any():  # nobody was ever tracked: a standing T-pose keeps the file valid
-        held = np.broadcast_to(fit.rest_pose(lengths), P.shape).copy()
-    fitted, rotations = fit.fit_skeleton(held, lengths, directions)
-    csv_positions = fitted if options.rigid else fit.hold_gaps(P, present)
-    shift = np.zeros(3)
-    if options.align_world and present.any():
-        feet = fitted[present][:, list(fit.FEET), 1]
-        shift[1] = -feet.min()
-        shift[[0, 2]] = -fitted[present][:, 0, [0, 2]].mean(axis=0)
-    fitted = fitted + shift
-    csv_positions = csv_positions + shift
-    if options.root_lock:
-        drift = fitted[:, :1].copy()
-        drift[..., 1] = 0.0  # height kept: jumps and squats still move the hips
-        fitted, csv_positions = fitted - drift, csv_positions - drift
-    csv_positions = np.where(present[:, None, None], csv_positions, np.nan)
-    return Motion(
-        positions=fitted,
-        csv_positions=csv_positions,
-        rotations=rotations,
-        bone_lengths=lengths,
-        rest_directions=directions,
-        frame_time_s=fit.median_frame_time(t),
-        valid=valid,
-        interpolated=interpolated,
-        gap=~present,
-        camera_to_world=A @ np.diag([1.0, -1.0, -1.0]),
-        translation_m=shift,
-    )
 
 
 def sidecar_info(
@@ -136,11 +59,8 @@ def sidecar_info(
         "lens": lens,
         "model": meta.get("model", {"name": "unknown", "version": "unknown"}),
         "options": options.to_dict(),
-        "world": {
-            "rotation_from_camera": np.round(motion.camera_to_world, 9).tolist(),
-            "translation_m": np.round(motion.translation_m, 9).tolist(),
-            "root_locked": options.root_lock,
-        },
+        "world": world_info(motion, options),
+        "timing": timing_info(recording, motion),
         "frames_summary": {
             "tracked": int(motion.valid.sum()),
             "interpolated": int(motion.interpolated.sum()),
@@ -148,6 +68,7 @@ def sidecar_info(
         },
     }
     info["seen"] = seen_summary(recording, fmt)
+    info["contacts"] = contacts_summary(motion, fmt)
     if fmt == "bvh":
         info["channel_order"] = options.channel_order
         info["gap_handling"] = "gaps longer than max_gap_s hold the last tracked pose"
@@ -155,6 +76,67 @@ def sidecar_info(
         info["gap_handling"] = (
             "gaps longer than max_gap_s have tracked=0, interpolated=0 and empty position cells"
         )
+    return info
+
+
+def world_info(motion: Motion, options: ExportOptions) -> dict:
+    """The sidecar's "world" entry: the transform from camera space, where the camera stands,
+    whether the root travels, and why not when it does not."""
+    info = {
+        "rotation_from_camera": np.round(motion.camera_to_world, 9).tolist(),
+        "translation_m": np.round(motion.translation_m, 9).tolist(),
+        "meaning": "world = rotation_from_camera @ camera_point + translation_m (metres), "
+        "before the root lock",
+        "root_locked": motion.root_locked,
+        "root_motion": (
+            "the root travels as the person did in front of the camera"
+            if not motion.root_locked
+            else "locked by the root_lock option: motion in place, height kept"
+            if motion.has_trajectory
+            else "none: the recording is root-relative (no trajectory), so motion is in place"
+        ),
+        "feet_planted": motion.feet_planted,
+    }
+    if motion.world is not None:
+        info["floor"] = (
+            "Y = 0 at the planted ankles (median; the lower ankle's when few are planted); the "
+            "origin lies on "
+            "it below the camera, which looks towards -Z"
+        )
+        info["camera"] = motion.world.camera_info()
+    else:
+        info["floor"] = None
+        info["camera"] = {"position_m": [0.0, 0.0, 0.0], "note": "camera axes, no alignment"}
+    return info
+
+
+def timing_info(recording: Recording, motion: Motion) -> dict:
+    """The sidecar's "timing" entry: the frames' rate and clock, the source's and the lifter's
+    rates (from the recording's metadata["timing"])."""
+    t = recording.timestamps_s
+    meta = dict((recording.metadata or {}).get("timing") or {})
+    info = {
+        "frame_rate_hz": 1.0 / motion.frame_time_s,
+        "first_timestamp_s": float(t[0]) if len(t) else None,
+        "timestamps": "the CSV's timestamp_s is on the source's clock (a video: frame index / "
+        "its frame rate), so that rows line up with the source's frames",
+    }
+    info.update(meta)
+    return info
+
+
+def contacts_summary(motion: Motion, fmt: str) -> dict:
+    """The sidecar's "contacts" entry: the frames with each foot planted and where they are."""
+    contacts = motion.contacts if motion.contacts is not None else np.zeros((0, 2), bool)
+    info = {
+        "meaning": "a foot is in contact when its ankle is near the floor and still (in the "
+        "image where its 2D was seen); planted feet are held still when feet_planted is true",
+        "frames": {"RightFoot": int(contacts[:, 0].sum()), "LeftFoot": int(contacts[:, 1].sum())},
+    }
+    if fmt == "csv":
+        info["columns"] = "RightFoot_contact, LeftFoot_contact: 1 planted, 0 not"
+    else:
+        info["columns"] = None
     return info
 
 
@@ -245,6 +227,7 @@ def export_recording(
             motion.valid,
             motion.interpolated,
             recording.seen & motion.valid[:, None],
+            motion.contacts,
         )
         result["csv"] = write_atomic(csv_target, text)
         info = sidecar_info(recording, motion, options, "csv", csv_target)

@@ -59,3 +59,35 @@ def one_euro_filter(
         alpha = smoothing_factor(dt, min_cutoff_hz + beta * speed)
         out[i] = prev = prev + alpha * (x[i] - prev)
     return out
+
+
+class OneEuro:
+    """The One Euro filter as a stream, for one vector (D,) per call: the live view's root.
+
+    min_cutoff_hz, d_cutoff_hz: Hz; beta: Hz per (unit of x per second). The speed is the
+    vector's norm, as in `one_euro_filter`. `__call__(timestamp_s, x)` -> filtered (D,);
+    reset() forgets the past (the next call returns its input)."""
+
+    def __init__(self, min_cutoff_hz: float = 1.0, beta: float = 0.0, d_cutoff_hz: float = 1.0):
+        self.min_cutoff_hz, self.beta, self.d_cutoff_hz = min_cutoff_hz, beta, d_cutoff_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._t: float | None = None
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+
+    def __call__(self, timestamp_s: float, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        t = float(timestamp_s)
+        if self._x is None or self._t is None or not t > self._t:
+            if self._x is None or self._t is None or t < self._t:  # start, or a clock reset
+                self._t, self._x, self._dx = t, x.copy(), np.zeros_like(x)
+            return self._x.copy()
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        self._dx = self._dx + smoothing_factor(dt, self.d_cutoff_hz) * (dx - self._dx)
+        cutoff = self.min_cutoff_hz + self.beta * float(np.linalg.norm(self._dx))
+        self._x = self._x + smoothing_factor(dt, cutoff) * (x - self._x)
+        self._t = t
+        return self._x.copy()

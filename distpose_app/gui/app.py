@@ -5,6 +5,9 @@ distpose-app --source demo --lens strong  the demo through a strong barrel lens
 distpose-app --source 0                   camera 0
 distpose-app --source walk.avi            a video file
 distpose-app --frames 90 --screenshot shot.png   run 90 frames, save the window, exit 0
+distpose-app -v                           also log to the terminal (-vv: debug)
+
+The log file (rotated) is in the app's data folder; Help > About names it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="distpose-app", description="Live 3D human pose from one webcam.")
     p.add_argument("--version", action="version", version=f"distpose {__version__}")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log to the terminal as well as the log file (-vv: debug messages)",
+    )  # fmt: skip
     p.add_argument(
         "--source",
         help="'demo', a camera index (0, 1, ...) or a video file (default: the last one used, "
@@ -109,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from PyQt5 import QtCore, QtWidgets
 
+    from distpose_app.core.logs import configure_logging
     from distpose_app.gui.main_window import AppOptions, MainWindow
-    from distpose_app.gui.session import APPLICATION, ORGANISATION
+    from distpose_app.live.app_data import APPLICATION, ORGANISATION, log_path
+
+    configure_logging(args.verbose, log_path(), stderr=True)
 
     QtCore.QCoreApplication.setOrganizationName(ORGANISATION)
     QtCore.QCoreApplication.setApplicationName(APPLICATION)

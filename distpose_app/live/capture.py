@@ -31,6 +31,11 @@ CAMERA_MAX_FAILED_READS = 5
 TRUNCATION_TOLERANCE = 0.02
 
 
+# Largest camera index passed to OpenCV (it reads index // 100 as a backend id, legacy style);
+# the bound keeps the number a C int, whose overflow cv2 reports as an exception.
+MAX_CAMERA_INDEX = 9999
+
+
 class SourceError(DistposeError):
     """A camera or video file that cannot be opened or stops working; the message names it."""
 
@@ -152,8 +157,8 @@ class CameraSource:
         height: int | None = None,
         fps: float | None = None,
     ):
-        if int(index) < 0:
-            raise SourceError(f"camera index must be >= 0, got {index}")
+        if not 0 <= int(index) <= MAX_CAMERA_INDEX:  # OpenCV takes a C int: no overflow
+            raise SourceError(f"camera index must be 0 to {MAX_CAMERA_INDEX}, got {index}")
         self.index = int(index)
         self._request = (width, height, fps)
         self.name = f"camera {self.index}"
@@ -390,17 +395,19 @@ class FakeSource:
 
 
 class CaptureThread(threading.Thread):
-    """Reads `source` on its own thread into a one-frame slot: a new frame replaces an untaken
-    one (counted in `frames_dropped`), so the consumer always gets the newest frame and latency
+    """Reads `source` on its own thread into a one-frame slot: a new frame replaces an untaken one
+    (counted in `frames_dropped`), so the consumer always gets the newest frame and latency
     never builds up.
 
     realtime: a non-live source (file, demo) is paced to its fps, as a camera would deliver it;
     False reads as fast as possible. lossless: wait for the consumer instead of dropping (for
-    offline processing). Errors (open failure, camera lost, a source that raises) end the thread;
-    they are kept in `error` (a SourceError) and passed to `on_error(error)` (called on this
-    thread). `ended` is set when the thread stops for any reason; `end_reason` says why
-    ("end of stream", "stopped", or the error message). The thread opens the source (no-op when
-    already open) and closes it when it ends.
+    offline processing, and the window's "every frame" mode). Both can change while it runs
+    (`set_pacing`); `set_paused(True)` holds a non-live source where it is (a live camera is
+    still read, its frames replace each other in the slot). Errors (open failure, camera lost, a
+    source that raises) end the thread; they are kept in `error` (a SourceError) and passed to
+    `on_error(error)` (called on this thread). `ended` is set when the thread stops for any
+    reason; `end_reason` says why ("end of stream", "stopped", or the error message). The thread
+    opens the source (no-op when already open) and closes it when it ends.
     """
 
     def __init__(
@@ -421,9 +428,11 @@ class CaptureThread(threading.Thread):
         self.end_reason = ""
         self.ended = threading.Event()
         self.read_seconds = 0.0  # time spent in the last source.read(), seconds
+        self.paused = False
         self._stop_event = threading.Event()
         self._cond = threading.Condition()
         self._slot: Frame | None = None
+        self._rebase = False  # pacing restarts from the next frame (after a pause or change)
 
     # -- consumer side -------------------------------------------------------------------------
     def get(self, timeout: float | None = 0.0) -> Frame | None:
@@ -442,6 +451,20 @@ class CaptureThread(threading.Thread):
         with self._cond:
             return self.ended.is_set() and self._slot is None
 
+    def set_pacing(self, realtime: bool, lossless: bool) -> None:
+        """Change the pacing while running; real-time pacing restarts from the next frame."""
+        with self._cond:
+            self.realtime, self.lossless = bool(realtime), bool(lossless)
+            self._rebase = True
+            self._cond.notify_all()
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold (True) or resume a non-live source; pacing restarts from the next frame."""
+        with self._cond:
+            self.paused = bool(paused)
+            self._rebase = True
+            self._cond.notify_all()
+
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the thread to end and wait up to `timeout` seconds for it."""
         self._stop_event.set()
@@ -454,7 +477,9 @@ class CaptureThread(threading.Thread):
     def _put(self, frame: Frame) -> None:
         with self._cond:
             if self.lossless:
-                self._cond.wait_for(lambda: self._slot is None or self._stop_event.is_set())
+                self._cond.wait_for(
+                    lambda: self._slot is None or self._stop_event.is_set() or not self.lossless
+                )
             if self._slot is not None:
                 self.frames_dropped += 1
             self._slot = frame
@@ -464,11 +489,18 @@ class CaptureThread(threading.Thread):
         try:
             self.source.open()
             period = 1.0 / self.source.fps if self.source.fps > 0 else 0.0
-            pace = self.realtime and not self.source.is_live and period > 0
-            start = time.monotonic()
+            start, first = time.monotonic(), 0
             while not self._stop_event.is_set():
+                with self._cond:
+                    if self.paused and not self.source.is_live:
+                        self._cond.wait_for(lambda: not self.paused or self._stop_event.is_set())
+                        if self._stop_event.is_set():
+                            continue
+                    if self._rebase:
+                        start, first, self._rebase = time.monotonic(), self.frames_read, False
+                    pace = self.realtime and not self.source.is_live and period > 0
                 if pace:  # deliver like a camera would: frame n at start + n / fps
-                    wait = start + self.frames_read * period - time.monotonic()
+                    wait = start + (self.frames_read - first) * period - time.monotonic()
                     if wait > 0 and self._stop_event.wait(wait):
                         self.end_reason = "stopped"
                         break

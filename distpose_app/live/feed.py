@@ -11,15 +11,19 @@ from distpose_app.live.pipeline import LivePipeline
 
 
 class LiveFeed:
-    """A source read on a CaptureThread, fed to a LivePipeline: what the GUI's live worker
+    """A source read on a CaptureThread, fed to a LivePipeline: what the app's live thread
     drives. step() -> FrameResult (one processed frame, its pose's seen flags in `pose_seen`),
-    None (no new frame yet), or the StopIteration class (the source ended); raises the
-    SourceError when the source failed (camera lost), which is also kept in `error`. The
-    pipeline, its recording and its weights survive that: `reconnect()` reopens the same source,
-    `switch_source(other)` continues with another, both without losing the take. The source is
-    opened here (errors surface at once) and closed by close(). lossless: never drop a frame
-    (offline processing, tests). `readout` averages the per-frame error of sources with ground
-    truth (the demo) into each result's `error_readout` text."""
+    None (no new frame yet), or the StopIteration class (the source ended: the poses the
+    lifter's lookahead still owed are recorded then, once); raises the SourceError when the
+    source failed (camera lost), which is also kept in `error`. The pipeline, its recording and
+    its weights survive that: `reconnect()` reopens the same source, `switch_source(other)`
+    continues with another, both without losing the take; `restart()` reads a file again from
+    its start in the same stream (a loop or a replay: the Adapt buffer and a running adaptation
+    stay valid). The source is opened here (errors surface at once) and closed by close().
+    realtime: pace files and the demo to their frame rate; lossless: never drop a frame
+    (offline processing, "every frame" mode); both can change while running (`set_pacing`).
+    `readout` averages the per-frame error of sources with ground truth (the demo) into each
+    result's `error_readout` text."""
 
     def __init__(
         self,
@@ -31,6 +35,8 @@ class LiveFeed:
         self.pipeline = pipeline
         self.realtime, self.lossless = realtime, lossless
         self.error: Exception | None = None
+        self.ended = False  # the source reached its end (until restarted or switched)
+        self.paused = False
         self._dropped_before = 0
         self.readout = ErrorReadout()
         self._stream_id = pipeline.stream_id
@@ -40,8 +46,20 @@ class LiveFeed:
 
     def _start_capture(self, source: FrameSource) -> CaptureThread:
         capture = CaptureThread(source, realtime=self.realtime, lossless=self.lossless)
+        capture.set_paused(self.paused)
         capture.start()
+        self.ended = False
         return capture
+
+    def set_pacing(self, realtime: bool, lossless: bool) -> None:
+        self.realtime, self.lossless = realtime, lossless
+        self.capture.set_pacing(realtime, lossless)
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold a file or the demo where it is (a camera keeps delivering; step() is simply
+        not called while paused)."""
+        self.paused = paused
+        self.capture.set_paused(paused)
 
     @property
     def frames_dropped(self) -> int:
@@ -58,6 +76,10 @@ class LiveFeed:
                     self.pipeline.flush()  # the lookahead's poses go into the take
                     self.pipeline.recorder.flush()
                     raise self.capture.error
+                if not self.ended:
+                    self.ended = True
+                    self.pipeline.flush()  # the lookahead's poses go into the take
+                    self.pipeline.recorder.flush()
                 return StopIteration
             return None
         result = self.pipeline.process_frame(frame)
@@ -84,6 +106,23 @@ class LiveFeed:
         self.source = source
         source.open()
         self.capture = self._start_capture(source)
+
+    def restart(self) -> None:
+        """Read the current (finite) source again from its start, in the same stream: the
+        lifter starts afresh (no motion across the jump), the recording continues after a gap,
+        the Adapt buffer and a running adaptation stay valid. SourceError if it cannot reopen."""
+        self.capture.stop()
+        self._dropped_before += self.capture.frames_dropped
+        self.pipeline.flush()
+        self.pipeline.recorder.new_segment()
+        self.error = None
+        with contextlib.suppress(Exception):
+            self.source.close()
+        seek = getattr(self.source, "seek", None)
+        if seek is not None:  # a generated source (the demo) rewinds itself
+            seek(0)
+        self.source.open()
+        self.capture = self._start_capture(self.source)
 
     def reconnect(self) -> None:
         """Reopen the current source (a camera plugged back in); SourceError if it cannot."""

@@ -5,7 +5,7 @@ recent 2D for Adapt, adapted-weight swapping, and recording for export.
 Used by the GUI's live thread (through `feed.LiveFeed`), `distpose process`, benchmarks and soak
 tests. Everything here runs on the caller's thread; only `CaptureThread` (capture.py) has its own.
 Which joints are seen and which frames tracked: tracking.py. Recording: recorder.py. Timing:
-stats.py.
+stats.py. The lifter's frame rate and the root's place in camera space: motion.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from distpose_app.core.skeleton import NUM_JOINTS
 from distpose_app.lens.models import Intrinsics, Lens, undistort_pixels
 from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.live.capture import Frame
+from distpose_app.live.motion import LifterClock, RootTracker
 from distpose_app.live.recorder import Recorder
 from distpose_app.live.stats import StageStats
 from distpose_app.live.tracking import (
@@ -51,6 +52,13 @@ class FrameResult:
     held pose during a short gap). pose_confidence: (17,) its 2D confidence. pose_seen: (17,)
     bool, the joints seen in that frame (False: the lifter guessed the joint from the others);
     for a held pose, those of the frame held.
+    The lifter runs at lifter.MODEL_FPS: inputs at another rate are resampled (motion.py), so a
+    pose frame's timestamp is a time on the lifter's grid (the input's own at 30 fps); an input
+    that completes no grid time repeats the last pose (not recorded again).
+    root_3d: (3,) metres, camera axes: where the pose's root is, from the pose and its 2D
+    (export.trajectory), unsmoothed (what is recorded: the exporter smooths it with look-ahead),
+    or None; root_smoothed_3d: the same smoothed without look-ahead, for display.
+    pose_rays: (17, 2) image rays (x/z, y/z) of the 2D the pose was lifted from, NaN unseen.
     truth_3d: (17, 3) metres, ground truth of the pose frame (demo source), else None;
     mpjpe_mm: root-relative MPJPE of pose_3d against it, mm; unadapted_mpjpe_mm: while adapted
     weights are in use, the same for the weights the pipeline was built with, lifted from the
@@ -74,6 +82,9 @@ class FrameResult:
     pose_tracked: bool = False
     pose_confidence: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
     pose_seen: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS, bool))
+    root_3d: np.ndarray | None = None
+    root_smoothed_3d: np.ndarray | None = None
+    pose_rays: np.ndarray | None = None
     truth_3d: np.ndarray | None = None
     mpjpe_mm: float | None = None
     unadapted_mpjpe_mm: float | None = None
@@ -116,6 +127,7 @@ class _Pending:
     confidence: np.ndarray
     seen: np.ndarray
     truth_3d: np.ndarray | None
+    rays: np.ndarray | None = None  # (17, 2) image rays of the 2D, NaN unseen
 
 
 class LivePipeline:
@@ -198,6 +210,9 @@ class LivePipeline:
         self._last_seen = np.zeros(NUM_JOINTS, bool)  # its seen flags
         self._gap = 0  # consecutive untracked frames
         self._started = False  # the lifter has history since the last reset
+        self.clock = LifterClock()  # inputs -> the lifter's frame rate
+        self.root_tracker = RootTracker()
+        self._shown: FrameResult | None = None  # the last pose, repeated between grid times
         # While adapted and the frames carry ground truth (the demo): the unadapted weights
         # lifting the same 2D, for the error readout's comparison (unadapted_mpjpe_mm).
         self._unadapted_lifter = None
@@ -273,6 +288,9 @@ class LivePipeline:
         self._pending.clear()
         self._recent.clear()
         self._started = False
+        self.clock.reset()
+        self.root_tracker.reset()
+        self._shown = None
 
     # -- weights ------------------------------------------------------------------------------
     def set_model_state(self, state_dict: dict) -> None:
@@ -510,21 +528,55 @@ class LivePipeline:
             elif self._started or self._last_norm is not None:
                 self._end_segment()  # a long gap: finish the segment, start afresh later
 
-        pose, meta = None, None
+        poses = []
+        if self.recorder.is_recording:
+            self.recorder.note_input(timestamp_s)
         if norm is not None:
-            meta = _Pending(index, timestamp_s, tracked, conf, seen if tracked else
-                            self._last_seen, truth_3d)  # fmt: skip
-            pose, meta = self._push(norm, meta)
+            meta = _Pending(
+                index,
+                timestamp_s,
+                tracked,
+                conf,
+                seen if tracked else self._last_seen,
+                truth_3d,
+                self._rays(norm) if tracked else None,
+            )
+            for tick_norm, tick_meta in self.clock.ticks(norm, meta):
+                pose, pose_meta = self._push(tick_norm, tick_meta)
+                if pose is not None and pose_meta is not None:
+                    poses.append((pose, pose_meta))  # fmt: skip
         timings["lifter"] = time.monotonic() - t0
         self.stats.add("lifter", timings["lifter"])
         self.frames_processed += 1
 
         result = FrameResult(index, timestamp_s, None, kp_out, conf, tracked, seen, timings=timings)
-        if pose is not None and meta is not None:
-            self._fill_pose(result, pose, meta)
+        for pose, pose_meta in poses:
+            self._fill_pose(result, pose, pose_meta)
+        if not poses and norm is not None and self._shown is not None:
+            self._show_last(result)  # between two lifter frames: keep showing the last pose
         elif norm is None and self.recorder.is_recording:
             self.recorder.add(result)  # no person and nothing pending: an untracked row now
         return result
+
+    def _rays(self, norm: np.ndarray) -> np.ndarray:
+        """(17, 2) image rays of the lifter input `norm` (undistorted when the lens is known),
+        through the known intrinsics or a pinhole of the assumed field of view (hfov_deg)."""
+        from distpose_app.export.trajectory import hfov_intrinsics, screen_rays
+
+        width, height = self.size
+        if self.intrinsics is not None:
+            i = self.intrinsics
+            K = np.array([i.fx, i.fy, i.cx, i.cy], dtype=np.float64)
+        else:
+            K = hfov_intrinsics(self.hfov_deg, width, height)
+        return screen_rays(np.asarray(norm, dtype=np.float64), width, height, K)
+
+    def _show_last(self, result: FrameResult) -> None:
+        shown = self._shown
+        for name in ("pose_3d", "pose_index", "pose_timestamp_s", "pose_tracked",
+                     "pose_confidence", "pose_seen", "root_3d", "root_smoothed_3d",
+                     "pose_rays", "truth_3d", "mpjpe_mm"):  # fmt: skip
+            setattr(result, name, getattr(shown, name))
 
     def _remember_seen(self, keypoints_px: np.ndarray | None, detected: np.ndarray) -> None:
         """Update each joint's last seen position and how long ago it was seen."""
@@ -571,6 +623,12 @@ class LivePipeline:
         result.pose_tracked = meta.tracked
         result.pose_confidence = meta.confidence
         result.pose_seen = meta.seen
+        result.pose_rays = meta.rays
+        result.root_3d = result.root_smoothed_3d = None
+        if meta.tracked:
+            result.root_3d, result.root_smoothed_3d = self.root_tracker.place(
+                pose, meta.rays, meta.timestamp_s
+            )
         if meta.truth_3d is not None:
             truth = np.asarray(meta.truth_3d, dtype=np.float64)
             truth = truth - truth[:1]
@@ -582,6 +640,7 @@ class LivePipeline:
                 result.unadapted_mpjpe_mm = 1000.0 * float(error)
         if self.recorder.is_recording:
             self.recorder.add(result)
+        self._shown = copy.copy(result)
 
     def flush(self) -> list[FrameResult]:
         """At the end of a stream (or of a tracked segment): the poses still owed for the last

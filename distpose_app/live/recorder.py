@@ -16,9 +16,12 @@ if TYPE_CHECKING:
 
 class Recorder:
     """Accumulates poses into an export `Recording` between start() and stop(). One row per
-    pose frame: positions (17, 3) metres, NaN for frames without a person (held poses are not
-    recorded as motion), and the seen flags (17,) of the joints (all False when untracked); the
-    exporter bridges short gaps. Thread-safe.
+    pose frame (the lifter's frame rate): positions (17, 3) metres in camera space, the pose
+    placed at its root (FrameResult.root_3d; root-relative when the root is unknown), NaN for
+    frames without a person (held poses are not recorded as motion), the seen flags (17,) of
+    the joints (all False when untracked) and the image rays (17, 2) of their 2D; the exporter
+    bridges short gaps. `note_input(timestamp)` counts the source's frames, whose measured
+    rate the Recording's metadata["timing"] carries. Thread-safe.
 
     Crash safety: every row is also appended to a recovery file (`live.recovery`)
     in `recovery_dir` (True: recovery.default_dir(); None or False: memory only), written and
@@ -32,7 +35,7 @@ class Recorder:
     the wall-clock time of the interruption as a gap.
     """
 
-    CHUNK = 4096  # rows per preallocated block (compact: ~290 bytes a row)
+    CHUNK = 4096  # rows per preallocated block (compact: ~440 bytes a row)
 
     def __init__(self, recovery_dir=True):
         from distpose_app.live import recovery
@@ -52,6 +55,7 @@ class Recorder:
         self._last_t: float | None = None  # last recorded timestamp, seconds
         self._last_wall = 0.0  # time.monotonic() of the last add
         self._new_segment = False
+        self._inputs = [0, 0.0, 0.0]  # source frames noted since start: count, first, last time
 
     # -- take -------------------------------------------------------------------------------
     def start(self, metadata: dict | None = None) -> None:
@@ -62,6 +66,7 @@ class Recorder:
             self._kept_path = None
             self._chunks, self._count = [], 0
             self._offset, self._last_t, self._new_segment = 0.0, None, False
+            self._inputs = [0, 0.0, 0.0]
             self.metadata = dict(metadata or {})
             self.recovery_error = None
             if self.recovery_dir:
@@ -85,6 +90,10 @@ class Recorder:
             tracked, ts, conf = False, result.timestamp_s, np.zeros(NUM_JOINTS)
             pos = np.full((NUM_JOINTS, 3), np.nan)
         pos = np.asarray(pos, float)
+        root = getattr(result, "root_3d", None) if result.pose_3d is not None else None
+        if tracked and root is not None:
+            pos = pos + np.asarray(root, float)  # camera space: where the camera saw the body
+        rays = getattr(result, "pose_rays", None) if tracked else None
         if tracked and not np.isfinite(pos).all():  # never record NaN as motion
             tracked, pos = False, np.full((NUM_JOINTS, 3), np.nan)
         conf = np.nan_to_num(np.asarray(conf, float))
@@ -100,7 +109,7 @@ class Recorder:
                 self._offset = self._last_t + gap - ts
             self._new_segment = False
             ts += self._offset
-            record = self._recovery.make_record(ts, pos, conf, tracked, seen)
+            record = self._recovery.make_record(ts, pos, conf, tracked, seen, rays)
             if self._count % self.CHUNK == 0:
                 self._chunks.append(np.zeros(self.CHUNK, self._recovery.RECORD))
             self._chunks[-1][self._count % self.CHUNK] = record
@@ -108,6 +117,21 @@ class Recorder:
             self._last_t, self._last_wall = ts, now
             if self._writer is not None:
                 self._guard(lambda w: w.append(record))
+
+    def note_input(self, timestamp_s: float) -> None:
+        """One source frame arrived at `timestamp_s` (s): for the source's measured frame rate
+        (recorded rows follow the lifter's rate, not the source's)."""
+        with self._lock:
+            count, first, _ = self._inputs
+            t = float(timestamp_s)
+            self._inputs = [count + 1, t if count == 0 else first, t]
+
+    def source_rate_hz(self) -> float | None:
+        """The source's frames per second since start(): (frames - 1) / time spanned; None
+        before two frames (or when the source's clock went back)."""
+        with self._lock:
+            count, first, last = self._inputs
+        return (count - 1) / (last - first) if count >= 2 and last > first else None
 
     def new_segment(self) -> None:
         """The next rows come from a new (or reconnected) source whose clock restarts."""
@@ -195,8 +219,12 @@ class Recorder:
     def to_recording(self):
         """The frames so far as distpose_app.export.Recording (positions (F, 17, 3) metres
         camera axes, NaN when untracked; timestamps_s (F,); confidence (F, 17); tracked (F,);
-        seen (F, 17))."""
+        seen (F, 17); rays (F, 17, 2)); metadata["timing"] gets the source's measured frame
+        rate and the lifter's."""
         from distpose_app.export import Recording
+        from distpose_app.lifter import MODEL_FPS
+
+        rate = self.source_rate_hz()
 
         with self._lock:
             rows = (
@@ -205,6 +233,12 @@ class Recorder:
                 else np.zeros(0, self._recovery.RECORD)
             )
             metadata = dict(self.metadata)
+        timing = dict(metadata.get("timing") or {})
+        timing.setdefault("lifter_frame_rate_hz", MODEL_FPS)
+        if rate is not None:
+            timing.setdefault("source_frame_rate_hz", rate)
+        metadata["timing"] = timing
         return Recording(rows["pos"].astype(np.float64), rows["t"].copy(),
                          rows["conf"].astype(np.float64), rows["tracked"].astype(bool),
-                         rows["seen"].astype(bool), metadata=metadata)  # fmt: skip
+                         rows["seen"].astype(bool), metadata=metadata,
+                         rays=rows["rays"].astype(np.float64))  # fmt: skip

@@ -4,8 +4,9 @@ loading and discarding them after a crash.
 A recovery file is one take: a text line `DISTPOSE-RECOVERY 1`, a JSON header line (metadata,
 source, start time, process id), then fixed-size binary frame records (`RECORD`: kind, tracked,
 timestamp seconds, positions (17, 3) float32 metres, confidence (17,) float32, seen (17,) uint8
-0/1, CRC-32; version 1 files, written before seen flags existed, have no seen field and still
-load, with seen = confidence > 0, which is what the pipeline recorded then). Records
+0/1, image rays (17, 2) float32, CRC-32; version 1 files, written before seen flags existed,
+have no seen field and still load, with seen = confidence > 0, which is what the pipeline
+recorded then; version 2 files have no rays and load without them). Records
 are only ever appended, and written + fsync'ed at least every `FLUSH_INTERVAL_S` seconds, so a
 killed process loses at most that much; a torn last record (the kill hit mid-write) fails its
 length or CRC check and is dropped on loading. While a take is being written its file holds an
@@ -41,7 +42,7 @@ SUFFIX = ".dprec"
 FLUSH_INTERVAL_S = 0.5  # at most this much of a take is lost when the process is killed
 FLUSH_FRAMES = 1000  # ... or this many frames (bounds the queue at high frame rates)
 KIND_FRAME, KIND_END = b"FR", b"EN"
-VERSION = 2
+VERSION = 3
 _FIELDS = [
     ("kind", "S2"),
     ("tracked", "u1"),
@@ -50,7 +51,9 @@ _FIELDS = [
     ("pos", "<f4", (NUM_JOINTS, 3)),
     ("conf", "<f4", (NUM_JOINTS,)),
 ]
-RECORD = np.dtype([*_FIELDS, ("seen", "u1", (NUM_JOINTS,)), ("crc", "<u4")])  # 305 bytes
+_SEEN = ("seen", "u1", (NUM_JOINTS,))
+RECORD = np.dtype([*_FIELDS, _SEEN, ("rays", "<f4", (NUM_JOINTS, 2)), ("crc", "<u4")])  # 441 B
+RECORD_V2 = np.dtype([*_FIELDS, _SEEN, ("crc", "<u4")])  # 305 bytes, no rays
 RECORD_V1 = np.dtype([*_FIELDS, ("crc", "<u4")])  # 288 bytes, no seen flags
 _counter = itertools.count()
 
@@ -72,14 +75,17 @@ def make_record(
     confidence: np.ndarray,
     tracked: bool,
     seen: np.ndarray | None = None,
+    rays: np.ndarray | None = None,
 ) -> np.ndarray:
     """One frame as a RECORD (shape ()): positions (17, 3) metres (NaN when untracked),
     confidence (17,), timestamp seconds, seen (17,) bool the joints the detector saw (None:
-    confidence > 0); the CRC covers everything before it."""
+    confidence > 0), rays (17, 2) the image rays of the 2D the pose was lifted from (NaN: not
+    seen; None: unknown); the CRC covers everything before it."""
     rec = np.zeros((), RECORD)
     rec["kind"], rec["tracked"], rec["t"] = KIND_FRAME, bool(tracked), timestamp_s
     rec["pos"], rec["conf"] = positions, confidence
     rec["seen"] = np.asarray(confidence) > 0 if seen is None else np.asarray(seen, bool)
+    rec["rays"] = np.nan if rays is None else rays
     rec["crc"] = zlib.crc32(rec.tobytes()[: RECORD.itemsize - 4])
     return rec
 
@@ -222,7 +228,7 @@ def _header(data: bytes, path: Path) -> tuple[dict, int, np.dtype]:
     if not isinstance(header, dict):
         raise DataFormatError(f"{path}: recovery file header is not a JSON object")
     size = header.get("record_size")
-    dtype = {RECORD.itemsize: RECORD, RECORD_V1.itemsize: RECORD_V1}.get(
+    dtype = {d.itemsize: d for d in (RECORD, RECORD_V2, RECORD_V1)}.get(
         size if isinstance(size, int) and not isinstance(size, bool) else None
     )
     if dtype is None:
@@ -283,8 +289,8 @@ def _scan(body: bytes, dtype: np.dtype) -> tuple[np.ndarray, bool, int]:
 
 
 def _read(path: Path) -> tuple[dict, np.ndarray, bool, int]:
-    """(header, frame records (N,) RECORD or RECORD_V1 (an old file), ended cleanly, bytes
-    skipped as damaged). Damaged records are skipped, not the rest of the take."""
+    """(header, frame records (N,) RECORD, or RECORD_V2 / RECORD_V1 (an old file), ended
+    cleanly, bytes skipped as damaged). Damaged records are skipped, not the rest of the take."""
     data = _read_regular(path)
     header, start, dtype = _header(data, path)
     records, ended, skipped = _scan(data[start:], dtype)
@@ -381,7 +387,8 @@ def set_aside(path: str | os.PathLike) -> Path | None:
 def load(path: str | os.PathLike):
     """The take in recovery file `path` as an export `Recording` (positions (F, 17, 3) metres,
     NaN where untracked; timestamps_s (F,); confidence (F, 17); tracked (F,); seen (F, 17), for
-    an old file without flags confidence > 0); a torn last record is dropped. metadata gets
+    an old file without flags confidence > 0; rays (F, 17, 2), None for a file without them); a
+    torn last record is dropped. metadata gets
     "recovered_from". Raises DataFormatError naming the file when it is not a readable recovery
     file."""
     from distpose_app.export import Recording
@@ -403,10 +410,11 @@ def load(path: str | os.PathLike):
     else:  # version 1: the pipeline zeroed the confidence of the joints it did not see
         seen = confidence > 0
     seen &= tracked[:, None]
+    rays = records["rays"].astype(np.float64) if "rays" in records.dtype.names else None
     metadata = dict(header.get("metadata") or {})
     metadata["recovered_from"] = str(path)
     return Recording(positions, records["t"].astype(np.float64), confidence, tracked, seen,
-                     metadata=metadata)  # fmt: skip
+                     metadata=metadata, rays=rays)  # fmt: skip
 
 
 def discard(path: str | os.PathLike) -> None:

@@ -44,6 +44,7 @@ from distpose_app.core.fileio import torch_save_atomic
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import FLIP_PERMUTATION
 from distpose_app.core.validate import check_number
+from distpose_app.data.bodies import sample_bone_factors, scale_bones
 from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.data.masking import MaskConfig, apply_mask, sample_masks
 from distpose_app.data.splits import sequence_bounds
@@ -76,6 +77,19 @@ class TrainConfig:
     lr: float = 1e-3
     lr_final: float = 1e-4  # exponential decay from lr to lr_final over the run
     noise_px: float = 1.0  # detector-like Gaussian noise on the 2D, pixels (per 1000 px width)
+    # The detector-noise model fitted on real detections (`detector_noise.DetectorNoise.to_dict`);
+    # when set it replaces the Gaussian noise_px. noise_scale multiplies its error scale;
+    # noise_bias: "random" (a per-window joint-definition offset of the fitted size), "fitted"
+    # or "none".
+    noise_model: dict = field(default_factory=dict)
+    noise_scale: float = 1.0
+    noise_bias: str = "random"
+    # Share of windows whose body is resized and re-proportioned (`bodies.BodyConfig`).
+    bodies: float = 0.5
+    # The mocap sources (`training_sets.SOURCES`); recorded in the checkpoint.
+    sources: tuple[str, ...] = ("bandai",)
+    # Share of windows drawn from each source (when the data names them); {} = by frame count.
+    source_weights: dict = field(default_factory=dict)
     flip: bool = True
     # Unseen-joint masking (masking.MaskConfig's default rates: legs, lower body, an arm, the
     # head, single joints), so partial webcam views still lift; False trains on full views.
@@ -108,6 +122,12 @@ class TrainConfig:
             raise DistposeError(f"close-up share must be in [0, 1], got {self.closeup}")
         if self.steps < 1 or self.batch_windows < 1 or self.chunk_frames < 1:
             raise DistposeError("steps, batch windows and chunk frames must be positive")
+        if not 0.0 <= self.bodies <= 1.0:
+            raise DistposeError(f"body share must be in [0, 1], got {self.bodies}")
+        if self.noise_bias not in ("random", "fitted", "none"):
+            raise DistposeError(f"unknown noise bias {self.noise_bias!r}")
+        if not (self.noise_scale >= 0 and np.isfinite(self.noise_scale)):
+            raise DistposeError(f"noise scale must be a finite number >= 0, not {self.noise_scale}")
         # NaN passes every comparison above and below: each number is checked for finiteness
         for name in ("lr", "lr_final", "inner_lr"):
             check_number(name, getattr(self, name), low=0.0, low_open=True)
@@ -152,8 +172,26 @@ class WindowSampler:
     def _intrinsics(self, s: int) -> Intrinsics:
         return Intrinsics.from_array(self.intrinsics[s], self.image_size[s])
 
+    def weight_sources(self, source: np.ndarray, weights: dict[str, float]) -> None:
+        """Draw windows by source: source (S,) the source name of every view; weights: source
+        name -> share of windows (normalised over the sources present). Within a source every
+        window is equally likely."""
+        view_source = np.asarray(source)[self.sequence[self.starts]]
+        p = np.zeros(len(self.starts))
+        present = {s: w for s, w in weights.items() if (view_source == s).any()}
+        missing = set(np.unique(view_source)) - set(present)
+        if missing or not present or min(present.values()) < 0:
+            raise DistposeError(f"source weights {weights} do not cover {sorted(missing)}")
+        for s, w in present.items():
+            chosen = view_source == s
+            p[chosen] = w / chosen.sum()
+        self._cdf = np.cumsum(p / p.sum())
+
     def random_starts(self, count: int) -> np.ndarray:
-        return self.rng.choice(self.starts, size=count)
+        cdf = getattr(self, "_cdf", None)
+        if cdf is None:
+            return self.rng.choice(self.starts, size=count)
+        return self.starts[np.minimum(np.searchsorted(cdf, self.rng.random(count)), len(cdf) - 1)]
 
     def task_starts(self, count: int, support: int, query: int):
         """One task: windows from the first half of a sequence (support) and from the second
@@ -169,11 +207,14 @@ class WindowSampler:
         return NoLens() if sampler is None else sampler.sample(self.rng, self._max_radius[s])
 
     def make_batch(self, starts, lenses, noise_px: float, flip: bool, rng=None, masking=None,
-                   closeup=0.0):  # fmt: skip
+                   closeup=0.0, bodies=0.0, noise=None):  # fmt: skip
         """starts (B,) window starts; lenses: one Lens per window (or None for all pinhole);
         rng: the generator for noise, flips and masks (default the sampler's); masking: a
         masking.MaskConfig or None (every joint seen); closeup: the share of windows seen in
-        close-up (`closeup_view`), or a (B,) bool array choosing them. Joints behind or too
+        close-up (`closeup_view`), or a (B,) bool array choosing them; bodies: the share of
+        windows given another body (`bodies.sample_bone_factors`), a (B,) bool array choosing
+        them, or (B, 17) bone factors for every window; noise:
+        a `DetectorNoiseSampler` replacing the Gaussian noise_px, or None. Joints behind or too
         near the camera, beyond 1.5x the corner radius or outside the image are unseen (NaN).
         Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where unseen, targets
         (B, L, 17, 3) metres root-relative) as float32 tensors."""
@@ -181,6 +222,12 @@ class WindowSampler:
         idx = np.asarray(starts)[:, None] + np.arange(self.window)
         cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
         seq = self.sequence[np.asarray(starts)]
+        if np.ndim(bodies) == 2:  # (B, 17) bone factors given
+            cam = scale_bones(cam, bodies)
+        else:
+            resized = np.asarray(bodies) if np.ndim(bodies) else rng.random(len(cam)) < bodies
+            if resized.any():
+                cam[resized] = scale_bones(cam[resized], sample_bone_factors(rng, resized.sum()))
         chosen = np.asarray(closeup) if np.ndim(closeup) else rng.random(len(cam)) < closeup
         for b in np.flatnonzero(chosen):
             cam[b] = closeup_view(cam[b], rng)
@@ -195,7 +242,10 @@ class WindowSampler:
         k = self.intrinsics[seq]  # (B, 4)
         size = self.image_size[seq]  # (B, 2)
         px = xy * k[:, None, None, :2] + k[:, None, None, 2:]
-        if noise_px > 0:
+        if noise is not None:
+            metres_to_px = k[:, :1] / np.maximum(depth[..., 0, 0], MIN_SEEN_DEPTH_M)  # (B, L)
+            px = noise(rng, px, metres_to_px)
+        elif noise_px > 0:
             px = px + rng.normal(size=px.shape) * noise_px * size[:, None, None, :1] / 1000
         w = size[:, None, None, 0]
         h = size[:, None, None, 1]
@@ -218,6 +268,40 @@ class WindowSampler:
 
 def _masking(config: TrainConfig) -> MaskConfig | None:
     return MaskConfig() if config.masking else None
+
+
+class DetectorNoiseSampler:
+    """Adds the fitted detector noise (`detector_noise`) to a batch: callable (rng, px (B, L, 17,
+    2) pixels, metres_to_px (B, L) pixels per metre at the person's depth) -> noisy px."""
+
+    def __init__(self, model: dict, scale: float, bias: str):
+        from distpose_app.data import detector_noise
+
+        self._dn = detector_noise
+        self.model = detector_noise.DetectorNoise.from_dict(model)
+        self.scale, self.bias = scale, bias
+
+    def __call__(self, rng, px, metres_to_px):
+        # Left/right swaps first (a detector labels the wrong limb), then the positional error,
+        # its size drawn per window from 0 to NOISE_SPREAD x scale: from clean 2D (motion
+        # capture, a good detector) to a poor detector on a hard frame.
+        swapped, _ = self._dn.apply_swaps(self.model, rng, px)
+        bias = {"fitted": True, "none": False, "random": "random"}[self.bias]
+        offsets = self._dn.sample_noise(self.model, rng, px.shape[:2], metres_to_px,
+                                        scale=1.0, bias=bias)  # fmt: skip
+        size = rng.uniform(0.0, NOISE_SPREAD * self.scale, (len(px), 1, 1, 1))
+        return swapped + size * offsets
+
+
+NOISE_SPREAD = 1.5
+
+
+def _augment(config: TrainConfig) -> dict:
+    """make_batch's body and detector-noise arguments for a config."""
+    noise = None
+    if config.noise_model:
+        noise = DetectorNoiseSampler(config.noise_model, config.noise_scale, config.noise_bias)
+    return {"bodies": config.bodies, "noise": noise}
 
 
 # Close-up views (TrainConfig.closeup): camera-to-chest distance in metres, and the nearest a
@@ -274,7 +358,8 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
         seqs = sampler.sequence[starts]
         lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
     x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip,
-                              masking=_masking(config), closeup=config.closeup)  # fmt: skip
+                              masking=_masking(config), closeup=config.closeup,
+                              **_augment(config))  # fmt: skip
     x, y = x[rank::world], y[rank::world]
     model.train()
     net = getattr(model, "module", model)
@@ -338,9 +423,12 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
             continue
         # One camera per task: the close-up choice is drawn once for all its windows.
         closeup = np.full(len(sup) + len(qry), task_rng.random() < config.closeup)
-        x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * (len(sup) + len(qry)),
-                                  config.noise_px, False, task_rng, _masking(config),
-                                  closeup)  # fmt: skip
+        # One person per task: the same body for its support and query windows.
+        n = len(sup) + len(qry)
+        body = np.repeat(sample_bone_factors(task_rng, 1), n, axis=0)
+        augment = {**_augment(config), "bodies": body if task_rng.random() < config.bodies else 0.0}
+        x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * n, config.noise_px, False,
+                                  task_rng, _masking(config), closeup, **augment)  # fmt: skip
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
@@ -384,7 +472,8 @@ def validation_mpjpe(model, sampler, lens_sampler, config, window, batches: int 
         lenses = None
         if lens_sampler is not None:
             lenses = [sampler.sample_lens(s, lens_sampler) for s in sampler.sequence[starts]]
-        x, y = sampler.make_batch(starts, lenses, config.noise_px, False)
+        x, y = sampler.make_batch(starts, lenses, config.noise_px, False,
+                                  noise=_augment(config)["noise"])  # fmt: skip
         errors.append(float(losses.mpjpe_loss(model(x), y[:, output_slice(model, window)])))
     sampler.rng = state
     return float(np.mean(errors))
@@ -409,8 +498,9 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
-    if config.mode == "meta":
+    if config.init:  # meta always; baseline/augmented continue a model (its architecture kept)
         model, init_meta = load_checkpoint(config.init)
+        model.input_lens.zero_()  # train on the network alone, never on a fitted lens
     else:
         model = TemporalModel(
             filter_widths=tuple(config.filter_widths),
@@ -423,6 +513,8 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     window = model.receptive_field - 1 + config.chunk_frames
     sampler = WindowSampler(train_data.positions_3d, train_data.sequence, train_data.intrinsics,
                             train_data.image_size, window, rng)  # fmt: skip
+    if config.source_weights and getattr(train_data, "source", None) is not None:
+        sampler.weight_sources(train_data.source, config.source_weights)
     val = WindowSampler(val_data.positions_3d, val_data.sequence, val_data.intrinsics,
                         val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
