@@ -213,8 +213,9 @@ def detections(clip: str, placement: Placement, lens: str, quiet: bool = True) -
 
 def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = None):
     """`distpose process`'s second pass over cached detections: (positions (F, 17, 3) metres
-    root-relative, NaN where no pose; the AdaptResult or None). lens: the known lens given to
-    the pipeline (as `--lens` with `--hfov` CANVAS_HFOV); adapt: an adapt_model method."""
+    root-relative at the input frames, NaN where no pose; the AdaptResult or None). lens: the
+    known lens given to the pipeline (as `--lens` with `--hfov` CANVAS_HFOV); adapt: an
+    adapt_model method."""
     from distpose_app.adapt import adapt_model
     from distpose_app.cli.process import lift_all
     from distpose_app.lens.strings import parse_lens
@@ -232,7 +233,19 @@ def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = No
         if result.accepted:
             pipeline.set_model_state(result.state_dict)
     recording = lift_all(pipeline, data["keypoints"], data["confidence"], data["timestamps_s"])
-    return recording.positions, result
+    return on_input_frames(recording, data["timestamps_s"]), result
+
+
+def on_input_frames(recording, timestamps_s: np.ndarray) -> np.ndarray:
+    """The recording's poses (on the lifter's 30 fps clock), root-relative (the recording may
+    carry the root's trajectory), placed at the input frames nearest their times: (F, 17, 3),
+    NaN where no pose (so that outputs of different cases compare frame by frame)."""
+    ts = np.asarray(timestamps_s, np.float64)
+    out = np.full((len(ts), 17, 3), np.nan)
+    nearest = np.abs(np.asarray(recording.timestamps_s)[:, None] - ts[None]).argmin(1)
+    positions = np.asarray(recording.positions, np.float64)
+    out[nearest] = positions - positions[:, :1]
+    return out
 
 
 #: A frame is compared when MediaPipe found the same person the same way on the lensed and the
