@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
-PY_SOURCES := distpose_app tests scripts main.py
+PY_SOURCES := distpose_app tests scripts main.py setup.py
 
 # Debian packages: Qt's xcb platform and OpenGL (app), plus Xvfb for headless GUI tests.
 APT_RUNTIME := libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-icccm4 \
@@ -21,7 +21,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.app-installed: $(BIN)/python requirements.txt setup.cfg pyproject.toml
+# Empty by default: torch comes from the package registry like everything else (CI reaches the
+# registries only). On a Linux machine whose registry torch is the CUDA build (several GB),
+# `make TORCH_INDEX=https://download.pytorch.org/whl/cpu app` takes the CPU wheel (~200 MB).
+TORCH_INDEX ?=
+
+$(VENV)/.app-installed: $(BIN)/python requirements.txt setup.cfg setup.py pyproject.toml
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q --index-url $(TORCH_INDEX) $$(grep '^torch==' requirements.txt))
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
@@ -56,6 +62,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 unit: $(VENV)/.test-installed
 	$(BIN)/pytest -q
@@ -63,7 +70,7 @@ unit: $(VENV)/.test-installed
 test: system-deps-test lint unit
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache .mypy_cache *.egg-info build dist
 
 # Reproduce the shipped weights (pretrained/MODEL_CARD.md): needs ../shared/data (the Bandai-Namco
 # archive and Human3.6M's training subjects). baseline and augmented are independent; each run

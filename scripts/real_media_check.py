@@ -1,4 +1,4 @@
-"""The real-clip figures of a lifter (issue 15), beside MediaPipe's own 3D.
+"""The real-clip figures of a lifter, beside MediaPipe's own 3D.
 
     python scripts/real_media_check.py --weights pretrained/meta.pt [--json out.json]
 

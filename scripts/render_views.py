@@ -1,5 +1,5 @@
 """Lift the real photo and the upper-body clip of ../shared/media, render the 3D views and check
-that the poses are plausible (issue 9; docs/plausibility.md).
+that the poses are plausible (docs/plausibility.md).
 
     python scripts/render_views.py --weights pretrained/meta.pt --out docs/img \
         --json docs/img/views.json
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distpose_app.core import paths  # noqa: E402
+from distpose_app.core.fileio import write_atomic  # noqa: E402
 from distpose_app.core.skeleton import BONES, JOINT_NAMES  # noqa: E402
 from distpose_app.lifter import MODEL_FPS  # noqa: E402
 
@@ -127,7 +127,7 @@ def mocap_range(archive: str, edited_files: int):
     frames = sum(len(c) for c in chunks)
     edited = []
     if edited_files > 0:
-        sources = list(pose_edit.iter_bandai_bvh(archive, limit=edited_files))
+        sources = list(mocap.iter_bandai_bvh(archive, limit=edited_files))
         edited = pose_edit.edited_sequences(sources, pose_edit.FAMILIES)
     low, high = plausibility.ratio_range(chunks + [s.positions for s in edited])
     about = {
@@ -182,7 +182,7 @@ def draw_3d(ax, pose: np.ndarray, unseen: np.ndarray, view: str, limit: float) -
 
 def save_png(fig, path: Path) -> int:
     """Save a figure as PNG under MAX_PNG_BYTES (a 256-colour palette when the full-colour file
-    is larger); returns the file size in bytes. Atomic: temporary file, then os.replace."""
+    is larger); returns the file size in bytes. Written atomically."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -193,9 +193,7 @@ def save_png(fig, path: Path) -> int:
         buf = io.BytesIO()
         image.save(buf, format="png", optimize=True)
         data = buf.getvalue()
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
     return len(data)
 
 
@@ -335,9 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(results)
     json_path = Path(args.json) if args.json else out / "views.json"
-    tmp = json_path.with_name(json_path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, json_path)
+    write_atomic(json_path, json.dumps(results, indent=1))
     print(f"wrote {out / 'photo_views.png'}, {out / 'clip_views.png'}, {json_path}")
     return 0
 

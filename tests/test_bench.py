@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from distpose_app.bench import runner as bench
+from distpose_app import bench
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError
 from distpose_app.core.skeleton import BONES, LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS

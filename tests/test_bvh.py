@@ -7,12 +7,11 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from distpose_app.core.errors import DataFormatError
+from distpose_app.core.rotations import euler_to_matrix, matrix_to_euler
 from distpose_app.data.bvh import (
     end_site_positions,
-    euler_to_matrix,
     forward_kinematics,
     local_rotations,
-    matrix_to_euler,
     parse_bvh,
     read_bvh,
 )
@@ -167,6 +166,8 @@ def test_bad_euler_order():
         (lambda t: t.replace("OFFSET -3 0 0", "OFFSET -3 0 zero"), "OFFSET"),
         (lambda t: t.replace("  }\n}\nMOTION", "  }\nMOTION"), "unclosed"),
         (lambda t: t.replace("Frame Time: 0.04", ""), "Frame Time"),
+        (lambda t: t.replace("1 2 3 90 0 0", "1 2 3 1e12 0 0"), "1 MOTION values"),
+        (lambda t: t.replace("1 2 3 90 0 0", "1 2 3 nan 0 0"), "1 MOTION values"),
     ],
 )
 def test_malformed_files_name_file_and_problem(tmp_path, mangle, message):

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.rotations import euler_to_matrix, matrix_to_euler
 from distpose_app.core.skeleton import BONES, PARENTS, bone_lengths
-from distpose_app.data.bvh import euler_to_matrix, forward_kinematics, matrix_to_euler, read_bvh
+from distpose_app.data.bvh import forward_kinematics, read_bvh
 from distpose_app.export import (
     BVH_JOINT_NAMES,
     ExportOptions,
@@ -503,7 +504,7 @@ def test_one_euro_restarts_after_gap():
 
 
 def test_exported_files_get_ordinary_permissions(tmp_path):
-    from distpose_app.export.recording import write_atomic
+    from distpose_app.core.fileio import write_atomic
 
     old = os.umask(0o022)
     try:

@@ -188,7 +188,7 @@ def test_camera_lost_while_recording_keeps_take_reconnect_and_switch(qtbot, wind
     panel = window.source_panel
 
     camera.fail_after = camera.index  # unplugged
-    qtbot.waitUntil(lambda: window.state.source == "failed", timeout=5000)
+    qtbot.waitUntil(lambda: panel.isVisible(), timeout=5000)  # rendered from the state
     assert "flaky camera was unplugged" in window.state.source_error
     assert panel.isVisible() and "recording is kept" in panel.label.text()
     assert panel.reconnect_button.isVisible() and panel.switch_demo_button.isVisible()
@@ -204,13 +204,12 @@ def test_camera_lost_while_recording_keeps_take_reconnect_and_switch(qtbot, wind
     qtbot.waitUntil(lambda: recorded(window) >= before + 10, timeout=10000)
 
     camera.fail_after = camera.index  # lost again: carry on with the demo instead
-    qtbot.waitUntil(lambda: window.state.source == "failed", timeout=5000)
+    qtbot.waitUntil(lambda: panel.switch_demo_button.isVisible(), timeout=5000)
     middle = recorded(window)
     panel.switch_demo_button.click()
     qtbot.waitUntil(lambda: window.state.spec == "demo", timeout=5000)
-    qtbot.waitUntil(lambda: window.state.source == "running", timeout=5000)
-    assert "demo" in window.windowTitle()
-    assert "unplugged" not in window.status.message.text()  # the error went with the loss
+    qtbot.waitUntil(lambda: "demo" in window.windowTitle(), timeout=5000)
+    qtbot.waitUntil(lambda: "unplugged" not in window.status.message.text(), timeout=5000)
     qtbot.waitUntil(lambda: recorded(window) >= middle + 15, timeout=10000)
 
     window.act_record.trigger()

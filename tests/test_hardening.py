@@ -476,7 +476,7 @@ def test_bvh_text_is_never_a_path(tmp_path):
     secret.write_text(TINY_BVH)
     archive = _tar(tmp_path / "a.tar.xz", {"take.bvh": str(secret).encode(),
                                             "shadow.bvh": b"/etc/shadow"})  # fmt: skip
-    from distpose_app.data.pose_edit import iter_bandai_bvh
+    from distpose_app.data.mocap import iter_bandai_bvh
 
     with pytest.raises(DataFormatError, match="take.bvh") as info:
         list(iter_bandai_bvh(archive))
@@ -498,8 +498,7 @@ def test_bvh_text_is_never_a_path(tmp_path):
     ],
 )
 def test_archive_members(tmp_path, members, message):
-    from distpose_app.data.mocap import iter_bandai_archive
-    from distpose_app.data.pose_edit import iter_bandai_bvh
+    from distpose_app.data.mocap import iter_bandai_archive, iter_bandai_bvh
 
     archive = _tar(tmp_path / "a.tar.xz", members)
     for reader in (lambda: list(iter_bandai_bvh(archive)),
@@ -510,7 +509,7 @@ def test_archive_members(tmp_path, members, message):
 
 
 def test_archive_with_a_bom_member_reads(tmp_path):
-    from distpose_app.data.pose_edit import iter_bandai_bvh
+    from distpose_app.data.mocap import iter_bandai_bvh
 
     archive = _tar(tmp_path / "a.tar.xz", {"d/take.bvh": b"\xef\xbb\xbf" + TINY_BVH.encode()})
     ((name, bvh),) = list(iter_bandai_bvh(archive))

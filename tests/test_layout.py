@@ -1,41 +1,54 @@
-"""The project's structural rules, checked so that CI holds the line."""
+"""The package layout's rules: every module says its role in a docstring, none is over 700 lines
+(counted as `wc -l` does) unless its docstring says why, no code refers to an issue number, and
+at most 6 modules sit at the package's top level."""
 
-import tomllib
+from __future__ import annotations
+
+import ast
+import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "distpose_app"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+MAX_LINES = 700
 
 
-def _contracts() -> dict:
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return {c["type"]: c for c in config["tool"]["importlinter"]["contracts"]}
+def _name(path: Path) -> str:
+    return str(path.relative_to(REPO))
 
 
-def _subpackages() -> set[str]:
-    package = REPO / "distpose_app"
-    return {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+def test_modules_found():
+    assert len(MODULES) > 50 and PACKAGE / "core" / "paths.py" in MODULES
 
 
-def test_every_non_gui_subpackage_is_under_the_no_qt_contract():
-    contract = _contracts()["forbidden"]
-    assert contract["forbidden_modules"] == ["PyQt5", "pyqtgraph"]
-    covered = set(contract["source_modules"])
-    expected = {f"distpose_app.{p}" for p in _subpackages() - {"gui"}}
-    assert expected <= covered, f"add to the import-linter contract: {sorted(expected - covered)}"
+@pytest.mark.parametrize("path", MODULES, ids=_name)
+def test_module_has_a_docstring_and_a_reasonable_length(path):
+    text = path.read_text(encoding="utf-8")
+    docstring = ast.get_docstring(ast.parse(text))
+    assert docstring and docstring.strip(), f"{_name(path)} has no docstring saying its role"
+    lines = text.count("\n")  # what `wc -l` counts
+    if lines > MAX_LINES:
+        assert f"{MAX_LINES} lines" in docstring, (
+            f"{_name(path)} has {lines} lines: split it, or say in its docstring why it is "
+            f"over {MAX_LINES} lines"
+        )
 
 
-def test_every_subpackage_has_a_layer():
-    layers = _contracts()["layers"]["layers"]
-    named = {name.strip() for layer in layers for name in layer.split("|")}
-    assert _subpackages() == named
+def test_no_issue_numbers_in_code():
+    pattern = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+    sources = [*MODULES, *(REPO / "tests").rglob("*.py"), *(REPO / "scripts").rglob("*.py")]
+    hits = [
+        f"{_name(p)}:{n}"
+        for p in sources
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line) and p != Path(__file__).resolve()
+    ]
+    assert not hits, f"issue numbers belong in the tracker, not the code: {hits}"
 
 
-def test_few_modules_at_the_top_level():
-    top = [p.name for p in (REPO / "distpose_app").glob("*.py")]
+def test_few_top_level_modules():
+    top = [p.name for p in PACKAGE.glob("*.py")]
     assert len(top) <= 6, top
-
-
-def test_required_top_level_layout():
-    for name in ("distpose_app", "assets", "pretrained", "tests", "main.py", "setup.cfg",
-                 "README.md"):  # fmt: skip
-        assert (REPO / name).exists(), name

@@ -12,7 +12,7 @@ from distpose_app.core.errors import DataFormatError, DistposeError
 from distpose_app.core.skeleton import bone_lengths
 from distpose_app.data import pose_edit as pe
 from distpose_app.data.bvh import forward_kinematics, parse_bvh
-from distpose_app.data.mocap import to_h36m
+from distpose_app.data.mocap import iter_bandai_bvh, to_h36m
 from distpose_app.data.splits import split_of
 
 
@@ -265,7 +265,7 @@ def test_user_errors(tiny):
 
 
 def test_real_bandai_files(bandai_archive):
-    sources = list(pe.iter_bandai_bvh(bandai_archive, limit=2))
+    sources = list(iter_bandai_bvh(bandai_archive, limit=2))
     assert len(sources) == 2
     stats = {}
     out = pe.edited_sequences(sources, seed=0, stats=stats)

@@ -88,7 +88,7 @@ def test_street_walk(media_dir, weights, tmp_path):
 
 @pytest.mark.slow
 def test_upper_body_clip_is_tracked_with_the_legs_flagged(media_dir, weights, tmp_path):
-    """Hips and legs below the picture: tracked from the shoulders up (issue 9), every joint
+    """Hips and legs below the picture: tracked from the shoulders up, every joint
     written, the lower body flagged unseen. Before, no frame of this clip was tracked."""
     clip = media_dir / "mediapipe_gesture_upper_body.mp4"
     if not clip.is_file():

@@ -1,6 +1,7 @@
-"""Issue 6: every failure a take can meet, provoked for real: a killed recording process, a lost
-camera, bad video files and CLI values, messy keypoints, bad weights, failing exports, and
-adaptations that are cancelled, diverge or arrive for a source that is gone."""
+"""Reliability (docs/reliability.md): every failure a take can meet, provoked for real: a killed
+recording process, a lost camera, bad video files and CLI values, messy keypoints, bad weights,
+failing exports, and adaptations that are cancelled, diverge or arrive for a source that is
+gone."""
 
 from __future__ import annotations
 
@@ -418,7 +419,7 @@ def test_messy_keypoints_never_put_nan_in_the_3d_or_the_files(tmp_path):
     sidecar = json.loads((tmp_path / "messy.csv.json").read_text(),
                          parse_constant=lambda c: pytest.fail(f"{c} in the sidecar"))  # fmt: skip
     assert sidecar["frames"] == 150 and out["interpolated_frames"] > 0
-    # the upper body alone is tracked (issue 9), its legs flagged unseen
+    # the upper body alone is tracked, its legs flagged unseen
     assert recording.tracked[30:40].all() and not recording.seen[30:40, [2, 3, 5, 6]].any()
 
 
@@ -493,7 +494,7 @@ def test_saved_adaptation_that_no_longer_loads_is_ignored_with_a_warning(tmp_pat
 
 # -- exports ------------------------------------------------------------------------------------
 def test_failed_exports_keep_the_take_and_leave_no_half_file(tmp_path, data_dir, monkeypatch):
-    from distpose_app.export import recording as rec_module
+    from distpose_app.core import fileio
 
     pipe = LivePipeline(_model(channels=32), "cpu", size=SIZE)
     pipe.recorder.start({"source": "demo"})
@@ -508,7 +509,7 @@ def test_failed_exports_keep_the_take_and_leave_no_half_file(tmp_path, data_dir,
     def disk_full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(rec_module.os, "fsync", disk_full)
+    monkeypatch.setattr(fileio.os, "fsync", disk_full)
     with pytest.raises(DistposeError, match="take.bvh: No space left on device"):
         export_recording(take, out / "take.bvh", out / "take.csv")
     monkeypatch.undo()
@@ -516,7 +517,7 @@ def test_failed_exports_keep_the_take_and_leave_no_half_file(tmp_path, data_dir,
     def no_permission(*args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(rec_module.tempfile, "mkstemp", no_permission)
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", no_permission)
     with pytest.raises(DistposeError, match="take.csv: Permission denied"):
         export_recording(take, None, out / "take.csv")
     monkeypatch.undo()

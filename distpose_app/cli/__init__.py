@@ -1,0 +1,1 @@
+"""The `distpose` command line: `main` dispatches to one module per subcommand."""

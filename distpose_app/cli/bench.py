@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from distpose_app.bench import runner as bench
-    from distpose_app.export.recording import write_atomic
+    from distpose_app import bench
+    from distpose_app.core.fileio import write_atomic
 
     if args.threads:
         torch.set_num_threads(args.threads)

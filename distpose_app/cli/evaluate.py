@@ -96,8 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
 
 
-def load_models(weights_dir, names) -> dict:
-    """The trained models found in weights_dir as <name>.pt, in eval mode; missing ones skipped."""
+def load_models(weights_dir, names) -> tuple[dict, dict]:
+    """({name: model in eval mode}, {name: metadata}) of the trained models found in weights_dir
+    as <name>.pt; missing ones skipped."""
     from pathlib import Path
 
     from distpose_app.lifter.model import load_checkpoint
@@ -217,7 +218,7 @@ def _write_json(path, payload) -> None:
     import json
     from pathlib import Path
 
-    from distpose_app.export.recording import write_atomic
+    from distpose_app.core.fileio import write_atomic
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(payload, indent=2, default=float))
@@ -228,8 +229,8 @@ def _ratio(x) -> str:
 
 
 def run_poses(args: argparse.Namespace) -> int:
-    """`distpose evaluate --poses` / `--group-by`: the per-family (issue 9) or per-action
-    table."""
+    """`distpose evaluate --poses` / `--group-by`: the per-family (docs/pose_edit.md) or
+    per-action table."""
     import time
     from pathlib import Path
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from distpose_app import __version__
 from distpose_app.core.errors import DistposeError
@@ -33,7 +34,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments in one line and exits with code 2."""
 
-    def error(self, message: str) -> None:  # noqa: D102
+    def error(self, message: str) -> NoReturn:  # noqa: D102
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -93,7 +93,9 @@ def detect_all(source, frames: int | None, quiet: bool = False):
     total = getattr(source, "frame_count", 0) or 0
     if frames is not None:
         total = min(total, frames) if total else frames
-    keypoints, confidence, timestamps = [], [], []
+    keypoints: list[np.ndarray | None] = []
+    confidence: list[np.ndarray] = []
+    timestamps: list[float] = []
     timings = {"capture": 0.0, "mediapipe": 0.0}
     error = None
     try:
@@ -252,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     resampled = lift_t is not timestamps
 
     pipeline = LivePipeline(
-        model, device, size=source.size, known_lens=known_lens, hfov_deg=args.hfov,
+        model, str(device), size=source.size, known_lens=known_lens, hfov_deg=args.hfov,
         buffer_frames=n,
     )  # fmt: skip
     pipeline.recorder.recovery_dir = None  # offline: the input itself is the backup

@@ -85,17 +85,6 @@ def bone_lengths(positions: np.ndarray) -> np.ndarray:
     return np.linalg.norm(bone_vectors(positions), axis=-1)
 
 
-def flip_pose(positions: np.ndarray) -> np.ndarray:
-    """Mirror x (negate the first coordinate) and swap left/right joints.
-
-    Works for camera-frame 3D (metres, x right) and for normalised screen coordinates
-    (centred at 0). Shape (..., 17, D) -> (..., 17, D).
-    """
-    flipped = np.array(positions, copy=True)[..., FLIP_PERMUTATION, :]
-    flipped[..., 0] *= -1
-    return flipped
-
-
 # ---------------------------------------------------------------------------------------
 # MediaPipe Pose (BlazePose, 33 landmarks) -> H36M-17
 # ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""BVH motion capture files: reader, forward kinematics and Euler angles <-> rotation matrices.
+"""BVH motion capture files: reader and forward kinematics.
 
 BVH conventions, as followed here (and by Blender, MotionBuilder and the CMU / Bandai-Namco files):
 - A joint's position is its parent's position plus the parent's global rotation applied to the
@@ -9,8 +9,8 @@ BVH conventions, as followed here (and by Blender, MotionBuilder and the CMU / B
   acting on column vectors. Angles are degrees in the file and radians in this module's API.
 - Lengths stay in the file's units (centimetres for Bandai-Namco); `data.mocap` converts.
 
-The reader does not depend on the BVH writer (`distpose_app.export`), which uses `euler_to_matrix`
-and `matrix_to_euler` from here.
+Euler angles <-> rotation matrices are `core.rotations.euler_to_matrix` / `matrix_to_euler`,
+shared with the BVH writer (`distpose_app.export`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from distpose_app.core.errors import DataFormatError
+from distpose_app.core.rotations import AXIS_INDEX, axis_rotation, euler_to_matrix
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
-_AXIS = {"X": 0, "Y": 1, "Z": 2}
 
 
 @dataclass
@@ -245,18 +245,18 @@ def _parse(text: str, label: str) -> Bvh:
     body = text[match.start() + header.end() :]
     num_channels = sum(len(c) for c in channels)
     try:
-        values = np.array(body.split(), dtype=np.float64)
+        motion = np.array(body.split(), dtype=np.float64)
     except ValueError as exc:
         raise fail(f"non-numeric MOTION data ({exc})") from None
     lines = sum(1 for line in body.splitlines() if line.strip())
-    if lines != frames or values.size != frames * num_channels:
+    if lines != frames or motion.size != frames * num_channels:
         raise fail(
             f"frame count mismatch: header says {frames} frames of {num_channels} channels, "
-            f"MOTION has {lines} lines and {values.size} values"
+            f"MOTION has {lines} lines and {motion.size} values"
         )
     for what, array in (
         ("OFFSET", np.asarray(offsets, dtype=np.float64)),
-        ("MOTION", values),
+        ("MOTION", motion),
         ("End Site", np.asarray(list(end_sites.values()), dtype=np.float64)),
     ):
         bad = ~(np.abs(array) <= MAX_BVH_VALUE)  # NaN fails the comparison too
@@ -271,69 +271,8 @@ def _parse(text: str, label: str) -> Bvh:
         channels=channels,
         end_sites=end_sites,
         frame_time=frame_time,
-        motion=values.reshape(frames, num_channels),
+        motion=motion.reshape(frames, num_channels),
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Euler angles
-# ---------------------------------------------------------------------------------------
-def _check_order(order: str) -> tuple[int, int, int]:
-    order = order.upper()
-    if len(order) != 3 or set(order) != {"X", "Y", "Z"}:
-        raise ValueError(f"Euler order must be a permutation of 'XYZ', got {order!r}")
-    return _AXIS[order[0]], _AXIS[order[1]], _AXIS[order[2]]
-
-
-def _axis_rotation(angle: np.ndarray, axis: int) -> np.ndarray:
-    """Right-handed rotation by `angle` (..., radians) about axis 0/1/2 -> (..., 3, 3)."""
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.zeros(np.shape(angle) + (3, 3))
-    a, b = (axis + 1) % 3, (axis + 2) % 3
-    out[..., axis, axis] = 1.0
-    out[..., a, a] = c
-    out[..., b, b] = c
-    out[..., a, b] = -s
-    out[..., b, a] = s
-    return out
-
-
-def euler_to_matrix(angles: np.ndarray, order: str) -> np.ndarray:
-    """Rotation matrices from intrinsic Euler angles, as BVH means them.
-
-    angles: (..., 3) radians, angles[..., k] about axis order[k]. order: e.g. "ZXY" (the BVH
-    channel order). Returns (..., 3, 3) R = R_order[0] @ R_order[1] @ R_order[2].
-    """
-    axes = _check_order(order)
-    angles = np.asarray(angles, dtype=np.float64)
-    r = _axis_rotation(angles[..., 0], axes[0])
-    r = r @ _axis_rotation(angles[..., 1], axes[1])
-    return r @ _axis_rotation(angles[..., 2], axes[2])
-
-
-def matrix_to_euler(matrix: np.ndarray, order: str, eps: float = 1e-9) -> np.ndarray:
-    """Intrinsic Euler angles of rotation matrices: the inverse of `euler_to_matrix`.
-
-    matrix: (..., 3, 3) rotations. Returns (..., 3) radians with the first and third angle in
-    (-pi, pi] and the middle one in [-pi/2, pi/2]. At gimbal lock (middle angle +-90 deg) the
-    third angle is set to 0 and the first carries the whole remaining rotation (never NaN).
-    """
-    i, j, k = _check_order(order)
-    # Sign of the axis permutation: +1 for the cyclic orders XYZ, YZX, ZXY.
-    s = 1.0 if (j - i) % 3 == 1 else -1.0
-    m = np.asarray(matrix, dtype=np.float64)
-    sin_b = np.clip(s * m[..., i, k], -1.0, 1.0)
-    beta = np.arcsin(sin_b)
-    cos_b = np.sqrt(np.maximum(1.0 - sin_b**2, 0.0))
-    regular = cos_b > eps
-    alpha = np.where(
-        regular,
-        np.arctan2(-s * m[..., j, k], m[..., k, k]),
-        # Locked: with the third angle 0, column j of R is R_i(alpha) e_j.
-        np.arctan2(s * m[..., k, j], m[..., j, j]),
-    )
-    gamma = np.where(regular, np.arctan2(-s * m[..., i, j], m[..., i, i]), 0.0)
-    return np.stack([alpha, beta, gamma], axis=-1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,7 +299,7 @@ def local_rotations(bvh: Bvh) -> np.ndarray:
         else:  # one or two rotation channels: multiply them in file order
             r = out[:, joints]
             for a in range(len(axes)):
-                r = r @ _axis_rotation(angles[..., a], _AXIS[axes[a]])
+                r = r @ axis_rotation(angles[..., a], AXIS_INDEX[axes[a]])
             out[:, joints] = r
     return out
 
@@ -373,7 +312,7 @@ def local_translations(bvh: Bvh) -> np.ndarray:
     for j, (chans, cols) in enumerate(zip(bvh.channels, bvh.channel_columns())):
         for ch, c in zip(chans, cols):
             if ch in POSITION_CHANNELS:
-                out[:, j, _AXIS[ch[0]]] = bvh.motion[:, c]
+                out[:, j, AXIS_INDEX[ch[0]]] = bvh.motion[:, c]
     return out
 
 

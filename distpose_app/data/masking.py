@@ -30,7 +30,7 @@ MASK_GROUPS: dict[str, tuple[int, ...]] = {
     "right_arm": tuple(_J[n] for n in ("RElbow", "RWrist")),
     "head": tuple(_J[n] for n in ("Neck", "Head")),
 }
-# The joints the upper-body target of issue 9 is measured on: what a desk webcam always sees.
+# The joints the upper-body target is measured on: what a desk webcam always sees.
 UPPER_BODY = tuple(_J[n] for n in ("Thorax", "Neck", "Head", "LShoulder", "LElbow", "LWrist",
                                    "RShoulder", "RElbow", "RWrist"))  # fmt: skip
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import lzma
-import os
 import re
 import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 
 from distpose_app.core.errors import DataFormatError, DistposeError
+from distpose_app.core.fileio import savez_atomic
 from distpose_app.core.progress import Progress
 from distpose_app.core.skeleton import BONE_NAMES, NUM_JOINTS, bone_lengths
 from distpose_app.data.bvh import Bvh, forward_kinematics, iter_archive_bvh
@@ -238,13 +239,15 @@ class _CountingReader:
         return data
 
 
-def iter_bandai_archive(path: str | Path, progress: bool = True,
-                        definitions: bool = True) -> Iterator[MocapSequence]:  # fmt: skip
-    """Convert every BVH file of the Bandai-Namco archive (.tar.xz), streaming in archive order.
+def iter_bandai_bvh(
+    path: str | Path, limit: int | None = None, progress: bool = False
+) -> Iterator[tuple[str, Bvh]]:
+    """(member name, Bvh) for the BVH files of the Bandai-Namco archive (.tar.xz), streaming in
+    archive order (the first few files come in well under a second); at most `limit` files.
 
-    Reads the archive once front to back (tarfile mode 'r|xz': no random access, which xz makes
-    slow). Yields MocapSequence with positions (F, 17, 3) float32 metres, Y up, 30 fps. The
-    progress bar (stderr) counts compressed megabytes read.
+    The one reader of the archive: it reads it once front to back (tarfile mode 'r|xz': no
+    random access, which xz makes slow). The progress bar (stderr) counts compressed megabytes
+    read. A missing archive raises DistposeError, a broken one DataFormatError.
     """
     path = Path(path)
     if not path.is_file():
@@ -253,15 +256,26 @@ def iter_bandai_archive(path: str | Path, progress: bool = True,
     with open(path, "rb") as raw, Progress(total_mb, "mocap MB", enabled=progress) as bar:
         counter = _CountingReader(raw)
         try:
-            with tarfile.open(fileobj=counter, mode="r|xz") as archive:
+            with tarfile.open(fileobj=cast(IO[bytes], counter), mode="r|xz") as archive:
                 files = 0
                 for name, bvh in iter_archive_bvh(archive, str(path)):
+                    if limit is not None and files >= limit:
+                        return
                     files += 1
                     bar.update(counter.count // 1_000_000 - bar.n, postfix=f"{files} files")
-                    # Bandai-Namco files are in centimetres (their README).
-                    yield sequence_from_bvh(bvh, name, 0.01, definitions)
+                    yield name, bvh
         except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
             raise DataFormatError(f"{path}: broken archive ({exc})") from exc
+
+
+def iter_bandai_archive(path: str | Path, progress: bool = True,
+                        definitions: bool = True) -> Iterator[MocapSequence]:  # fmt: skip
+    """Convert every BVH file of the Bandai-Namco archive (.tar.xz), streaming in archive order
+    (`iter_bandai_bvh`). Yields MocapSequence with positions (F, 17, 3) float32 metres, Y up,
+    30 fps; definitions as in `to_h36m`."""
+    for name, bvh in iter_bandai_bvh(path, progress=progress):
+        # Bandai-Namco files are in centimetres (their README).
+        yield sequence_from_bvh(bvh, name, 0.01, definitions)
 
 
 def _cache_path(archive: Path, cache_dir: Path) -> Path:
@@ -288,21 +302,19 @@ def load_bandai(
         return _load_cache(cache)
     start = time.monotonic()
     sequences = list(iter_bandai_archive(path, progress=progress))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(
-            f,
-            positions=np.concatenate([s.positions for s in sequences]).astype(np.float32),
-            lengths=np.array([s.num_frames for s in sequences], dtype=np.int64),
-            names=np.array([s.name for s in sequences]),
-            datasets=np.array([s.dataset for s in sequences]),
-            contents=np.array([s.content for s in sequences]),
-            styles=np.array([s.style for s in sequences]),
-            fps=np.array([s.fps for s in sequences], dtype=np.float64),
-            convert_seconds=np.float64(time.monotonic() - start),
-        )
-    os.replace(tmp, cache)
+    savez_atomic(
+        cache,
+        {
+            "positions": np.concatenate([s.positions for s in sequences]).astype(np.float32),
+            "lengths": np.array([s.num_frames for s in sequences], dtype=np.int64),
+            "names": np.array([s.name for s in sequences]),
+            "datasets": np.array([s.dataset for s in sequences]),
+            "contents": np.array([s.content for s in sequences]),
+            "styles": np.array([s.style for s in sequences]),
+            "fps": np.array([s.fps for s in sequences], dtype=np.float64),
+            "convert_seconds": np.float64(time.monotonic() - start),
+        },
+    )
     return sequences
 
 
@@ -315,7 +327,10 @@ def _load_cache(cache: Path) -> list[MocapSequence]:
     except (OSError, KeyError, ValueError) as exc:
         raise DataFormatError(f"{cache}: broken mocap cache, delete it ({exc})") from exc
     chunks = np.split(positions, ends[:-1])
-    return [MocapSequence(*row[:4], chunk, row[4]) for *row, chunk in zip(*columns, chunks)]
+    return [
+        MocapSequence(name, dataset, content, style, chunk, fps)
+        for name, dataset, content, style, fps, chunk in zip(*columns, chunks)
+    ]
 
 
 def rig_sequences(path: str | Path, cache_dir: str | Path = ".cache", step: int = 10
@@ -370,6 +385,7 @@ __all__ = [
     "detect_scale_to_m",
     "detect_skeleton",
     "iter_bandai_archive",
+    "iter_bandai_bvh",
     "load_bandai",
     "mean_bone_lengths_cm",
     "parse_bandai_name",

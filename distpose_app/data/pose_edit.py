@@ -18,29 +18,31 @@ How an edit is made (docs/pose_edit.md gives the ranges and the measured rejecti
 
 Internal lengths are in the file's units (centimetres for Bandai-Namco); angles are degrees in
 `EditParams` (they are user-facing ranges) and radians in the maths.
+
+Over 700 lines because sampling, building, applying and checking an edit all work on the
+source file's private `_Body` (its standing leg, heading and clearances); split, that state
+would have to become a public interface.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import lzma
-import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from distpose_app.core.errors import DataFormatError, DistposeError
-from distpose_app.data.bvh import (
-    Bvh,
-    forward_kinematics,
-    iter_archive_bvh,
-    local_rotations,
-    local_translations,
+from distpose_app.core.rotations import (
+    chordal_mean,
     matrix_to_euler,
+    rotation_about_axis,
+    smallest_rotation,
 )
+from distpose_app.data.bvh import Bvh, forward_kinematics, local_rotations, local_translations
 from distpose_app.data.mocap import MocapSequence, detect_scale_to_m, parse_bandai_name, to_h36m
 
 FAMILIES = ("seated", "crouching", "bending_forward", "kneeling")
@@ -118,36 +120,17 @@ class EditParams:
 # ---------------------------------------------------------------------------------------
 # Rotations
 # ---------------------------------------------------------------------------------------
-def _rot(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: unit axis (3,), angle (...) radians -> (..., 3, 3)."""
-    angle = np.asarray(angle, dtype=np.float64)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
-
-
 def _flex(deg: np.ndarray) -> np.ndarray:
-    return _rot(_FLEX_AXIS, np.radians(deg))
+    return rotation_about_axis(_FLEX_AXIS, np.radians(deg))
 
 
 def _yaw(psi: np.ndarray) -> np.ndarray:
-    return _rot(_UP, psi)
+    return rotation_about_axis(_UP, psi)
 
 
 def _align(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The smallest rotation taking direction src (3,) to dst (3,) -> (3, 3)."""
-    a, b = src / np.linalg.norm(src), dst / np.linalg.norm(dst)
-    axis = np.cross(a, b)
-    s = np.linalg.norm(axis)
-    if s < 1e-12:  # parallel (never antiparallel here: both are near "down")
-        return np.eye(3)
-    return _rot(axis / s, np.arctan2(s, float(a @ b)))
-
-
-def _mean_rotation(rotations: np.ndarray) -> np.ndarray:
-    """Chordal mean of (N, 3, 3) rotations -> (3, 3): the projection of their mean onto SO(3)."""
-    u, _, vt = np.linalg.svd(rotations.mean(axis=0))
-    return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+    return smallest_rotation(src / np.linalg.norm(src), dst / np.linalg.norm(dst))
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,15 +182,15 @@ def _body(bvh: Bvh, scale_to_m: float | None) -> _Body:
     centre = positions[:, p].mean(axis=0) * np.array([1.0, 0.0, 1.0])
     # The standing pelvis: its mean orientation, turned so that Hips -> Spine points straight up
     # (a bowing or stooping source file would otherwise lend its lean to every edit).
-    pelvis = _mean_rotation(deyaw @ glob[:, p])
+    pelvis = chordal_mean(deyaw @ glob[:, p])
     pelvis = _align(pelvis @ trans[index[SPINE]], _UP) @ pelvis
     body = _Body(index, scale, trans, local, glob, heading, centre, pelvis)
     down = -_UP
     for side, (thigh, shin, foot, _toe) in LEGS.items():
         for name, joint, child in (("thigh", thigh, shin), ("shin", shin, foot)):
-            mean = _mean_rotation(deyaw @ glob[:, index[joint]])
+            mean = chordal_mean(deyaw @ glob[:, index[joint]])
             body.leg[f"{name}_{side}"] = _align(mean @ trans[index[child]], down) @ mean
-        body.leg[f"foot_{side}"] = _mean_rotation(deyaw @ glob[:, index[foot]])
+        body.leg[f"foot_{side}"] = chordal_mean(deyaw @ glob[:, index[foot]])
     # Clearances: the 5th percentile over frames of the joints' heights (stance phases).
     y = positions[..., 1]
     feet = [index[LEGS[s][2]] for s in LEGS]
@@ -216,18 +199,18 @@ def _body(bvh: Bvh, scale_to_m: float | None) -> _Body:
     body.ankle_clear = float(np.clip(np.percentile(y[:, feet], 5), 0.05 / scale, 0.15 / scale))
     # Make the standing foot flat: heel at ankle_clear and ball at toe_clear, its toe-out kept.
     for side in LEGS:
-        foot = body.leg[f"foot_{side}"]
-        vec = foot @ trans[index[LEGS[side][3]]]
+        foot_rotation = body.leg[f"foot_{side}"]
+        vec = foot_rotation @ trans[index[LEGS[side][3]]]
         length, drop = np.linalg.norm(vec), body.ankle_clear - body.toe_clear
         # Toe-out from the mean foot, within +-25 degrees (running files lean on the toes).
         toe_out = np.clip(np.arctan2(vec[0], vec[2]), -np.radians(25), np.radians(25))
         flat = np.array([np.sin(toe_out), 0.0, np.cos(toe_out)]) * np.sqrt(
-            max(length**2 - drop**2, 0.0)
+            np.maximum(length**2 - drop**2, 0.0)
         )
-        body.leg[f"foot_{side}"] = _align(vec, flat - drop * _UP) @ foot
+        body.leg[f"foot_{side}"] = _align(vec, flat - drop * _UP) @ foot_rotation
     shin = body.leg["shin_L"] @ trans[index[LEGS["L"][2]]]
     toe = body.leg["foot_L"] @ trans[index[LEGS["L"][3]]]
-    body.ankle_ref = _signed_angle(shin, toe, _FLEX_AXIS)
+    body.ankle_ref = float(_signed_angle(shin, toe, _FLEX_AXIS))
     return body
 
 
@@ -245,7 +228,7 @@ def _leg_rotations(body: _Body, side: str, pose: LegPose, thigh, knee):
     outward = np.array([0.0, 0.0, 1.0 if side == "L" else -1.0])
     # Abduction acts in the pelvis's frontal plane before the flexion, so that flexed thighs
     # (seated, crouching) spread sideways like knees apart do.
-    hip = _flex(thigh) @ _rot(outward, np.radians(pose.abduction))
+    hip = _flex(thigh) @ rotation_about_axis(outward, np.radians(pose.abduction))
     g_thigh = hip @ body.leg[f"thigh_{side}"]
     shank = hip @ _flex(np.negative(knee))
     g_shin = shank @ body.leg[f"shin_{side}"]
@@ -316,17 +299,20 @@ def _sample(body: _Body, family: str, rng: np.random.Generator) -> tuple[EditPar
         raise DistposeError(f"unknown pose family {family!r}: choose one of {', '.join(FAMILIES)}")
     u = rng.uniform
     for attempt in range(20):
-        sway = dict(sway_deg=u(0.5, 2.5), sway_hz=u(0.1, 0.4), sway_phase=tuple(u(0, 2 * np.pi, 6)))
-        params = None
+        sway: dict[str, Any] = dict(
+            sway_deg=u(0.5, 2.5), sway_hz=u(0.1, 0.4), sway_phase=tuple(u(0, 2 * np.pi, 6))
+        )
+        params: EditParams | None = None
         if family == "seated":
             tilt, seat = u(-15.0, 0.0), u(0.40, 0.50)
             knees, spread = u(80.0, 100.0, 2), u(0.0, 15.0, 2)
             # The lumbar spine flexes against the pelvis's backward tilt to keep the trunk
             # about upright, then leans toward a desk or back against a backrest.
             params = _seated(body, knees, seat, tilt, spread, -tilt + u(-10.0, 15.0), sway)
-            legs = (params.left, params.right) if params is not None else ()
+            seated = (params.left, params.right) if params is not None else ()
             if any(
-                not 70.0 <= leg.thigh <= 110.0 or not 75 <= leg.thigh + tilt <= 105 for leg in legs
+                not 70.0 <= leg.thigh <= 110.0 or not 75 <= leg.thigh + tilt <= 105
+                for leg in seated
             ):
                 params = None
         elif family == "crouching":
@@ -334,33 +320,33 @@ def _sample(body: _Body, family: str, rng: np.random.Generator) -> tuple[EditPar
             thigh = knee - lean
             tilt = hip - thigh
             if 5.0 <= tilt <= 45.0:
-                legs = [LegPose(thigh, knee, abduction=u(5.0, 25.0)) for _ in "LR"]
-                params = EditParams(family, tilt, *legs, **sway)
+                left, right = (LegPose(thigh, knee, abduction=u(5.0, 25.0)) for _ in "LR")
+                params = EditParams(family, tilt, left, right, **sway)
         elif family == "bending_forward":
             knee = u(0.0, 20.0)
             thigh = knee - u(0.0, 0.5 * knee)
             trunk = u(30.0, 80.0)
             spine = u(0.2, 0.5) * trunk
-            legs = [LegPose(thigh, knee, abduction=u(0.0, 8.0)) for _ in "LR"]
-            params = EditParams(family, trunk - spine, *legs, spine_flexion=spine, **sway)
+            left, right = (LegPose(thigh, knee, abduction=u(0.0, 8.0)) for _ in "LR")
+            params = EditParams(family, trunk - spine, left, right, spine_flexion=spine, **sway)
         else:  # kneeling: both knees, or one knee with the other foot forward
             tilt = u(-10.0, 10.0)
             both = rng.random() < 0.5
             kneel_side = "LR"[int(rng.integers(2))]
-            legs = {}
+            legs: dict[str, LegPose] = {}
             for side in "LR":
                 if both or side == kneel_side:
                     pose = LegPose(u(-5.0, 25.0), 0.0, u(0.0, 10.0), u(-10.0, 15.0), "knee")
-                    knee = _solve_kneeling_knee(body, side, pose, tilt)
-                    if knee is None:
+                    kneeling_knee = _solve_kneeling_knee(body, side, pose, tilt)
+                    if kneeling_knee is None:
                         break
-                    legs[side] = dataclasses.replace(pose, knee=knee)
+                    legs[side] = dataclasses.replace(pose, knee=kneeling_knee)
             if len(legs) == (2 if both else 1) and not both:
                 other = "R" if kneel_side == "L" else "L"
                 pose = LegPose(u(80.0, 100.0), 0.0, u(0.0, 10.0))
-                knee = _solve_front_knee(body, other, pose, tilt, legs[kneel_side])
-                if knee is not None and 55.0 <= knee <= 130.0:
-                    legs[other] = dataclasses.replace(pose, knee=knee)
+                front_knee = _solve_front_knee(body, other, pose, tilt, legs[kneel_side])
+                if front_knee is not None and 55.0 <= front_knee <= 130.0:
+                    legs[other] = dataclasses.replace(pose, knee=front_knee)
             if len(legs) == 2:
                 params = EditParams(family, tilt, legs["L"], legs["R"], **sway)
         if params is not None:
@@ -384,14 +370,14 @@ def solve_seated(
 
 
 def _seated(body, knees, seat, tilt, spread, spine, sway) -> EditParams | None:
-    legs = []
+    legs: list[LegPose] = []
     for side, knee, abduction in zip("LR", knees, spread):
         pose = LegPose(0.0, float(knee), abduction=float(abduction))
         thigh = _solve_seated_thigh(body, side, pose, tilt, seat)
         if thigh is None:
             return None
         legs.append(dataclasses.replace(pose, thigh=thigh))
-    return EditParams("seated", tilt, *legs, spine, seat_height_m=seat, **sway)
+    return EditParams("seated", tilt, legs[0], legs[1], spine, seat_height_m=seat, **sway)
 
 
 def _static_points(body: _Body, side: str, pose: LegPose, tilt: float) -> dict:
@@ -684,7 +670,7 @@ def edited_sequences(
 ) -> list[MocapSequence]:
     """Edited variants of mocap files as MocapSequence (positions (F, 17, 3) float32 metres).
 
-    sequences_bvh: (file name, Bvh) pairs, e.g. from `iter_bandai_bvh`. Each file gives
+    sequences_bvh: (file name, Bvh) pairs, e.g. from `mocap.iter_bandai_bvh`. Each file gives
     per_source variants of each family, named `<stem>#<family>` (`#<family>-<k>` when
     per_source > 1) with content = family and the source's dataset and style, so that
     data.splits.split_of puts each variant in its source's split. Variants shorter than min_frames
@@ -726,24 +712,6 @@ def edited_sequences(
     return out
 
 
-def iter_bandai_bvh(path: str | Path, limit: int | None = None) -> Iterator[tuple[str, Bvh]]:
-    """(member name, Bvh) for the BVH files of the Bandai-Namco archive (.tar.xz), streaming in
-    archive order (the first few files come in well under a second); at most `limit` files."""
-    path = Path(path)
-    if not path.is_file():
-        raise DistposeError(f"mocap archive not found: {path}")
-    count = 0
-    try:
-        with tarfile.open(path, mode="r|xz") as archive:
-            for name, bvh in iter_archive_bvh(archive, str(path)):
-                if limit is not None and count >= limit:
-                    return
-                count += 1
-                yield name, bvh
-    except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
-        raise DataFormatError(f"{path}: broken archive ({exc})") from exc
-
-
 __all__ = [
     "EDIT_SEPARATOR",
     "EditParams",
@@ -754,7 +722,6 @@ __all__ = [
     "apply_edit",
     "edit_sequence",
     "edited_sequences",
-    "iter_bandai_bvh",
     "joint_angles",
     "sample_params",
     "solve_seated",

@@ -317,6 +317,7 @@ def edited_poses(
     progress bar only)."""
     from distpose_app.core.progress import Progress
     from distpose_app.data import pose_edit
+    from distpose_app.data.mocap import iter_bandai_bvh
 
     if poses not in POSE_SETS:
         raise DistposeError(f"unknown pose set {poses!r}: choose from {POSE_SETS}")
@@ -325,9 +326,10 @@ def edited_poses(
     names, weights = list(MIXED_FAMILY_WEIGHTS), np.array(list(MIXED_FAMILY_WEIGHTS.values()))
     out: list[Any] = []
     with Progress(files, f"pose edits of {split}", enabled=progress) as bar:
-        for name, bvh in pose_edit.iter_bandai_bvh(archive):
+        for name, bvh in iter_bandai_bvh(archive):
             if split not in (None, "all") and split_of(name) != split:
                 continue
+            families: tuple[str, ...]
             if poses == "all":
                 families = pose_edit.FAMILIES
             else:

@@ -1,4 +1,4 @@
-"""Is a lifted 3D pose a plausible human? Label-free checks for real photos and clips (issue 9).
+"""Is a lifted 3D pose a plausible human? Label-free checks for real photos and clips.
 
 Without ground truth we check two things a lifted pose must get right whatever the person does:
 - **bone-length ratios**: each bone divided by the trunk length (Hip-Spine + Spine-Thorax, the

@@ -30,13 +30,13 @@ undistorts with the true lens and true camera (focal and principal point), then 
 the data's own camera (centred principal point, evaluation focal): exactly the ideal pinhole
 projection the models were trained on.
 
-Pose families (`evaluate_poses`, issue 9). Every sequence is scored (no adaptation halves),
+Pose families (`evaluate_poses`). Every sequence is scored (no adaptation halves),
 grouped by `data.synthetic.pose_family` of its name (standing, seated, crouching, bending_forward,
 kneeling, and "all"), with the 2D unmasked and with each joint group of `masking.MASK_GROUPS`
 masked (NaN = unseen) in every frame. Rows give MPJPE, P-MPJPE and N-MPJPE on all 17 joints,
 MPJPE on `masking.UPPER_BODY` (root-relative like every error here), `vs_standing` (MPJPE over
 the standing family's, same model and mask) and `upper_vs_unmasked` (upper-body MPJPE over the
-unmasked one, same model and family). `pose_targets` checks issue 9's targets on them.
+unmasked one, same model and family). `pose_targets` checks the pose-family targets on them.
 
 `data` is a `ExternalData` (the external `.npz` format): positions_3d (N, 17, 3) metres
 in camera coordinates, sequence (N,), fps, intrinsics (S, 4), image_size (S, 2), optional
@@ -414,7 +414,8 @@ def evaluate_lens(
 
     # The adaptation buffer: A's first `adapt_seconds` of 2D (and 3D for few-shot).
     budget = int(round(adapt_seconds * data.fps))
-    buf_2d, buf_3d = [], []
+    buf_2d: list[np.ndarray] = []
+    buf_3d: list[np.ndarray] = []
     for s, a, b in adapt_half:
         take = min(b - a, budget - sum(len(x) for x in buf_2d))
         if take <= 0:
@@ -500,11 +501,11 @@ def gap_closed(rows: list[dict], start: str = "augmented", end: str = "oracle") 
 
 
 # --------------------------------------------------------------------------------------------
-# Pose families, with and without masked joints (issue 9)
+# Pose families, with and without masked joints
 # --------------------------------------------------------------------------------------------
 POSE_FAMILIES = ("standing", "seated", "crouching", "bending_forward", "kneeling")
 POSE_MASKS = ("none", "legs", "lower_body")
-# Issue 9's targets: seated and crouching within 1.3x standing MPJPE; with legs masked, the
+# Pose-family targets: seated and crouching within 1.3x standing MPJPE; with legs masked, the
 # upper body within 1.2x its unmasked error.
 FAMILY_RATIO_TARGET = 1.3
 MASKED_UPPER_RATIO_TARGET = 1.2
@@ -608,7 +609,7 @@ def evaluate_poses(
 
 
 def pose_targets(rows: list[dict]) -> list[dict]:
-    """Issue 9's targets per model from `evaluate_poses` rows: the worst of seated and
+    """The pose-family targets per model from `evaluate_poses` rows: the worst of seated and
     crouching MPJPE over standing (unmasked) against FAMILY_RATIO_TARGET, and the worst family's
     upper-body MPJPE with legs masked over unmasked against MASKED_UPPER_RATIO_TARGET (None and
     no verdict where those rows are missing)."""

@@ -17,7 +17,6 @@ from .recording import (
     Recording,
     resample_recording,
     sidecar_path,
-    write_atomic,
 )
 from .skeleton_fit import fit_skeleton, robust_bone_lengths
 from .targets import ExistingFilesError, check_targets, existing_targets
@@ -42,5 +41,4 @@ __all__ = [
     "robust_bone_lengths",
     "sidecar_path",
     "unwrap_euler",
-    "write_atomic",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from distpose_app.core.rotations import matrix_to_euler
 from distpose_app.core.skeleton import NUM_JOINTS
-from distpose_app.data.bvh import matrix_to_euler
 
 from .skeleton_fit import CHILDREN, local_rotations, rest_offsets
 

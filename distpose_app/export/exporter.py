@@ -8,17 +8,19 @@ import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from distpose_app import __version__
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.fileio import write_atomic
 from distpose_app.core.skeleton import BONE_NAMES, JOINT_NAMES, PARENTS
 
 from .bvh_writer import BVH_JOINT_NAMES, bvh_text
 from .csv_writer import csv_text
 from .motion import Motion, prepare_motion
-from .recording import UNIT_SCALES, ExportOptions, Recording, write_atomic, write_sidecar
+from .recording import UNIT_SCALES, ExportOptions, Recording, write_sidecar
 from .targets import ExistingFilesError, check_targets
 
 AXES = {
@@ -128,7 +130,7 @@ def timing_info(recording: Recording, motion: Motion) -> dict:
 def contacts_summary(motion: Motion, fmt: str) -> dict:
     """The sidecar's "contacts" entry: the frames with each foot planted and where they are."""
     contacts = motion.contacts if motion.contacts is not None else np.zeros((0, 2), bool)
-    info = {
+    info: dict[str, Any] = {
         "meaning": "a foot is in contact when its ankle is near the floor and still (in the "
         "image where its 2D was seen); planted feet are held still when feet_planted is true",
         "frames": {"RightFoot": int(contacts[:, 0].sum()), "LeftFoot": int(contacts[:, 1].sum())},
@@ -144,9 +146,10 @@ def seen_summary(recording: Recording, fmt: str) -> dict:
     """The sidecar's "seen" entry: what the per-joint seen flags mean, where the file keeps them
     (fmt "csv": the <joint>_seen columns; "bvh": nowhere, the format has no place for them)
     and, per joint (BVH names), the fraction of tracked frames in which it was seen."""
-    tracked = recording.tracked
+    tracked, seen = recording.tracked, recording.seen
+    assert tracked is not None and seen is not None  # Recording.__post_init__ fills them
     n = int(tracked.sum())
-    fraction = recording.seen[tracked].mean(axis=0) if n else np.zeros(len(BVH_JOINT_NAMES))
+    fraction = seen[tracked].mean(axis=0) if n else np.zeros(len(BVH_JOINT_NAMES))
     info = {
         "meaning": (
             "a joint is seen in a frame when the 2D detector found it inside the image with a "
@@ -203,7 +206,7 @@ def export_recording(
         raise DistposeError("the recording has no frames to export")
     report(0.0, "cleaning up")
     motion = prepare_motion(recording, options)
-    result = {"bvh": None, "bvh_sidecar": None, "csv": None, "csv_sidecar": None}
+    result: dict[str, Any] = {"bvh": None, "bvh_sidecar": None, "csv": None, "csv_sidecar": None}
     if bvh_target is not None:
         report(0.4, f"writing {bvh_target.name}")
         text = bvh_text(
@@ -219,6 +222,8 @@ def export_recording(
         info = sidecar_info(recording, motion, options, "bvh", bvh_target)
         result["bvh_sidecar"] = write_sidecar(bvh_target, info)
     if csv_target is not None:
+        # Recording.__post_init__ fills them.
+        assert recording.confidence is not None and recording.seen is not None
         report(0.7, f"writing {csv_target.name}")
         text = csv_text(
             motion.csv_positions,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def smoothing_factor(dt: np.ndarray, cutoff_hz: np.ndarray) -> np.ndarray:
+def smoothing_factor(dt: np.ndarray | float, cutoff_hz: np.ndarray | float) -> np.ndarray:
     """Exponential smoothing weight of a first-order low-pass: dt (s), cutoff (Hz) -> [0, 1]."""
-    tau = 1.0 / (2.0 * np.pi * cutoff_hz)
+    tau = 1.0 / (2.0 * np.pi * np.asarray(cutoff_hz))
     return 1.0 / (1.0 + tau / dt)
 
 

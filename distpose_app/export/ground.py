@@ -55,11 +55,10 @@ def ground_normal(
     if len(pts) < 3:
         return prior
     C = np.cov(pts.T, bias=True)
-    n = np.linalg.solve(C + stiffness_m**2 * np.eye(3), prior)
-    n = _unit(n)
-    if n is None:
+    unit = _unit(np.linalg.solve(C + stiffness_m**2 * np.eye(3), prior))
+    if unit is None:
         return prior
-    return n if n @ prior > 0 else -n
+    return unit if unit @ prior > 0 else -unit
 
 
 @dataclass
@@ -116,6 +115,7 @@ def level_rotation(up: np.ndarray) -> np.ndarray:
     if z is None or abs(back @ up) > 0.99:
         other = np.array([0.0, -1.0, 0.0])
         z = _unit(other - (other @ up) * up)
+    assert z is not None  # up is unit: it cannot be along both the back and image-up axes
     x = np.cross(up, z)
     return np.stack([x, up, z])
 

@@ -1,18 +1,17 @@
 """What the exporter consumes (`Recording`) and how it cleans it up (`ExportOptions`), plus the
-atomic file writing and the JSON sidecar shared by both formats."""
+JSON sidecar shared by both formats (files are written through `core.fileio.write_atomic`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from distpose_app.core.errors import DataFormatError, DistposeError
+from distpose_app.core.fileio import strict_json, to_jsonable, write_atomic
 from distpose_app.core.skeleton import NUM_JOINTS
 
 CHANNEL_ORDERS: tuple[str, ...] = ("ZXY", "ZYX", "XYZ")
@@ -159,76 +158,16 @@ class ExportOptions:
         return asdict(self)
 
 
-def _json_default(value):
-    """Make numpy scalars and arrays JSON-serialisable."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder and os.replace.
-
-    A failure leaves no file under `path` (and no temporary file); a missing or unwritable
-    folder raises DistposeError naming the path.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise DistposeError(f"cannot write {path}: folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise DistposeError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 is not for exports
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise DistposeError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
-    return path
-
-
 def sidecar_path(path: str | os.PathLike) -> Path:
     """`<file>.json` beside the exported file (e.g. take.bvh -> take.bvh.json)."""
     path = Path(path)
     return path.with_name(path.name + ".json")
 
 
-def _strict_json(value):
-    """Numpy -> Python and NaN/inf -> None, recursively, so that the sidecar is strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, np.ndarray | np.generic):
-        return _strict_json(value.tolist())
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def write_sidecar(path: str | os.PathLike, info: dict) -> Path:
     """Write the JSON sidecar for the exported file `path` atomically; returns its path."""
-    info = _strict_json(info)
-    text = json.dumps(info, indent=2, default=_json_default, allow_nan=False) + "\n"
+    info = strict_json(info)
+    text = json.dumps(info, indent=2, default=to_jsonable, allow_nan=False) + "\n"
     return write_atomic(sidecar_path(path), text)
 
 
@@ -254,6 +193,8 @@ def resample_recording(recording: Recording, times_s: np.ndarray) -> Recording:
         confidence = np.zeros((len(times), NUM_JOINTS))
         seen = np.zeros((len(times), NUM_JOINTS), bool)
     else:
+        # Recording.__post_init__ fills both.
+        assert recording.confidence is not None and recording.seen is not None
         confidence = np.where(ok[:, None], recording.confidence[near], 0.0)
         seen = recording.seen[near] & ok[:, None]
     rays = None

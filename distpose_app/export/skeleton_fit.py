@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from distpose_app.core.rotations import normalise, smallest_rotation
 from distpose_app.core.skeleton import BONES, NUM_JOINTS, PARENTS, SYMMETRIC_BONE_PAIRS
-
-EPS = 1e-9
 
 # Unit direction of the bone from each joint's parent to the joint in the T-pose rest (world
 # axes: +X subject's left, +Y up, +Z forward). Row 0 (the root) is unused.
@@ -189,50 +188,18 @@ def rest_pose(bone_lengths: np.ndarray, directions: np.ndarray | None = None) ->
 # ---------------------------------------------------------------------------------------
 # Rotations
 # ---------------------------------------------------------------------------------------
-def _normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 3) -> (unit vectors (..., 3) with zeros where undefined, ok (...) bool)."""
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    ok = np.isfinite(norm[..., 0]) & (norm[..., 0] > EPS)
-    unit = np.where(ok[..., None], v / np.where(ok[..., None], norm, 1.0), 0.0)
-    return unit, ok
-
-
 def frame_from_axes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rotation whose first column is along `x` and second along `y` made orthogonal to x.
 
     x, y: (..., 3). Returns (R (..., 3, 3), ok (...) bool); R is the identity where x or y is
     degenerate (zero, NaN, or x and y parallel).
     """
-    ex, ok_x = _normalise(x)
-    ey, ok_y = _normalise(y - np.sum(y * ex, axis=-1, keepdims=True) * ex)
+    ex, ok_x = normalise(x)
+    ey, ok_y = normalise(y - np.sum(y * ex, axis=-1, keepdims=True) * ex)
     ok = ok_x & ok_y
     ez = np.cross(ex, ey)
     R = np.stack([ex, ey, ez], axis=-1)
     return np.where(ok[..., None, None], R, np.eye(3)), ok
-
-
-def swing_rotation(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit vector u onto unit vector v (Rodrigues).
-
-    u: (3,) or (..., 3), v: (..., 3), both unit. Returns (..., 3, 3). For v = -u it turns by
-    180 degrees about an axis perpendicular to u.
-    """
-    u = np.broadcast_to(u, v.shape)
-    axis = np.cross(u, v)
-    c = np.clip(np.sum(u * v, axis=-1), -1.0, 1.0)
-    s = np.linalg.norm(axis, axis=-1)
-    # For (nearly) opposite vectors the axis is ill-defined: any perpendicular one works.
-    flip = c < -1.0 + 1e-12
-    helper = np.where(np.abs(u[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
-    perp, _ = _normalise(np.cross(u, helper))
-    k = np.where((s > EPS)[..., None], axis / np.maximum(s, EPS)[..., None], perp)
-    theta = np.arctan2(s, c)
-    theta = np.where(flip, np.pi, theta)
-    K = np.zeros(v.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = k[..., 2], -k[..., 1], k[..., 0]
-    sin, cos = np.sin(theta)[..., None, None], np.cos(theta)[..., None, None]
-    return np.eye(3) + sin * K + (1 - cos) * (K @ K)
 
 
 def upright_rotation(positions: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -244,11 +211,13 @@ def upright_rotation(positions: np.ndarray, valid: np.ndarray | None = None) -> 
     positions = np.asarray(positions, dtype=np.float64)
     if valid is None:
         valid = valid_frames(positions)
-    spine, ok = _normalise(positions[valid, THORAX] - positions[valid, HIP])
-    mean, ok_mean = _normalise(spine[ok].sum(axis=0)) if ok.any() else (None, False)
+    spine, ok = normalise(positions[valid, THORAX] - positions[valid, HIP])
+    if not ok.any():
+        return np.eye(3)
+    mean, ok_mean = normalise(spine[ok].sum(axis=0))
     if not ok_mean:
         return np.eye(3)
-    return swing_rotation(mean, np.array([0.0, 1.0, 0.0]))
+    return smallest_rotation(mean, np.array([0.0, 1.0, 0.0]))
 
 
 def _pelvis_frame(P: np.ndarray, hip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +256,7 @@ def torso_directions(positions: np.ndarray, valid: np.ndarray | None = None) -> 
             np.swapaxes(frame, -1, -2)[:, None]
             @ (P[:, [left, right, centre]] - P[:, None, joint])[..., None]
         )
-        unit, ok_dir = _normalise(local[..., 0])
+        unit, ok_dir = normalise(local[..., 0])
         keep = ok & ok_dir.all(axis=1)
         if not keep.any():
             continue
@@ -298,7 +267,7 @@ def torso_directions(positions: np.ndarray, valid: np.ndarray | None = None) -> 
         for child, vec in ((left, side), (right, side * mirror), (centre, median[2] * mirror)):
             if child == centre:
                 vec = np.array([0.0, vec[1], vec[2]])  # symmetric: no sideways lean at rest
-            unit_vec, good = _normalise(vec)
+            unit_vec, good = normalise(vec)
             if good:
                 out[child] = unit_vec
     return out
@@ -349,9 +318,9 @@ def fit_skeleton(
             (child,) = children
             rest_dir = REST_DIRECTIONS[child]
             target = np.swapaxes(parent_R, -1, -2) @ (P[:, child] - Q[:, j])[..., None]
-            direction, ok = _normalise(target[..., 0])
+            direction, ok = normalise(target[..., 0])
             direction = _fill_along_time(direction, ok, rest_dir)
-            local = swing_rotation(rest_dir, direction)
+            local = smallest_rotation(rest_dir, direction)
             R[:, j] = parent_R @ local
             if j in (LSHOULDER, RSHOULDER):
                 R[:, j] = _upper_arm_frame(j, R[:, j], parent_R, Q[:, j], P, offsets)
@@ -380,10 +349,10 @@ def _upper_arm_frame(
     sign_x = REST_DIRECTIONS[elbow][0]
     upper = swing_R[:, :, 0] * sign_x  # unit bone direction (rest is along +-X)
     elbow_pos = shoulder_pos + swing_R @ offsets[elbow]
-    fore, _ = _normalise(P[:, wrist] - elbow_pos)
+    fore, _ = normalise(P[:, wrist] - elbow_pos)
     hinge = side * np.cross(upper, fore)
     sin_bend = np.linalg.norm(hinge, axis=-1)
-    hinge_unit, _ = _normalise(hinge)
+    hinge_unit, _ = normalise(hinge)
     # Below ~5 degrees of bend the plane is noise; above ~45 degrees it is trusted fully. The
     # wide ramp spreads the twist that an elbow reveals as it starts to bend over many frames.
     w = np.clip((sin_bend - 0.09) / (0.71 - 0.09), 0.0, 1.0)

@@ -43,13 +43,13 @@ def check_targets(
     targets are one file, or a target is one of `inputs` (the video, weights, calibration or
     recovery file the take came from). Returns the targets that exist already."""
     targets = export_targets(bvh_path, csv_path)
-    inputs = [Path(p) for p in inputs if p is not None and str(p)]
+    sources = [Path(p) for p in inputs if p is not None and str(p)]
     for i, (what, path) in enumerate(targets):
         check_output_file(what, path)
         for other, path2 in targets[:i]:
             if same_file(path, path2):
                 raise DistposeError(f"{other} and {what} would be one file: {path}")
-        for source in inputs:
+        for source in sources:
             if same_file(path, source):
                 raise DistposeError(f"{what} {path} would overwrite the input {source}")
     return [path for _, path in targets if path.exists()]

@@ -115,11 +115,13 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ rendering
     @property
     def state(self):
-        return self.controller.state
+        """The AppState the window shows now (the controller's, as of the last render: a change
+        is on screen once this says so)."""
+        return self._shown
 
     def render(self, _state=None) -> None:
         """Show the controller's current state (called on every change; cheap)."""
-        s = self.controller.state
+        s = self._shown = self.controller.state
         if s.title:
             model = f" — model {s.model_name} on {s.device}" if s.model_name else ""
             self.setWindowTitle(f"distpose — {s.title}{model}")

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from PyQt5 import QtCore
 
-from distpose_app.live.app_data import APPLICATION, ORGANISATION
+from distpose_app.core import paths
 
 
 def make_settings() -> QtCore.QSettings:
-    """QSettings for the window (~/.config/distpose/distpose-app.conf on Linux); with
-    DISTPOSE_APP_DATA set, an ini file in that folder (tests never touch the user's)."""
-    override = os.environ.get("DISTPOSE_APP_DATA")
-    if override:
-        return QtCore.QSettings(str(Path(override) / "settings.ini"), QtCore.QSettings.IniFormat)
-    return QtCore.QSettings(ORGANISATION, APPLICATION)
+    """QSettings for the window, in the INI file `core.paths.settings_path()`
+    (~/.config/distpose/distpose-app.conf on Linux; DISTPOSE_APP_DATA moves it for tests)."""
+    return QtCore.QSettings(str(paths.settings_path()), QtCore.QSettings.IniFormat)
 
 
 def setting_bool(settings: QtCore.QSettings, key: str, default: bool) -> bool:

@@ -174,7 +174,7 @@ class Lens(ABC):
     @property
     def params(self) -> dict[str, float]:
         """Named coefficients: the dataclass fields in order (empty for NoLens)."""
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]  # every concrete Lens is a dataclass
 
     @property
     def is_identity(self) -> bool:

@@ -10,7 +10,7 @@ Root-relative output: the network predicts all 17 joints as VideoPose3D does, an
 the predicted root (joint 0) so that the root is exactly zero. The targets are root-relative
 anyway, so this costs nothing and makes every consumer's "root is 0" assumption hold exactly.
 
-Unseen joints (issue 9): every public entry point takes 2D keypoints (..., 17, 2) in which a
+Unseen joints: every public entry point takes 2D keypoints (..., 17, 2) in which a
 joint the detector did not see (out of the image, low confidence) is NaN. A model with
 in_features=3 (all models trained since) sees (x, y, seen) per joint, with x = y = 0 where
 unseen, and was trained with random masking of the legs, the lower body, one arm and the head
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import inspect
 import json
-import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ def encode_keypoints(keypoints: torch.Tensor, in_features: int) -> torch.Tensor:
     return torch.cat([xy, seen.to(keypoints.dtype)], dim=-1)
 
 
-# The input lens (issue 8's lens-space adaptation): a radial undistortion of the 2D input in
+# The input lens (`adapt.lens_fit`): a radial undistortion of the 2D input in
 # normalised screen coordinates, stored in the model as a buffer so that adapted "weights" (a
 # state_dict), saved adaptations, revert and streaming all carry it unchanged. Parameters
 # (k1, k2, log scale, cx, cy); all zero = identity, the state of every trained model:
@@ -89,6 +89,9 @@ class TemporalModel(nn.Module):
     exactly zero). in_features: 3 = (x, y, seen) per joint, 2 = coordinates only (models
     trained before unseen-joint masking).
     """
+
+    input_lens: torch.Tensor  # buffer (len(INPUT_LENS_PARAMETERS),); zeros = identity
+    metadata: dict[str, Any]  # set by load_checkpoint; copies of the model carry it
 
     def __init__(
         self,
@@ -202,6 +205,7 @@ def fold_batch_norm(
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros(weight.shape[0])
     bias = bias.to(weight)
     if bn is not None:
+        assert bn.running_var is not None and bn.running_mean is not None  # track_running_stats
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         weight = weight * scale[:, None, None]
         bias = (bias - bn.running_mean) * scale + bn.bias.detach()
@@ -300,8 +304,13 @@ class StreamingLifter:
             if step is None:
                 return None
             inner, res = step
-            h = res + second.push(inner)[0]
-        out = self._shrink.push(h)[0].reshape(m.num_joints, m.out_features)
+            # A block's second conv is 1 wide and the first one keeps a residual: neither is None.
+            second_out = second.push(inner)
+            assert res is not None and second_out is not None
+            h = res + second_out[0]
+        shrunk = self._shrink.push(h)  # 1 wide: never filling
+        assert shrunk is not None
+        out = shrunk[0].reshape(m.num_joints, m.out_features)
         return (out - out[:1]).cpu().numpy()
 
     def push_batch(self, keypoints: np.ndarray) -> np.ndarray:
@@ -327,7 +336,7 @@ class NaiveLifter:
     def push(self, keypoints: np.ndarray | torch.Tensor) -> np.ndarray | None:
         """keypoints (17, 2) normalised -> (17, 3) metres of frame newest - output_lag, or None."""
         self.frames.append(torch.as_tensor(keypoints, dtype=torch.float32))
-        if len(self.frames) < self.frames.maxlen:
+        if len(self.frames) < self.model.receptive_field:
             return None
         window = torch.stack(list(self.frames))[None].to(self.device)
         return self.model(window)[0, 0].cpu().numpy()
@@ -565,41 +574,3 @@ def load_model_or_fallback(
     meta["source"] = str(PRETRAINED_DIR / f"{name}.pt")
     warning = f"{problem}; using the shipped model {name!r} instead" if problem else None
     return model, meta, warning
-
-
-def speed_table(
-    channels=(256, 512), filter_widths=((3, 3, 3), (3, 3, 3, 3)), pushes: int = 500,
-    threads: int = 2, causal: bool = True,
-) -> list[dict]:  # fmt: skip
-    """Median ms per frame of StreamingLifter vs NaiveLifter on CPU (random weights; the speed
-    does not depend on their values). Returns one dict per (channels, filter_widths)."""
-    torch.set_num_threads(threads)
-    rows = []
-    rng = np.random.default_rng(0)
-    for c in channels:
-        for fw in filter_widths:
-            model = TemporalModel(filter_widths=fw, channels=c, causal=causal).eval()
-            row = {"channels": c, "receptive_field": model.receptive_field}
-            frames = rng.uniform(-1, 1, (model.receptive_field + pushes, NUM_JOINTS, 2))
-            for label, lifter in [
-                ("stream_ms", StreamingLifter(model)),
-                ("naive_ms", NaiveLifter(model)),
-            ]:  # noqa: E501
-                for k in frames[: model.receptive_field]:  # warm-up: fill the history
-                    lifter.push(k)
-                times = []
-                for k in frames[model.receptive_field :]:
-                    t0 = time.perf_counter()
-                    lifter.push(k)
-                    times.append(time.perf_counter() - t0)
-                row[label] = 1000 * float(np.median(times))
-            rows.append(row)
-    return rows
-
-
-if __name__ == "__main__":
-    for r in speed_table():
-        print(
-            f"C={r['channels']:4d} RF={r['receptive_field']:3d}  stream {r['stream_ms']:.3f} ms"
-            f"  naive {r['naive_ms']:.3f} ms  x{r['naive_ms'] / r['stream_ms']:.1f}"
-        )

@@ -3,31 +3,21 @@ which lifter it loads: the window's non-Qt bookkeeping, shared by the controller
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import time
 from pathlib import Path
+
+from distpose_app.core import paths
 
 ORGANISATION, APPLICATION = "distpose", "distpose-app"
 LOG_NAME = "distpose-app.log"
 
 
 def app_data_dir() -> Path:
-    """The user's application-data folder: $DISTPOSE_APP_DATA when set (tests), else the
-    platform's (the folder Qt's QStandardPaths.AppDataLocation names): ~/.local/share/distpose/
-    distpose-app on Linux ($XDG_DATA_HOME honoured), %APPDATA%/distpose/distpose-app on Windows,
-    ~/Library/Application Support/distpose/distpose-app on macOS."""
-    override = os.environ.get("DISTPOSE_APP_DATA")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / ORGANISATION / APPLICATION
+    """The user's data folder, shared with the CLI (`core.paths.user_data_dir`: platformdirs;
+    ~/.local/share/distpose on Linux, $XDG_DATA_HOME honoured); $DISTPOSE_APP_DATA when set
+    (tests)."""
+    return paths.user_data_dir()
 
 
 def log_path() -> Path:
@@ -42,7 +32,7 @@ def camera_key(name: str, size: tuple[int, int]) -> str:
 
 
 def saved_adaptation_path(key: str) -> Path:
-    return app_data_dir() / "adaptations" / f"{key}.pt"
+    return paths.adaptations_dir() / f"{key}.pt"
 
 
 def save_adaptation(key: str, result, path: Path | None = None) -> Path:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -165,7 +165,7 @@ class CameraSource:
         sys_name = _sysfs_camera_name(self.index)
         if sys_name:
             self.name += f" ({sys_name})"
-        self._cap = None
+        self._cap: Any = None  # cv2.VideoCapture once open (cv2 is imported lazily)
         self._size = (0, 0)
         self._fps = 30.0
         self._index = 0
@@ -234,7 +234,7 @@ class VideoFileSource:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.name = self.path.name
-        self._cap = None
+        self._cap: Any = None  # cv2.VideoCapture once open (cv2 is imported lazily)
         self._size = (0, 0)
         self._fps = 30.0
         self.frame_count = 0  # from the header; 0 when unknown
@@ -354,7 +354,7 @@ class FakeSource:
         delay_s: float = 0.0,
         name: str = "fake camera",
     ):
-        self.frames, self._size, self._fps = frames, tuple(size), float(fps)
+        self.frames, self._size, self._fps = frames, (int(size[0]), int(size[1])), float(fps)
         self.is_live, self.name = is_live, name
         self.stop_after, self.fail_after, self.delay_s = stop_after, fail_after, delay_s
         self.index = 0

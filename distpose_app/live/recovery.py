@@ -29,13 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from distpose_app.core import paths
 from distpose_app.core.errors import DataFormatError
+from distpose_app.core.fileio import to_jsonable
 from distpose_app.core.skeleton import NUM_JOINTS
 
 try:  # POSIX only; elsewhere a live take is told apart by its process id
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 MAGIC = b"DISTPOSE-RECOVERY 1\n"
 SUFFIX = ".dprec"
@@ -59,14 +61,9 @@ _counter = itertools.count()
 
 
 def default_dir() -> Path:
-    """Where recovery files go: $DISTPOSE_DATA_DIR/recovery (tests), else the GUI's override
-    $DISTPOSE_APP_DATA/recovery, else $XDG_DATA_HOME/distpose/recovery, else
-    ~/.local/share/distpose/recovery (the non-Qt equivalent of the app-data folder)."""
-    for var in ("DISTPOSE_DATA_DIR", "DISTPOSE_APP_DATA"):
-        if os.environ.get(var):
-            return Path(os.environ[var]) / "recovery"
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "distpose" / "recovery"
+    """Where recovery files go: `core.paths.recovery_dir()` (the user's data folder, shared by
+    the app and the CLI; ~/.local/share/distpose/recovery on Linux)."""
+    return paths.recovery_dir()
 
 
 def make_record(
@@ -97,12 +94,6 @@ def _end_record() -> bytes:
     return rec.tobytes()
 
 
-def _json_default(value):
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
 class RecoveryWriter:
     """Appends one take's records to `<folder>/take-<time>-<pid>-<n>.dprec`. Raises OSError
     (folder not creatable, disk full); the Recorder catches it and records on in memory."""
@@ -122,7 +113,7 @@ class RecoveryWriter:
             "record_size": RECORD.itemsize,
             "metadata": metadata,
         }
-        text = json.dumps(header, default=_json_default, ensure_ascii=True)
+        text = json.dumps(header, default=to_jsonable, ensure_ascii=True)
         self._file = open(self.path, "xb")  # noqa: SIM115 - held open for the whole take
         try:
             if fcntl is not None:
@@ -228,9 +219,8 @@ def _header(data: bytes, path: Path) -> tuple[dict, int, np.dtype]:
     if not isinstance(header, dict):
         raise DataFormatError(f"{path}: recovery file header is not a JSON object")
     size = header.get("record_size")
-    dtype = {d.itemsize: d for d in (RECORD, RECORD_V2, RECORD_V1)}.get(
-        size if isinstance(size, int) and not isinstance(size, bool) else None
-    )
+    known = {d.itemsize: d for d in (RECORD, RECORD_V2, RECORD_V1)}
+    dtype = known.get(size) if isinstance(size, int) and not isinstance(size, bool) else None
     if dtype is None:
         raise DataFormatError(f"{path}: recovery records of {str(size)[:20]} bytes, "
                               f"this distpose reads {RECORD.itemsize}")  # fmt: skip

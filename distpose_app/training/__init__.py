@@ -1,0 +1,2 @@
+"""Training the lifter: the baseline, augmented and meta (MAML) loops, close-up views, and
+multi-process helpers."""

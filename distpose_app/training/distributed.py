@@ -56,6 +56,9 @@ class DistributedBatchNorm1d(torch.nn.BatchNorm1d):
         mean = stats[:c] / n
         var = stats[c : 2 * c] / n - mean * mean
         with torch.no_grad():
+            # Created with track_running_stats and momentum (BatchNorm1d's defaults).
+            assert self.num_batches_tracked is not None and self.momentum is not None
+            assert self.running_mean is not None and self.running_var is not None
             self.num_batches_tracked += 1
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(m * mean.detach())

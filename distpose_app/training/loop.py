@@ -12,9 +12,9 @@ MAML design (all choices are written here and in the README's method section):
 - Inner loop: `inner_steps` SGD steps with `inner_lr` on the support loss — the ISO loss
   (symmetry + consistency, scenario 2), the supervised MPJPE (scenario 1), or both — over the
   `inner_params` group (default batch-norm affine: the group ISO moves at test time).
-  `inner_params="lens"` makes the inner loop the lens-space adaptation instead (issue 8): the
+  `inner_params="lens"` makes the inner loop the lens-space adaptation instead: the
   support windows' k1 is chosen by the reprojection objective over LENS_INNER_GRID
-  (`lens_adapt.k1_grid_search`, forward passes only), and the query is lifted through that
+  (`adapt.lens_fit.k1_grid_search`, forward passes only), and the query is lifted through that
   undistortion, so the lifter learns to be right after its own lens fit (a zeroth-order inner
   loop: the outer gradient treats the chosen k1 as a constant).
 - Outer loss: supervised MPJPE on the query after the inner steps; Adam on all weights.
@@ -34,6 +34,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from torch.func import functional_call
 from distpose_app.core.errors import DistposeError
 from distpose_app.core.fileio import torch_save_atomic
 from distpose_app.core.progress import Progress
+from distpose_app.core.rotations import smallest_rotation
 from distpose_app.core.skeleton import FLIP_PERMUTATION
 from distpose_app.core.validate import check_number
 from distpose_app.data.bodies import sample_bone_factors, scale_bones
@@ -309,18 +311,7 @@ def _augment(config: TrainConfig) -> dict:
 CLOSEUP_DISTANCE_M = (0.5, 1.1)
 MIN_SEEN_DEPTH_M = 0.1
 _CHEST = (8, 9)  # Thorax, Neck
-
-
-def _rotation_to_axis(v: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation taking the direction of v (3,) onto +z (Rodrigues; the smallest one)."""
-    v = v / np.linalg.norm(v)
-    axis = np.cross(v, [0.0, 0.0, 1.0])
-    s, c = np.linalg.norm(axis), v[2]
-    if s < 1e-9:
-        return np.eye(3)
-    k = axis / s
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+_FORWARD = np.array([0.0, 0.0, 1.0])  # the camera's optical axis
 
 
 def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -330,7 +321,7 @@ def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     legs and often the hips leave the image, as at a desk. Root-relative targets follow from
     the result; projection and the unseen-joint test are the caller's."""
     anchor = cam[:, list(_CHEST)].reshape(-1, 3).mean(0) + rng.normal(0.0, 0.05, 3)
-    turned = cam @ _rotation_to_axis(anchor).T
+    turned = cam @ smallest_rotation(anchor / np.linalg.norm(anchor), _FORWARD).T
     distance = np.linalg.norm(anchor)
     closer = max(distance - rng.uniform(*CLOSEUP_DISTANCE_M), 0.0)
     return turned - np.array([0.0, 0.0, closer])
@@ -377,7 +368,7 @@ def supervised_step(model, optimiser, sampler, lens_sampler, config, window, ran
 
 
 def inner_loss(config: TrainConfig, pred, target) -> torch.Tensor:
-    loss = 0.0
+    loss: Any = 0.0  # a tensor once a term is added (TrainConfig allows no empty choice)
     if config.inner_loss in ("iso", "both"):
         loss = loss + losses.symmetry_loss(pred) + losses.consistency_loss(pred)
     if config.inner_loss in ("supervised", "both"):
@@ -400,7 +391,7 @@ def adapted_parameters(model, params: dict, names: list[str], x, target, config,
     return fast
 
 
-# The k1 values the lens inner loop chooses from (normalised screen units, see lens_adapt).
+# The k1 values the lens inner loop chooses from (normalised screen units, see adapt.lens_fit).
 LENS_INNER_GRID = tuple(np.round(np.linspace(-0.6, 0.9, 11), 3))
 
 
@@ -529,9 +520,10 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     if resume and last.is_file():
         step, best, elapsed = _load_resume(last, model, optimiser, sampler)
     net = model  # the bare model: checkpoints, validation, meta steps
+    stepped: torch.nn.Module = model  # what supervised steps run: DDP-wrapped across processes
     if world > 1 and config.mode != "meta":
         distributed.convert_batch_norm(net)
-        model = torch.nn.parallel.DistributedDataParallel(net)
+        stepped = torch.nn.parallel.DistributedDataParallel(net)
     main = rank == 0  # only the first process writes files and shows progress
     if main:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -547,7 +539,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
             loss = meta_step(net, optimiser, sampler, lens_sampler, config, window, inner_names,
                              rank, world)  # fmt: skip
         else:
-            loss = supervised_step(model, optimiser, sampler, lens_sampler, config, window,
+            loss = supervised_step(stepped, optimiser, sampler, lens_sampler, config, window,
                                    rank, world)  # fmt: skip
         running.append(loss)
         step += 1
@@ -557,6 +549,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
                       "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
                       "seconds": time.perf_counter() - t0}  # fmt: skip
             running = []
+            assert log is not None  # open on the main process
             log.write(json.dumps(record) + "\n")
             log.flush()
             meta = _metadata(config, step, record, window)
@@ -567,6 +560,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
     bar.close()
     if main:
+        assert log is not None
         log.close()
         save_checkpoint(out / "final.pt", net, _metadata(config, step, {}, window))
     distributed.shutdown()
