@@ -10,8 +10,8 @@ import torch
 def edge_padded(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """x (T, 17, 2) with its first and last frames repeated so that the model gives one output
     per input frame: receptive_field - 1 frames in all, the look-ahead ones after the end."""
-    rf = model.receptive_field
-    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
+    rf = int(model.receptive_field)  # type: ignore[arg-type]  # a property of the lifter
+    future = int(getattr(model, "lookahead_frames", (rf - 1) // 2))
     past = rf - 1 - future
     return torch.cat([x[:1].expand(past, -1, -1), x, x[-1:].expand(future, -1, -1)], dim=0)
 

@@ -335,13 +335,14 @@ class ErrorReadout:
         """One frame's figures (None or non-finite: no pose or no truth; ignored)."""
         if mpjpe_mm is None or not math.isfinite(mpjpe_mm):
             return
-        comparing = unadapted_mpjpe_mm is not None and math.isfinite(unadapted_mpjpe_mm)
+        other = unadapted_mpjpe_mm
+        comparing = other is not None and math.isfinite(other)
         if comparing != self._comparing:
             self.reset()
             self._comparing = comparing
         self._errors.append(float(mpjpe_mm))
-        if comparing:
-            self._unadapted.append(float(unadapted_mpjpe_mm))
+        if other is not None and comparing:
+            self._unadapted.append(float(other))
 
     @property
     def frames(self) -> int:
