@@ -510,3 +510,29 @@ def test_lens_error_clears_once_a_good_lens_is_applied(make, tmp_path):
     assert c.load_calibration(str(path))
     wait(lambda: not any(m.key == "lens" for m in c.state.messages), what="lens error cleared")
     assert c.state.known_lens == "calibrated: cam.yml" and abs(c.state.hfov_deg - 90.0) < 1e-6
+
+
+# ------------------------------------------------------------------ export settings
+def test_export_asks_before_replacing_and_honours_the_root_lock(make, tmp_path):
+    import json
+
+    c = make()
+    run_demo(c, frames=5)
+    c.start_recording()
+    wait(lambda: c.call_live_and_wait(lambda e: e.pipeline.recorder.num_frames) >= 20)
+    c.stop_recording()
+    wait(lambda: c.state.take_frames >= 20)
+    target = tmp_path / "take.csv"
+    target.write_text("precious")
+    reply = c.export(csv_path=str(target))
+    assert not reply and reply.ask == ("replace", "cancel") and target in reply.data
+    assert target.read_text() == "precious" and not c.state.exporting
+    assert c.set_root_lock(True) and not c.set_root_lock(True)
+    assert c.export(csv_path=str(target), overwrite=True)
+    wait(lambda: c.takes.exports_done == 1, what="the export")
+    sidecar = json.loads((tmp_path / "take.csv.json").read_text())
+    assert sidecar["world"]["root_locked"] is True
+    assert target.read_text() != "precious"
+    weights_file = c.options.weights
+    refused_input = c.export(bvh_path=weights_file)  # an input is never written
+    assert not refused_input and "input" in refused_input.reason

@@ -37,6 +37,11 @@ def build_actions(win) -> None:
     win.act_pick = a("Choose &source…", "F2", lambda: win.source_combo.showPopup())
     win.act_export_bvh = a("Export &BVH…", "Ctrl+E", lambda: win.export_dialog("bvh"))
     win.act_export_csv = a("Export &CSV…", "Ctrl+Shift+E", lambda: win.export_dialog("csv"))
+    win.act_root_lock = a(
+        "Export in &place (root lock)", "Ctrl+Shift+P", win.toggle_root_lock, checkable=True,
+        tip="Exports keep the root above the origin (motion in place, height kept) instead of "
+        "travelling as the person did",
+    )  # fmt: skip
     win.act_quit = a("&Quit", "Ctrl+Q", win.close)
     win.act_pause = a("&Pause", "Space", win.toggle_pause, checkable=True,
                       tip="Hold the source where it is (Space)")  # fmt: skip
@@ -84,6 +89,7 @@ def build_menus(win) -> None:
     m.addSeparator()
     m.addAction(win.act_export_bvh)
     m.addAction(win.act_export_csv)
+    m.addAction(win.act_root_lock)
     m.addSeparator()
     m.addAction(win.act_quit)
     m = bar.addMenu("&Capture")

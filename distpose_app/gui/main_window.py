@@ -76,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 device=self.options.device, weights=self.options.weights,
                 demo_size=self.options.demo_size, demo_lens=lens, every_frame=every,
                 loop=setting_bool(self.settings, "source/loop", False),
+                root_lock=setting_bool(self.settings, "export/root_lock", False),
                 max_frames=self.options.frames,
             )
         )  # fmt: skip
@@ -177,6 +178,7 @@ class MainWindow(QtWidgets.QMainWindow):
         exportable = s.take_frames > 0 and not s.exporting
         self.act_export_bvh.setEnabled(exportable)
         self.act_export_csv.setEnabled(exportable)
+        self.act_root_lock.setChecked(s.root_lock)
         lens = s.known_lens
         action = (
             self.act_lens_unknown
@@ -269,6 +271,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.setValue("demo/lens", s.demo_lens)
         self.settings.setValue("source/loop", s.loop)
         self.settings.setValue("source/every_frame", s.every_frame)
+        self.settings.setValue("export/root_lock", s.root_lock)
         spec = s.spec
         if spec and (spec == "demo" or spec.isdigit() or Path(spec).is_file()):
             self.settings.setValue("source/last", spec)
@@ -427,6 +430,10 @@ class MainWindow(QtWidgets.QMainWindow):
         start = not self.controller.state.recording if checked is None else bool(checked)
         c = self.controller
         self.intent(c.start_recording() if start else c.stop_recording())
+
+    def toggle_root_lock(self, checked: bool | None = None) -> None:
+        on = not self.controller.state.root_lock if checked is None else bool(checked)
+        self.intent(self.controller.set_root_lock(on))
 
     def export_dialog(self, fmt: str) -> bool:
         """Ask where to save the take (BVH or CSV) and export it. False: nothing started."""

@@ -52,8 +52,7 @@ def describe_adapt_result(result) -> str:
     return (
         f"Adapted in {result.seconds:.1f} s ({result.steps} steps): bone symmetry "
         f"{b.get('symmetry_mm', nan):.1f} → {a.get('symmetry_mm', nan):.1f} mm, consistency "
-        f"{b.get('consistency_pct', nan):.1f} → {a.get('consistency_pct', nan):.1f} %. "
-        "Revert: Ctrl+Z"
+        f"{b.get('consistency_pct', nan):.1f} → {a.get('consistency_pct', nan):.1f} %."
     )
 
 
@@ -189,7 +188,8 @@ class Adaptation:
                 except OSError as exc:
                     _discard(pending)
                     saved = f" Not saved: {exc.strerror or exc}."
-            self._closed(run, describe_adapt_result(result) + saved, "info", applied=True,
+            text = describe_adapt_result(result) + saved + " Revert: Ctrl+Z."
+            self._closed(run, text, "info", applied=True,
                          saved=pending is not None and self.live_path == final)  # fmt: skip
 
         def failed(answer):

@@ -113,8 +113,9 @@ class AppState:
     are read as fast as the pipeline goes, every frame processed, instead of in real time).
     adapt: one of ADAPT_STATES, adapt_progress (step, total), adapt_frames the buffer it adapts
     on; adapted: adapted weights are live; saved_adaptation: one saved for this camera loads.
-    recording; take_frames: frames of the stopped take ready to export (0: none); exporting,
-    export_progress in [0, 1]. known_lens: its description, or "" (unknown: Adapt is the
+    recording; take_frames: frames of the stopped take ready to export (0: none); root_lock:
+    exports keep the root in place (export.ExportOptions.root_lock); exporting, export_progress
+    in [0, 1]. known_lens: its description, or "" (unknown: Adapt is the
     remedy); hfov_deg: the source's horizontal field of view as the pipeline assumes it,
     degrees (the demo's own). messages: the current Message list. closed: the controller is
     shut down: every intent is refused. serial: increases with every change.
@@ -139,6 +140,7 @@ class AppState:
     saved_adaptation: bool = False
     recording: bool = False
     take_frames: int = 0
+    root_lock: bool = False
     exporting: bool = False
     export_progress: float = 0.0
     known_lens: str = ""

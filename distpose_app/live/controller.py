@@ -49,6 +49,7 @@ class ControllerOptions:
     """device, weights: the lifter (engine.EngineConfig); demo_size (width, height) pixels;
     demo_lens the demo's lens preset or string; every_frame: process every frame of files and
     the demo as fast as possible (no real-time pacing); loop: files start again at their end;
+    root_lock: exports keep the root in place;
     max_frames: a scripted run's length (an Event("limit") comes once, then the source pauses)."""
 
     device: str = "auto"
@@ -57,6 +58,7 @@ class ControllerOptions:
     demo_lens: str = "moderate"
     every_frame: bool = False
     loop: bool = False
+    root_lock: bool = False
     max_frames: int | None = None
 
 
@@ -72,7 +74,8 @@ class AppController:
         self.board = MessageBoard(clock)
         self._lock = threading.RLock()
         o = self.options
-        self._state = AppState(demo_lens=o.demo_lens, every_frame=o.every_frame, loop=o.loop)
+        self._state = AppState(demo_lens=o.demo_lens, every_frame=o.every_frame, loop=o.loop,
+                               root_lock=o.root_lock)  # fmt: skip
         self.engine: LiveEngine | None = None
         self.adaptation = Adaptation(self)
         self.takes = Takes(self)
@@ -388,6 +391,17 @@ class AppController:
 
     def discard_take(self) -> Reply:
         return self.takes.discard()
+
+    def set_root_lock(self, lock: bool) -> Reply:
+        """Exports keep the root above the origin (motion in place, height kept) or let it
+        travel as the person did (a setting for the next export)."""
+        state = self.state
+        if state.closed:
+            return refused("the app is closing")
+        if bool(lock) == state.root_lock:
+            return refused(f"root lock is already {'on' if lock else 'off'}")
+        self.publish(root_lock=bool(lock))
+        return accepted("exports in place" if lock else "exports with root motion")
 
     def recover_take(self, path) -> Reply:
         """A take a crash left behind (its recovery file) as the take to export."""

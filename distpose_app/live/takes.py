@@ -93,7 +93,7 @@ class Takes:
         missing folder fails like an export (an "export_failed" event). Existing files other
         than `confirmed` (which a save dialog already asked about) are refused with
         ask=("replace", "cancel") and data=[their paths], unless `overwrite`."""
-        from distpose_app.export import export_recording
+        from distpose_app.export import ExportOptions, export_recording
         from distpose_app.export.targets import existing_targets
 
         state = self.host.state
@@ -104,6 +104,7 @@ class Takes:
         if self.take is None or self.take.num_frames == 0:
             return refused("nothing to export: record a take first (Ctrl+R)")
         recording, take, inputs = self.take, self.take_recovery, self.inputs()
+        options = ExportOptions(root_lock=state.root_lock)
         try:
             existing = existing_targets(bvh_path, csv_path, inputs, confirmed)
         except DistposeError as exc:  # onto an input, a folder, a missing folder
@@ -119,7 +120,7 @@ class Takes:
 
             try:
                 result = export_recording(recording, bvh_path=bvh_path, csv_path=csv_path,
-                                          progress=progress, inputs=inputs,
+                                          options=options, progress=progress, inputs=inputs,
                                           overwrite=True)  # asked above  # fmt: skip
             except Exception as exc:
                 if not isinstance(exc, DistposeError):
