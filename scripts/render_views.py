@@ -5,7 +5,7 @@ that the poses are plausible (docs/plausibility.md).
         --json docs/img/views.json
 
 Photo (a person sitting): MediaPipe in static-image mode, once; the single frame is lifted as a
-still sequence (`adapt.lift_sequence` replicates it over the receptive field). Clip (upper body,
+still sequence (`lift_sequence` replicates it over the receptive field). Clip (upper body,
 25 fps): MediaPipe in tracking mode on every frame, frames without a person dropped, then lifted
 at the model's 30 fps and resampled back (`evaluate.lift`). In both, a joint with confidence
 below --threshold or outside the image is unseen (NaN in the lifter's input; a model trained
@@ -268,10 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from distpose_app.adapt import iso as adapt
     from distpose_app.evaluation import plausibility
     from distpose_app.evaluation import protocol as evaluate
     from distpose_app.lens.screen import normalize_screen_coordinates
+    from distpose_app.lifter.inference import lift_sequence
     from distpose_app.lifter.model import load_checkpoint
 
     out = Path(args.out)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     # Photo: one frame, lifted as a still sequence.
     image, kp_px, det = detect_photo(args.photo, args.threshold)
     h, w = image.shape[:2]
-    pose = adapt.lift_sequence(model, normalize_screen_coordinates(kp_px, w, h)[None])[0]
+    pose = lift_sequence(model, normalize_screen_coordinates(kp_px, w, h)[None])[0]
     photo = plausibility.summarise(pose[None], low, high)
     photo["unseen_joints"] = [JOINT_NAMES[j] for j in np.flatnonzero(~np.isfinite(kp_px[:, 0]))]
     photo["pose_m"] = pose.round(4).tolist()

@@ -118,7 +118,9 @@ def test_fewshot_reduces_labelled_error():
 
 def test_lift_sequence_keeps_frame_count():
     model = _tiny_model()
-    out = adapt.lift_sequence(model, _keypoints(frames=40))
+    from distpose_app.lifter.inference import lift_sequence
+
+    out = lift_sequence(model, _keypoints(frames=40))
     assert out.shape == (40, 17, 3)
     assert np.isfinite(out).all()
 

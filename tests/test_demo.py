@@ -81,3 +81,35 @@ def test_frames_deterministic_and_drawn():
     assert fa.image[:20, :20].max() < 60  # the background stays dark
     noiseless = DemoSource().pose_at(np.array([fa.timestamp_s]))[1][0]
     assert 0 < np.abs(fa.keypoints_2d - noiseless).max() < 12
+
+
+def test_error_readout_is_a_moving_average_and_compares_on_the_same_frames():
+    from distpose_app.live.demo import ErrorReadout
+
+    readout = ErrorReadout(window=4)
+    assert readout.text() == "" and readout.mpjpe_mm is None
+    for e in (10.0, 20.0, None, float("nan"), 30.0, 40.0, 50.0):
+        readout.add(e)
+    assert readout.mpjpe_mm == pytest.approx(35.0) and readout.frames == 4
+    assert readout.text() == "MPJPE 35 mm"
+    readout.add(5.0, 9.0)  # adapted from here on: both averages restart on the same frames
+    readout.add(7.0, 11.0)
+    assert readout.mpjpe_mm == pytest.approx(6.0) and readout.unadapted_mpjpe_mm == 10.0
+    assert readout.text() == "MPJPE 6 mm (unadapted 10 mm), over 0 s"
+    readout.add(8.0)  # reverted: the comparison stops
+    assert readout.unadapted_mpjpe_mm is None and readout.frames == 1
+
+
+def test_demo_external_holds_the_demo_frames_and_camera():
+    from distpose_app.live.demo import demo_external
+
+    data = demo_external(cycles=2)
+    frames = int(round(CYCLE_S * 30))
+    assert data.positions_3d.shape == (2 * frames, 17, 3) and data.num_sequences == 2
+    source = DemoSource("strong", draw=False)
+    cam, px = source.pose_at(np.arange(3) / 30.0)
+    np.testing.assert_allclose(data.positions_3d[:3], cam)
+    np.testing.assert_allclose(data.positions_3d[frames : frames + 3], cam)
+    k = source.intrinsics
+    assert tuple(data.intrinsics[1]) == (k.fx, k.fy, k.cx, k.cy)
+    assert tuple(data.image_size[0]) == source.size

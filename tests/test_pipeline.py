@@ -255,6 +255,27 @@ def test_adapted_weights_and_revert():
     assert np.abs(after - ref[20]).max() > 1e-3 and base is not None
 
 
+def test_adapted_weights_report_the_unadapted_error_on_the_same_frames():
+    cam, px = _demo_2d(60)
+    pipe = LivePipeline(_model(), "cpu", size=SIZE)
+    fresh = LivePipeline(_model(), "cpu", size=SIZE)  # the unadapted weights, alone
+    for i in range(30):
+        r = pipe.process_keypoints(px[i], None, i / 30, i, cam[i])
+        fresh.process_keypoints(px[i], None, i / 30, i, cam[i])
+        assert r.mpjpe_mm is not None and r.unadapted_mpjpe_mm is None  # not adapted yet
+    adapted = pipe.model_copy()
+    with torch.no_grad():
+        adapted.shrink.bias.add_(torch.linspace(-0.1, 0.1, 51))
+    pipe.set_model_state(adapted.state_dict())
+    for i in range(30, 60):
+        r = pipe.process_keypoints(px[i], None, i / 30, i, cam[i])
+        plain = fresh.process_keypoints(px[i], None, i / 30, i, cam[i])
+        assert r.unadapted_mpjpe_mm == pytest.approx(plain.mpjpe_mm, abs=1e-3)
+        assert abs(r.mpjpe_mm - plain.mpjpe_mm) > 0.1
+    pipe.revert()
+    assert pipe.process_keypoints(px[0], None, 2.0, 60, cam[0]).unadapted_mpjpe_mm is None
+
+
 def test_stage_stats():
     stats = StageStats(window=10)
     for i in range(5):

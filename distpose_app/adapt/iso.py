@@ -5,9 +5,11 @@
   prediction), with a guard that reverts a degenerate or non-improving adaptation.
 - `fewshot_adapt`: scenario 1, K labelled frames (a mocap sensor is available): supervised MPJPE.
 - `adapt_model`: what the app's Adapt and `distpose process --adapt` run, by name
-  (ADAPTATIONS): "lens" (`lens_adapt`: a radial undistortion fitted in front of the frozen
-  lifter, returned as the model's `input_lens` buffer), "bn" / "weights" (ISO over the batch-norm
-  or all parameters) or "lens+bn". DEFAULT_ADAPTATION is the one the evaluation chose (README).
+  (ADAPTATIONS): "lens" (`lens_fit.lens_adapt`: a radial undistortion fitted in front of the
+  frozen lifter and accepted only on evidence, returned as the model's `input_lens` buffer),
+  "bn" / "weights" (ISO over the batch-norm or all parameters) or "lens+bn".
+  DEFAULT_ADAPTATION is the one the evaluation chose (README). `adaptation_message` says in
+  plain words what an AdaptResult did.
 
 Both work on a copy: the model passed in is never modified. Batch norm stays in eval mode (the
 running statistics of training; one video's statistics are too few and too correlated to
@@ -24,9 +26,11 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from distpose_app.adapt import lens_fit
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.lifter import losses
+from distpose_app.lifter.inference import edge_padded, lift_sequence
 from distpose_app.lifter.model import check_state
 
 #: Fewest frames with a person that Adapt accepts (2 s at 30 fps).
@@ -63,7 +67,9 @@ class IsoConfig:
 @dataclass
 class AdaptResult:
     """What an adaptation returns. `state_dict` is the adapted model's (or, when not accepted,
-    the unadapted one's); `before`/`after` hold pose statistics of the whole buffer."""
+    the unadapted one's); `reason` is "adapted" or, when not accepted, why, in plain words (for
+    the user: see `adaptation_message`); `before`/`after` hold pose statistics of the whole
+    buffer."""
 
     state_dict: dict
     accepted: bool
@@ -73,6 +79,9 @@ class AdaptResult:
     steps: int = 0
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
+    # The lens fit's evidence (`lens_fit.LensAdaptResult.evidence`: coverage, improvement and
+    # its noise, the k1 interval, the skeleton's consistency), {} for other methods.
+    evidence: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """JSON-able statistics (no weights), for sidecars and logs."""
@@ -133,31 +142,6 @@ def select_parameters(model: torch.nn.Module, group: str) -> list[torch.nn.Param
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
         return list(convs[-1].parameters())
     raise DistposeError(f"unknown parameter group {group!r}; use {PARAM_GROUPS}")
-
-
-def edge_padded(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """x (T, 17, 2) with its first and last frames repeated so that the model gives one output
-    per input frame: receptive_field - 1 frames in all, the look-ahead ones after the end."""
-    rf = model.receptive_field
-    future = getattr(model, "lookahead_frames", (rf - 1) // 2)
-    past = rf - 1 - future
-    return torch.cat([x[:1].expand(past, -1, -1), x, x[-1:].expand(future, -1, -1)], dim=0)
-
-
-@torch.no_grad()
-def lift_sequence(model: torch.nn.Module, keypoints_2d: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Lift a whole sequence, padding the ends by edge replication as VideoPose3D does.
-
-    keypoints_2d (T, 17, 2) normalised screen coordinates -> (T, 17, 3) metres, root-relative.
-    For a causal model all padding goes before the first frame.
-    """
-    padded = edge_padded(model, torch.as_tensor(np.asarray(keypoints_2d), dtype=torch.float32))
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = model(padded[None].to(device))[0].cpu().numpy()
-    model.train(was_training)
-    return out
 
 
 def pose_statistics(poses: np.ndarray) -> dict:
@@ -384,8 +368,6 @@ def adapt_model(
     model's weights with `input_lens` set to the fitted undistortion), the unadapted state
     when not accepted. A lens already in the model is discarded first: the buffer is raw 2D.
     """
-    from distpose_app.adapt.lens_fit import LensAdaptConfig, lens_adapt
-
     if isinstance(method, IsoConfig):
         return iso_adapt(model, keypoints_2d, method, progress, should_cancel)
     method = DEFAULT_ADAPTATION if method is None else method
@@ -400,13 +382,13 @@ def adapt_model(
     work = copy.deepcopy(model)
     work.input_lens.zero_()
     kp = np.asarray(keypoints_2d, np.float32)
-    config = LensAdaptConfig.for_model(model)
-    fitted = lens_adapt(work, kp, config, cancel=should_cancel, progress=progress)
+    config = lens_fit.LensAdaptConfig.for_model(model)
+    fitted = lens_fit.lens_adapt(work, kp, config, cancel=should_cancel, progress=progress)
     before = pose_statistics(lift_sequence(work, kp))
     info = {"method": method, "lens_adapt": fitted.summary(), "k1_offset": config.k1_offset}
     if not fitted.accepted:
         return AdaptResult(unadapted, False, fitted.reason, before, before, fitted.steps,
-                           time.perf_counter() - start, info)  # fmt: skip
+                           time.perf_counter() - start, info, fitted.evidence)  # fmt: skip
     with torch.no_grad():
         work.input_lens.copy_(fitted.lens.params_tensor())
     reason = "adapted"
@@ -417,7 +399,22 @@ def adapt_model(
         reason = f"lens adapted; batch norm {res.reason}"
     after = pose_statistics(lift_sequence(work, kp))
     return AdaptResult(copy.deepcopy(work.state_dict()), True, reason, before, after,
-                       fitted.steps, time.perf_counter() - start, info)  # fmt: skip
+                       fitted.steps, time.perf_counter() - start, info,
+                       fitted.evidence)  # fmt: skip
+
+
+def adaptation_message(result: AdaptResult) -> str:
+    """One plain line for the user (the app's status, `distpose process`'s log): what Adapt
+    did, the fitted lens, and how much of the picture the person covered (a lens shows only
+    away from the middle), or why nothing was changed."""
+    lens = result.config.get("lens_adapt", {}).get("lens", {}) if result.config else {}
+    cover = result.evidence.get("coverage") if result.evidence else None
+    seen = (f"; the person reached {100 * cover['reach']:.0f}% of the way to the sides and "
+            f"{100 * cover['area']:.0f}% of the picture" if cover else "")  # fmt: skip
+    if result.accepted:
+        what = f"lens k1 {lens['k1']:+.2f}" if lens else "weights adapted"
+        return f"adapted: {what} ({result.reason}, {result.seconds:.1f} s){seen}"
+    return f"not adapted, nothing changed: {result.reason}{seen}"
 
 
 def load_saved_adaptation(path, model: torch.nn.Module) -> tuple[dict | None, str | None]:

@@ -1,26 +1,34 @@
-"""Lens-space self-supervised adaptation ("lens ISO").
+"""Lens-space self-supervised adaptation ("lens ISO"): a radial undistortion fitted in front of
+the frozen lifter, accepted only on evidence.
 
-Weight-space ISO (`adapt.iso_adapt`) moves the lifter's weights to make bones symmetric and
-consistent; it cannot see a lens. Here the lifter stays frozen and a five-parameter radial
-undistortion is fitted in front of it, in normalised screen coordinates (principal point at the
-image centre, (0, 0)):
+Weight-space ISO (`adapt.iso`) moves the lifter's weights; it cannot see a lens. Here the lifter
+stays frozen and the k1 of a radial undistortion (`lifter.model.undistort_screen`, the model's
+`input_lens`) is fitted to the unlabelled 2D buffer, in normalised screen coordinates
+(principal point at the image centre):
 
-    u = c + s * (d - c) * (g(k1, r) + k2 r^4),   r = |d - c|,
-    g = 1 + k1 r^2 (k1 >= 0), 1 / (1 - k1 r^2) (k1 < 0: pincushion, without folding)
+    u = d * g(k1, r),  g = 1 + k1 r^2 (k1 >= 0),  1 / (1 - k1 r^2) (k1 < 0, without folding)
 
-d the observed 2D keypoints, u what the lifter sees. The parameters are fitted to the unlabelled
-2D buffer by self-supervised terms that see the lens through the frozen lifter:
+The signal is reprojection: lift u to root-relative 3D P, fit each frame's root translation T in
+closed form so that the pinhole f (P + T)_xy / (P + T)_z matches u, and score what is left
+relative to the 2D pose's size. The lifter only outputs plausible bodies, so 2D that no body
+explains (a lens) leaves a residual. A frame whose residual exceeds `residual_cap` (a detector
+failure: a limb swapped or lost) counts as the cap, so that one bad frame cannot decide the fit.
 
-- reprojection: lift u to root-relative 3D P, fit each frame's root translation T in closed form
-  (linear least squares) so that the pinhole f (P + T)_xy / (P + T)_z matches u, and score what
-  is left, relative to the 2D pose's size (so shrinking u cannot lower it). The lifter only
-  outputs plausible bodies, so 2D that no body explains (a lens) leaves a residual;
-- bone consistency (each bone's length steady over time), symmetry (left = right), both
-  relative to the mean bone length.
+The work is fixed: a grid over k1 (forward passes only), then a golden-section refinement of a
+fixed number of steps, on a fixed set of frames. The same buffer gives the same lens on an idle
+or a loaded machine; `max_seconds` is only a safety net (hitting it changes nothing and says so).
 
-The guard returns the identity unless the objective falls by `min_improvement` (relative) and
-the fitted mapping stays monotonic over the observed radii. Torch is imported lazily by callers
-that only need `ScreenLens.undistort` (numpy).
+A fit is accepted only when the buffer supports it (`LensAdaptResult.evidence`):
+- coverage: the person reached far enough from the image centre (a lens shows only there);
+- the objective falls at the fitted lens by more than `min_improvement`, and in each half of
+  the buffer;
+- the fitted k1 is away from the search bounds, and its interval over block-bootstrap
+  resamples of the frames (5-95%) excludes "no lens" by more than the bias's own spread
+  between data sets (`k1_offset_spread`);
+- the lens is a barrel correction (k1 > 0) unless `allow_pincushion`, does not fold the image,
+  and the lifted skeleton is not less consistent with it
+  (left/right bone symmetry, bone-length constancy over time).
+Every refusal names its reason in plain words (`LensAdaptResult.reason`).
 """
 
 from __future__ import annotations
@@ -33,23 +41,24 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError
 from distpose_app.core.skeleton import NUM_JOINTS
-from distpose_app.lifter import losses
+from distpose_app.lifter.inference import edge_padded, lift_sequence
 from distpose_app.lifter.model import undistort_screen  # the input lens the model itself applies
 
-#: Bounds of the fitted parameters (normalised screen units): beyond them a fit is not a lens.
-K1_BOUND, K2_BOUND = 1.0, 1.0
-SCALE_BOUNDS = (0.5, 2.0)
-CENTRE_BOUND = 0.15
-PARAM_NAMES = ("k1", "k2", "log_scale", "cx", "cy")
-TERMS = ("reprojection", "consistency", "symmetry")
+#: Bounds of the searched k1 (normalised screen units, the objective's coordinates): beyond them
+#: a fit is not a lens. Barrel undistortion (k1 > 0) reaches further: the strongest barrel
+#: evaluated (brown:-0.6,0.25 at 90 degrees) needs about +1.1.
+K1_RANGE = (-1.0, 1.5)
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 @dataclass
 class ScreenLens:
-    """A radial undistortion in normalised screen coordinates (see the module docstring).
-    k1, k2: radial coefficients (per screen unit^2, ^4); scale: factor; cx, cy: centre."""
+    """A radial undistortion in normalised screen coordinates (see the module docstring and
+    `undistort_screen`). k1, k2: radial coefficients (per screen unit^2, ^4); scale: factor;
+    cx, cy: centre. Adaptation fits k1 only; the rest is the model buffer's full form."""
 
     k1: float = 0.0
     k2: float = 0.0
@@ -74,11 +83,6 @@ class ScreenLens:
             raise DistposeError(f"keypoints must end in 2 coordinates, got shape {kp.shape}")
         out = undistort_screen(torch.from_numpy(kp), self.params_tensor(torch.float64))
         return out.numpy().astype(np.float32)
-
-    def undistort_torch(self, keypoints: torch.Tensor) -> torch.Tensor:
-        """Torch version of `undistort` (same dtype as the input); for gradients with respect to
-        the parameters use `undistort_screen` with a params tensor that requires grad."""
-        return undistort_screen(keypoints, self.params_tensor(keypoints.dtype))
 
     @property
     def is_identity(self) -> bool:
@@ -112,65 +116,63 @@ def focal_from_hfov(hfov_deg: float) -> float:
 
 @dataclass
 class LensAdaptConfig:
-    """Lens-ISO settings. `weights` maps TERMS to their weight (0 or missing: off)."""
+    """Lens-fit settings: the work (grid, refinement steps, frames) is fixed, never timed."""
 
-    steps: int = 30
-    lr: float = 0.03
     # The lifter's assumed focal (screen units): the median field of view of training (50-120 deg)
     focal: float = field(default_factory=lambda: focal_from_hfov(85.0))
-    weights: dict = field(default_factory=lambda: {"reprojection": 1.0})
-    fit: tuple[str, ...] = ("k1",)  # which of PARAM_NAMES move
-    # k2 when it is not fitted: "zero" keeps it 0 (measured best); "series" ties k2 = 3 k1^2,
-    # the series inverse of a one-term Brown lens (never folds, but closed less of the gap).
-    k2_rule: str = "zero"
-    # The objective's own bias for this model: on pinhole input its minimum lies at
-    # k1 = -k1_offset, not 0 (the lifter regresses to typical poses, and shrinking the image's
-    # periphery makes the 2D look more typical). Measured by `calibrate_k1_offset` on lens-free
-    # validation data; the fitted k1 is shifted by it, and the guard compares against it.
-    # 0.3: measured for both shipped models (baseline, augmented; 2 px noise, 90-degree webcam).
-    k1_offset: float = 0.3
-    grid_k1: tuple[float, ...] = tuple(np.round(np.linspace(-1.0, 1.0, 21), 3))
-    max_frames: int = 300  # frames of the buffer used (evenly spaced crops), for speed
+    grid_k1: tuple[float, ...] = tuple(np.round(np.arange(K1_RANGE[0], K1_RANGE[1] + 1e-9, 0.1), 3))
+    refine_steps: int = 12  # golden-section steps inside the best grid cell (forward passes)
+    max_frames: int = 300  # frames of the buffer used (evenly spaced crops)
     crop_frames: int = 50
-    min_improvement: float = 0.002  # relative fall of the objective needed to accept
-    # Split-half check (off by default): fit each half of the buffer on its own and accept only
-    # when both halves accept k1 values within this distance; the lens is then their mean. It
-    # refuses the false fit on the lens-free openpose_street_walk.avi (halves -0.87 / refused),
-    # but 10 s halves are too noisy: on the held-out set it also refused every in-range lens
-    # (strong: halves +0.71 / +0.27) and still let augmented adapt on lens-free input.
-    split_check: bool = False
-    max_split_difference: float = 0.3
-    time_limit_s: float = 3.0
+    block_frames: int = 25  # bootstrap block: frames this close are too correlated to resample
+    residual_cap: float = 0.5  # a frame's reprojection residual counts at most this
+    # The objective's own bias for this model: on lens-free input its minimum lies at
+    # k1 = -k1_offset, not 0, and that minimum moves between data sets by about
+    # k1_offset_spread. Both measured by `distpose adapt-calibrate` on lens-free validation data
+    # and stored in the checkpoint (`for_model`); the fitted k1 is shifted by the offset.
+    k1_offset: float = 0.3
+    k1_offset_spread: float = 0.15
+    # Evidence (module docstring)
+    min_reach: float = 0.35  # 90th percentile of the joints' distance from the centre / half-width
+    min_improvement: float = 0.002  # relative fall of the objective at the fitted lens
+    bootstrap: int = 200
+    # A fit that shrinks the edges of the picture (k1 < 0, a pincushion correction) is refused
+    # unless this is set: webcams are barrel or lens-free, and what else pulls the fit that way
+    # on lens-free input (the bias's spread; an off-centre principal point, as in a cropped or
+    # pasted picture) made every wrong-signed fit measured on real clips (docs/adaptation.md).
+    allow_pincushion: bool = False
+    symmetry_tolerance_mm: float = 0.5
+    consistency_tolerance_mm: float = 0.5
+    max_seconds: float = 60.0  # safety net only: a fit still running then is "not finished"
     seed: int = 0
 
     @classmethod
     def for_model(cls, model) -> LensAdaptConfig:
-        """The defaults with the objective's bias measured for `model` (its checkpoint's
-        metadata["lens_adapt"]["k1_offset"], written by `distpose adapt-calibrate`), when
-        there is one."""
+        """The defaults with the objective's bias (and its spread) measured for `model`: its
+        checkpoint's metadata["lens_adapt"], written by `distpose adapt-calibrate`."""
         stored = (getattr(model, "metadata", None) or {}).get("lens_adapt", {})
+        config = cls()
         if "k1_offset" in stored:
-            return cls(k1_offset=float(stored["k1_offset"]))
-        return cls()
+            config.k1_offset = float(stored["k1_offset"])
+        if "k1_offset_spread" in stored:
+            config.k1_offset_spread = float(stored["k1_offset_spread"])
+        return config
 
     def validate(self) -> None:
-        unknown = set(self.weights) - set(TERMS)
-        if unknown:
-            raise DistposeError(f"unknown lens-adaptation terms {sorted(unknown)}; use {TERMS}")
-        if not any(w > 0 for w in self.weights.values()):
-            raise DistposeError("lens adaptation needs at least one term with weight > 0")
-        bad = set(self.fit) - set(PARAM_NAMES)
-        if bad:
-            raise DistposeError(f"unknown lens parameters {sorted(bad)}; use {PARAM_NAMES}")
-        if self.k2_rule not in ("series", "zero"):
-            raise DistposeError(f"unknown k2 rule {self.k2_rule!r}; use series or zero")
-        if self.steps < 0 or self.lr <= 0 or self.focal <= 0 or self.max_frames < 1:
-            raise DistposeError("lens adaptation needs steps >= 0, lr > 0, focal > 0, frames > 0")
+        if len(self.grid_k1) < 3 or self.refine_steps < 0 or self.focal <= 0:
+            raise DistposeError("lens adaptation needs >= 3 grid points, steps >= 0, focal > 0")
+        if self.max_frames < 1 or self.crop_frames < 1 or self.block_frames < 1:
+            raise DistposeError("lens adaptation needs frames, crops and blocks >= 1")
+        if self.bootstrap < 1 or self.residual_cap <= 0:
+            raise DistposeError("lens adaptation needs bootstrap >= 1 and a positive cap")
 
 
 @dataclass
 class LensAdaptResult:
-    """The fitted lens (the identity when not accepted) and what the objective did."""
+    """The fitted lens (the identity when not accepted), why, and the evidence it was judged
+    on. loss_before/loss_after: the objective at "no lens" and at the fitted lens (before the
+    guard); steps: objective evaluations done; finished: False when cancelled or cut off by
+    the safety net (then nothing was fitted)."""
 
     lens: ScreenLens
     accepted: bool
@@ -179,8 +181,8 @@ class LensAdaptResult:
     loss_after: float
     steps: int
     seconds: float
-    terms_before: dict = field(default_factory=dict)
-    terms_after: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+    finished: bool = True
 
     def summary(self) -> dict:
         """JSON-able: every field, the lens as a dict."""
@@ -227,9 +229,25 @@ def reprojection_residual(
     return torch.where(w.sum(-1) >= 3, res, torch.zeros_like(res))
 
 
-def _crops(n: int, rf: int, config: LensAdaptConfig) -> list[tuple[int, int]]:
+def coverage(keypoints_2d: np.ndarray) -> dict:
+    """How much of the picture the person covered: keypoints (N, 17, 2) normalised screen
+    coordinates (NaN = unseen) -> {"reach": 90th percentile of the seen joints' distance from
+    the image centre, in half-widths (1 = the left/right edge), "area": share of the cells of
+    an 8 x 4 grid over a 16:9 picture that a seen joint entered}."""
+    kp = np.asarray(keypoints_2d, np.float64).reshape(-1, 2)
+    kp = kp[np.isfinite(kp).all(-1)]
+    if not len(kp):
+        return {"reach": 0.0, "area": 0.0}
+    reach = float(np.percentile(np.linalg.norm(kp, axis=-1), 90))
+    col = np.clip(((kp[:, 0] + 1.0) / 2.0 * 8).astype(int), 0, 7)
+    row = np.clip(((kp[:, 1] + 0.5625) / 1.125 * 4).astype(int), 0, 3)
+    area = len(set(zip(col.tolist(), row.tolist()))) / 32.0
+    return {"reach": reach, "area": area}
+
+
+def _crops(n: int, config: LensAdaptConfig) -> list[tuple[int, int]]:
     """Evenly spaced windows (start, stop) into a buffer of n frames: about max_frames outputs
-    in crops of crop_frames, each with rf - 1 frames of context before it."""
+    in crops of crop_frames."""
     crop = min(config.crop_frames, n)
     count = max(1, min(config.max_frames // crop, n // crop))
     starts = np.linspace(0, n - crop, count).round().astype(int)
@@ -239,87 +257,53 @@ def _crops(n: int, rf: int, config: LensAdaptConfig) -> list[tuple[int, int]]:
 def _buffer_windows(model, keypoints: np.ndarray, config: LensAdaptConfig) -> torch.Tensor:
     """Fixed, evenly spaced crops of the buffer (N, 17, 2) with the receptive-field context
     each output needs -> (B, crop + RF - 1, 17, 2)."""
-    from distpose_app.adapt.iso import edge_padded
-
     x = torch.as_tensor(keypoints, dtype=torch.float32)
     padded = edge_padded(model, x)  # one output per input frame
     rf = model.receptive_field
-    return torch.stack([padded[s : e + rf - 1] for s, e in _crops(len(x), rf, config)])
+    return torch.stack([padded[s : e + rf - 1] for s, e in _crops(len(x), config)])
 
 
 class _Objective:
-    """The self-supervised objective over windows (B, L, 17, 2) of 2D (NaN = unseen, each with
-    its receptive-field context), a function of the (5,) lens parameters."""
+    """The reprojection objective over windows (B, L, 17, 2) of 2D (NaN = unseen, each with its
+    receptive-field context) as a function of the (5,) lens parameters: per output frame
+    (B, T) the residual, capped."""
 
-    def __init__(self, model, windows: torch.Tensor, config: LensAdaptConfig):
-        self.model, self.config, self.inputs = model, config, windows
+    def __init__(self, model, windows: torch.Tensor, focal: float, cap: float):
+        self.model, self.inputs, self.focal, self.cap = model, windows, focal, cap
         # The input frames the outputs belong to (causal: the last; symmetric: centred).
         self.past = model.receptive_field - 1 - model.lookahead_frames
 
-    @classmethod
-    def on_buffer(cls, model, keypoints: np.ndarray, config: LensAdaptConfig) -> _Objective:
-        """Over fixed crops of a buffer (N, 17, 2) (`_buffer_windows`)."""
-        return cls(model, _buffer_windows(model, keypoints, config), config)
-
-    def terms(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        weights = {k: v for k, v in cfg.weights.items() if v > 0}
-        u_in = undistort_screen(self.inputs, _tied(params, cfg))
+    @torch.no_grad()
+    def per_frame(self, params: torch.Tensor) -> np.ndarray:
+        """(B, T) float64 capped residuals at these lens parameters (forward passes only)."""
+        u_in = undistort_screen(self.inputs, params)
         poses = self.model(u_in)  # (B, T, J, 3)
-        out = {}
-        if "reprojection" in weights:
-            b, t = poses.shape[:2]
-            u = u_in[:, self.past : self.past + t]
-            seen = torch.isfinite(u).all(-1)
-            res = reprojection_residual(
-                poses.reshape(b * t, NUM_JOINTS, 3),
-                torch.where(seen[..., None], u, 0.0).reshape(b * t, NUM_JOINTS, 2),
-                seen.reshape(b * t, NUM_JOINTS),
-                cfg.focal,
-            )
-            out["reprojection"] = res.mean()
-        if "consistency" in weights or "symmetry" in weights:
-            scale = losses.bone_lengths(poses).mean().detach()
-            if "consistency" in weights:
-                out["consistency"] = losses.consistency_loss(poses) / scale
-            if "symmetry" in weights:
-                out["symmetry"] = losses.symmetry_loss(poses) / scale
-        return out
+        b, t = poses.shape[:2]
+        u = u_in[:, self.past : self.past + t]
+        seen = torch.isfinite(u).all(-1)
+        res = reprojection_residual(
+            poses.reshape(b * t, NUM_JOINTS, 3),
+            torch.where(seen[..., None], u, 0.0).reshape(b * t, NUM_JOINTS, 2),
+            seen.reshape(b * t, NUM_JOINTS),
+            self.focal,
+        )
+        return res.clamp_max(self.cap).reshape(b, t).double().numpy()
 
-    def __call__(self, params: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        terms = self.terms(params)
-        total = sum(self.config.weights[k] * v for k, v in terms.items())
-        return total, {k: float(v.detach()) for k, v in terms.items()}
+    def value(self, k1: float) -> tuple[float, np.ndarray]:
+        """(mean objective, per-frame (B, T)) at undistortion k1 (objective coordinates)."""
+        frames = self.per_frame(ScreenLens(k1=float(k1)).params_tensor())
+        return float(frames.mean()), frames
 
 
-def _tied(params: torch.Tensor, config: LensAdaptConfig) -> torch.Tensor:
-    """params with k2 = 3 k1^2 when k2 is not fitted and config.k2_rule is "series"."""
-    if "k2" in config.fit or config.k2_rule != "series":
-        return params
-    return torch.cat([params[:1], 3.0 * params[:1] ** 2, params[2:]])
+def _blocks(frames: np.ndarray, block: int) -> np.ndarray:
+    """(B, T) per-frame values -> (B * ceil(T / block),) block means, crop by crop."""
+    b, t = frames.shape
+    edges = list(range(0, t, block))
+    return np.stack([frames[:, s : s + block].mean(1) for s in edges], 1).reshape(-1)
 
 
-def _clamp_(params: torch.Tensor) -> None:
-    """Project the parameters onto their bounds (in place, no grad)."""
-    with torch.no_grad():
-        params[0].clamp_(-K1_BOUND, K1_BOUND)
-        params[1].clamp_(-K2_BOUND, K2_BOUND)
-        params[2].clamp_(math.log(SCALE_BOUNDS[0]), math.log(SCALE_BOUNDS[1]))
-        params[3:].clamp_(-CENTRE_BOUND, CENTRE_BOUND)
-
-
-def objective_landscape(model, keypoints_2d: np.ndarray, k1_values, config=None) -> np.ndarray:
-    """The objective (k1_values.size,) at each k1 (other parameters identity), for diagnosis.
-    keypoints_2d (N, 17, 2) normalised screen coordinates at the model's fps."""
-    config = config or LensAdaptConfig()
-    objective = _Objective(
-        model, _buffer_windows(model, np.asarray(keypoints_2d, np.float32), config), config
-    )
-    out = []
-    with torch.no_grad():
-        for k1 in k1_values:
-            out.append(float(objective(ScreenLens(k1=float(k1)).params_tensor())[0]))
-    return np.array(out)
+class _Stopped(Exception):
+    """Cancelled, or the safety-net time ran out: nothing is fitted."""
 
 
 def lens_adapt(
@@ -329,14 +313,14 @@ def lens_adapt(
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> LensAdaptResult:
-    """Fit a `ScreenLens` in front of the frozen `model` to an unlabelled 2D buffer.
+    """Fit the k1 of a `ScreenLens` in front of the frozen `model` to an unlabelled 2D buffer,
+    and accept it only on evidence (module docstring).
 
     keypoints_2d (N, 17, 2) normalised screen coordinates at the model's fps, NaN where a joint
-    is unseen; frames with no seen joint are dropped; N >= the receptive field. A coarse grid
-    over k1 (forward passes only) picks the start, then Adam moves the parameters in
-    `config.fit` within their bounds. `cancel()` is polled between steps (cancelling returns the
-    identity); `progress(done, total)` is called after each. The model is not modified. The
-    adapted prediction is model(result.lens.undistort(keypoints)).
+    is unseen; frames with no seen joint are dropped; N >= the receptive field (else
+    DistposeError). `cancel()` is polled between objective evaluations (cancelling returns the
+    identity, finished=False); `progress(done, total)` is called after each. The model is not
+    modified. The adapted prediction is model(result.lens.undistort(keypoints)).
     """
     config = config or LensAdaptConfig()
     config.validate()
@@ -350,182 +334,202 @@ def lens_adapt(
         raise DistposeError(f"too few frames with a person to adapt: {len(kp)} (need {rf})")
     was_training = model.training
     model.eval()
-    requires = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
     try:
-        if config.split_check and len(kp) >= 2 * rf:
-            return _fit_halves(model, kp, config, cancel, progress, start)
         return _fit(model, kp, config, cancel, progress, start)
     finally:
-        for p, r in zip(model.parameters(), requires):
-            p.requires_grad_(r)
         model.train(was_training)
 
 
-def _fit_halves(model, kp, config, cancel, progress, start) -> LensAdaptResult:
-    """`_fit` on each half of the buffer; accepted when both halves are, with k1 within
-    config.max_split_difference of each other: the mean lens, scored on the whole buffer."""
-    half = len(kp) // 2
-    single = LensAdaptConfig(**{**asdict(config), "split_check": False,
-                                "time_limit_s": config.time_limit_s / 2})  # fmt: skip
-    results = []
-    for i, part in enumerate((kp[:half], kp[half:])):
-
-        def report(done, total, i=i):
-            if progress is not None:
-                progress(i * total + done, 2 * total)
-
-        results.append(_fit(model, part, single, cancel, report, time.perf_counter()))
-        if results[-1].reason == "cancelled":
-            break
-    objective = _Objective.on_buffer(model, kp, config)
-    reference = ScreenLens(k1=-config.k1_offset).params_tensor()
-    with torch.no_grad():
-        loss0, terms0 = objective(reference)
-
-    def result(lens, accepted, reason) -> LensAdaptResult:
-        params = lens.params_tensor()
-        params[0] = params[0] - config.k1_offset  # the objective's own coordinates
-        with torch.no_grad():
-            loss, terms = objective(params)
-        return LensAdaptResult(lens, accepted, reason, float(loss0), float(loss),
-                               sum(r.steps for r in results), time.perf_counter() - start,
-                               terms0, terms)  # fmt: skip
-
-    if any(r.reason == "cancelled" for r in results):
-        return result(ScreenLens(), False, "cancelled")
-    a, b = results
-    if not (a.accepted and b.accepted):
-        why = a.reason if not a.accepted else b.reason
-        k1s = f"k1 {a.lens.k1:+.2f} / {b.lens.k1:+.2f}"
-        return result(ScreenLens(), False, f"the buffer's halves disagree ({k1s}): {why}")
-    if abs(a.lens.k1 - b.lens.k1) > config.max_split_difference:
-        return result(ScreenLens(), False, f"the buffer's halves disagree: k1 {a.lens.k1:+.2f} "
-                      f"vs {b.lens.k1:+.2f}")  # fmt: skip
-    return result(ScreenLens(k1=0.5 * (a.lens.k1 + b.lens.k1)), True, "adapted")
-
-
-def _fit(model, kp, config, cancel, progress, start) -> LensAdaptResult:
-    torch.manual_seed(config.seed)
-    objective = _Objective.on_buffer(model, kp, config)
-    identity = ScreenLens()
+def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAdaptResult:
     offset = config.k1_offset
-    # The reference: where the objective would settle on pinhole input (k1 = -offset).
-    reference = ScreenLens(k1=-offset).params_tensor()
-    with torch.no_grad():
-        loss0, terms0 = objective(reference)
-    loss_before = float(loss0)
-    total_steps = len(config.grid_k1) + config.steps
-    radii = np.linalg.norm(kp[np.isfinite(kp).all(-1)], axis=-1)
-    max_radius = float(radii.max()) if radii.size else 1.0
+    reference = -offset  # where the objective settles on lens-free input (objective coords)
+    cover = coverage(kp)
+    evidence: dict = {"coverage": cover, "k1_offset": offset,
+                      "k1_offset_spread": config.k1_offset_spread}  # fmt: skip
+    total = 1 + len(config.grid_k1) + (config.refine_steps if config.refine_steps >= 2 else 0)
+    done = 0
 
-    def final(params: torch.Tensor) -> ScreenLens:
-        """The lens reported: the objective's parameters shifted by its bias, k2 by the rule."""
-        p = params.detach().clone()
-        p[0] = p[0] + offset
-        return ScreenLens.from_params(_tied(p, config))
+    def result(accepted, reason, lens=None, before=float("nan"), after=float("nan"),
+               finished=True) -> LensAdaptResult:  # fmt: skip
+        return LensAdaptResult(lens if accepted else ScreenLens(), accepted, reason, before,
+                               after, done, time.perf_counter() - start, evidence,
+                               finished)  # fmt: skip
 
-    def folds(params: torch.Tensor) -> bool:
-        lens = final(params)
-        return not (lens.radial_slope(np.linspace(0.0, max_radius, 64)) > 0).all()
+    if cover["reach"] < config.min_reach:
+        return result(False, (
+            f"the person stayed near the middle of the picture (90% of the joints within "
+            f"{100 * cover['reach']:.0f}% of the way to the sides; at least "
+            f"{100 * config.min_reach:.0f}% needed): a lens shows only away from the middle. "
+            "Move through the sides of the picture and adapt again"))  # fmt: skip
 
-    def result(lens, accepted, reason, loss_after, terms_after, steps) -> LensAdaptResult:
-        return LensAdaptResult(
-            lens, accepted, reason, loss_before, loss_after, steps,
-            time.perf_counter() - start, terms0, terms_after,
-        )  # fmt: skip
+    objective = _Objective(model, _buffer_windows(model, kp, config), config.focal,
+                           config.residual_cap)  # fmt: skip
 
-    def out_of_time() -> bool:
-        return time.perf_counter() - start > config.time_limit_s
-
-    # Coarse grid over k1 (the dominant term) with forward passes only.
-    best, best_loss, done = reference, loss_before, 0
-    if "k1" in config.fit:
-        for k1 in config.grid_k1:
-            if cancel is not None and cancel():
-                return result(identity, False, "cancelled", loss_before, terms0, done)
-            if out_of_time():
-                break
-            trial = ScreenLens(k1=float(k1)).params_tensor()
-            done += 1
-            if folds(trial):
-                continue
-            with torch.no_grad():
-                value = float(objective(trial)[0])
-            if value < best_loss:
-                best, best_loss = trial, value
-            if progress is not None:
-                progress(done, total_steps)
-
-    params = best.clone().requires_grad_(True)
-    mask = torch.tensor([name in config.fit for name in PARAM_NAMES], dtype=torch.float32)
-    optimiser = torch.optim.Adam([params], lr=config.lr)
-    steps = 0
-    for step in range(config.steps):
+    def evaluate(k1: float) -> tuple[float, np.ndarray]:
+        nonlocal done
         if cancel is not None and cancel():
-            return result(identity, False, "cancelled", loss_before, terms0, done + step)
-        if out_of_time():
-            break
-        optimiser.zero_grad(set_to_none=True)
-        loss, _ = objective(params)
-        if not torch.isfinite(loss):
-            break
-        loss.backward()
-        params.grad *= mask
-        optimiser.step()
-        _clamp_(params)
-        steps = step + 1
+            raise _Stopped("cancelled")
+        if time.perf_counter() - start > config.max_seconds:
+            raise _Stopped(f"not finished within {config.max_seconds:.0f} s (is the computer "
+                           "busy?): nothing changed")  # fmt: skip
+        out = objective.value(k1)
+        done += 1
         if progress is not None:
-            progress(done + steps, total_steps)
+            progress(done, total)
+        return out
 
-    candidate = params.detach()
-    with torch.no_grad():
-        final_loss, terms_after = objective(candidate)
-    loss_after = float(final_loss)
-    if not np.isfinite(loss_after) or loss_after > best_loss or folds(candidate):
-        candidate, loss_after = best, best_loss  # Adam wandered: keep the grid's best
-        with torch.no_grad():
-            terms_after = objective(best)[1]
-    lens = final(candidate)
-    steps_taken = done + steps
-    if folds(candidate):
-        return result(identity, False, "the fitted mapping folds the image", loss_after,
-                      terms_after, steps_taken)  # fmt: skip
-    if not loss_after < loss_before * (1.0 - config.min_improvement):
-        return result(
-            identity, False,
-            f"the objective fell by less than {100 * config.min_improvement:.1f}% "
-            f"({loss_before:.4g} -> {loss_after:.4g})",
-            loss_before, terms0, steps_taken,
-        )  # fmt: skip
-    return result(lens, True, "adapted", loss_after, terms_after, steps_taken)
+    try:
+        loss0, frames0 = evaluate(reference)
+        grid = np.asarray(config.grid_k1, np.float64)
+        curves = [evaluate(k)[1] for k in grid]
+        values = np.array([c.mean() for c in curves])
+        best = int(values.argmin())
+        k_best, v_best, f_best = grid[best], values[best], curves[best]
+        for k, (v, f) in _golden(evaluate, grid, best, config.refine_steps):
+            if v < v_best:
+                k_best, v_best, f_best = k, v, f
+    except _Stopped as stop:
+        return result(False, str(stop), finished=False)
+
+    lens = ScreenLens(k1=float(k_best + offset))
+    evidence.update(_evidence(grid, curves, frames0, f_best, offset, config))
+    evidence["k1"] = lens.k1
+    grid_step = float(np.min(np.diff(grid)))
+    improvement = evidence["improvement"]
+    low, high = evidence["k1_interval"]
+    radii = np.linalg.norm(kp[np.isfinite(kp).all(-1)], axis=-1)
+    folds = not (lens.radial_slope(np.linspace(0.0, float(radii.max()), 64)) > 0).all()
+    if not improvement["mean"] > config.min_improvement:
+        return result(False, (
+            f"no lens explains the 2D better than none: the best fit improves the objective by "
+            f"{100 * improvement['mean']:.1f}% (at least {100 * config.min_improvement:.1f}% "
+            "needed)"), before=loss0, after=v_best)  # fmt: skip
+    if not grid[0] + 0.5 * grid_step < k_best < grid[-1] - 0.5 * grid_step:
+        return result(False, (
+            f"the best fit lies at the edge of the lenses tried (k1 {lens.k1:+.2f}): not a lens "
+            "that can be measured here"), before=loss0, after=v_best)  # fmt: skip
+    if low <= config.k1_offset_spread and high >= -config.k1_offset_spread:
+        return result(False, (
+            f"the lens is not determined: resamples of the frames give k1 from {low:+.2f} to "
+            f"{high:+.2f}, which does not exclude no lens (|k1| <= "
+            f"{config.k1_offset_spread:.2f})"), before=loss0, after=v_best)  # fmt: skip
+    if lens.k1 < 0 and not config.allow_pincushion:
+        return result(False, (
+            f"the fit (k1 {lens.k1:+.2f}) would shrink the edges of the picture, as for a "
+            "pincushion lens, which webcams rarely have; an off-centre or cropped picture "
+            "asks for the same: not adapted"), before=loss0, after=v_best)  # fmt: skip
+    halves = evidence["halves"]
+    if min(halves) <= 0:
+        return result(False, (
+            f"the two halves of the recording disagree: the lens improves the objective by "
+            f"{100 * halves[0]:+.1f}% in one and {100 * halves[1]:+.1f}% in the other"),
+            before=loss0, after=v_best)  # fmt: skip
+    if folds:
+        return result(False, f"the fitted lens (k1 {lens.k1:+.2f}) folds the picture",
+                      before=loss0, after=v_best)  # fmt: skip
+    plain, fitted = (_skeleton(lift_sequence(model, x)) for x in (kp, lens.undistort(kp)))
+    evidence["skeleton"] = {"before": plain, "after": fitted}
+    for key, name, tolerance in (
+        ("symmetry_mm", "left/right bone symmetry", config.symmetry_tolerance_mm),
+        ("consistency_mm", "bone-length constancy", config.consistency_tolerance_mm),
+    ):
+        if fitted[key] > plain[key] + tolerance:
+            return result(False, (
+                f"the lens (k1 {lens.k1:+.2f}) would make the 3D skeleton less consistent: "
+                f"{name} {plain[key]:.1f} -> {fitted[key]:.1f} mm"),
+                before=loss0, after=v_best)  # fmt: skip
+    return result(True, "adapted", lens, loss0, v_best)
+
+
+def _skeleton(poses: np.ndarray) -> dict:
+    return {"symmetry_mm": 1000 * metrics.bone_symmetry_error(poses),
+            "consistency_mm": 1000 * metrics.bone_consistency(poses)}  # fmt: skip
+
+
+def _evidence(grid, curves, frames0, frames_fit, offset, config: LensAdaptConfig) -> dict:
+    """The fit's evidence from per-frame values: block-bootstrap resamples (seeded, so the
+    same buffer gives the same verdict) of the relative improvement at the fitted lens and
+    of the grid's best k1, and the improvement in each half of the buffer."""
+    block = config.block_frames
+    ref = _blocks(frames0, block)
+    fit = _blocks(frames_fit, block)
+    on_grid = np.stack([_blocks(c, block) for c in curves])  # (G, blocks)
+    n = len(ref)
+    rng = np.random.default_rng(config.seed)
+    picks = rng.integers(0, n, size=(config.bootstrap, n))
+    gain = (ref[picks] - fit[picks]).mean(1) / ref[picks].mean(1)
+    k1s = grid[on_grid[:, picks].mean(2).argmin(0)] + offset
+    half = n // 2
+
+    def rel(sel) -> float:
+        return float((ref[sel] - fit[sel]).mean() / ref[sel].mean())
+
+    return {
+        "improvement": {"mean": rel(slice(None)), "low": float(np.quantile(gain, 0.05)),
+                        "high": float(np.quantile(gain, 0.95))},
+        "k1_interval": (float(np.quantile(k1s, 0.05)), float(np.quantile(k1s, 0.95))),
+        "halves": (rel(slice(0, max(half, 1))), rel(slice(half, None))) if n >= 2
+        else (rel(slice(None)),) * 2,
+        "blocks": n,
+    }  # fmt: skip
 
 
 def k1_grid_search(
     model: torch.nn.Module, windows: torch.Tensor, k1_values, focal: float
 ) -> tuple[float, torch.Tensor]:
     """The k1 of `k1_values` whose undistortion gives the lowest reprojection objective over
-    training windows (the inner loop of lens-space meta-training, `train.meta_step`).
+    training windows (the inner loop of lens-space meta-training, `training.loop.meta_step`).
 
     windows (B, L, 17, 2) normalised screen coordinates, NaN = unseen, L >= the receptive
-    field. Returns (best k1, objective (G,)): forward passes only."""
-    objective = _Objective(model, windows, LensAdaptConfig(focal=focal))
-    with torch.no_grad():
-        values = torch.tensor([float(objective(ScreenLens(k1=float(k)).params_tensor())[0])
-                               for k in k1_values])  # fmt: skip
+    field. Returns (best k1, objective (G,)): forward passes only, uncapped."""
+    objective = _Objective(model, windows, focal, cap=float("inf"))
+    values = torch.tensor([objective.value(float(k))[0] for k in k1_values])
     return float(k1_values[int(values.argmin())]), values
 
 
-def calibrate_k1_offset(model: torch.nn.Module, buffers, config=None) -> float:
-    """The objective's bias for `model` (`LensAdaptConfig.k1_offset`): minus the median, over
-    buffers of lens-free 2D, of the k1 that minimises the objective (grid, then Adam).
+def calibrate_k1_offset(model: torch.nn.Module, buffers, config=None) -> tuple[float, float]:
+    """The objective's bias for `model` (`LensAdaptConfig.k1_offset`) and its spread between
+    data sets (`k1_offset_spread`): minus the median, over buffers of lens-free 2D, of the k1
+    that minimises the objective, and half the distance between their 10th and 90th
+    percentiles.
 
     buffers: iterable of (N, 17, 2) normalised screen coordinates from a pinhole camera (e.g.
     the validation split through the evaluation webcam), each >= the receptive field.
     """
     base = config or LensAdaptConfig()
-    cfg = LensAdaptConfig(**{**asdict(base), "k1_offset": 0.0, "min_improvement": -1.0,
-                             "time_limit_s": float("inf"), "fit": ("k1",)})  # fmt: skip
-    found = [lens_adapt(model, b, cfg).lens.k1 for b in buffers]
-    return -float(np.median(found))
+    found = []
+    for b in buffers:
+        objective = _Objective(model, _buffer_windows(model, np.asarray(b, np.float32), base),
+                               base.focal, base.residual_cap)  # fmt: skip
+        grid = np.asarray(base.grid_k1, np.float64)
+        values = [objective.value(k)[0] for k in grid]
+        best = int(np.argmin(values))
+        tried = [(grid[best], values[best])]
+        tried += [(k, v[0]) for k, v in _golden(objective.value, grid, best, base.refine_steps)]
+        found.append(min(tried, key=lambda kv: kv[1])[0])
+    found = np.array(found)
+    spread = 0.5 * float(np.percentile(found, 90) - np.percentile(found, 10))
+    return -float(np.median(found)), spread
+
+
+def _golden(evaluate, grid: np.ndarray, best: int, steps: int) -> list:
+    """Golden-section search of `steps` evaluations for the minimum of evaluate(k) -> (value,
+    ...) within the grid cells either side of index `best`. Returns every (k, evaluate(k))."""
+    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    if steps < 2:
+        return []
+    a, b = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+    seen = [(a, evaluate(a)), (b, evaluate(b))]
+    fa, fb = seen[0][1], seen[1][1]
+    for _ in range(steps - 2):
+        if fa[0] < fb[0]:
+            hi, b, fb = b, a, fa
+            a = hi - _GOLDEN * (hi - lo)
+            fa = evaluate(a)
+            seen.append((a, fa))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + _GOLDEN * (hi - lo)
+            fb = evaluate(b)
+            seen.append((b, fb))
+    return seen

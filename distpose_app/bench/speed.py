@@ -18,13 +18,13 @@ from distpose_app.core.skeleton import NUM_JOINTS
 # -- lifter -----------------------------------------------------------------------------------
 def lifter_speed(model, device: str | torch.device, settings: BenchSettings, seed: int = 0) -> dict:
     """Per-frame latency of StreamingLifter vs NaiveLifter (pushes interleaved, so both see the
-    same load), and offline batch throughput of the whole network (adapt.lift_sequence).
+    same load), and offline batch throughput of the whole network (lifter.inference.lift_sequence).
 
     model: a TemporalModel (copied onto `device`). Inputs are random normalised 2D: the speed
     does not depend on the values. Returns {stream_ms, naive_ms (median ms per frame),
     naive_over_stream, batch_fps (frames/s), receptive_field, channels}.
     """
-    from distpose_app.adapt.iso import lift_sequence
+    from distpose_app.lifter.inference import lift_sequence
     from distpose_app.lifter.model import NaiveLifter, StreamingLifter
 
     device = torch.device(device)

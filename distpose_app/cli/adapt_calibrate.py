@@ -1,10 +1,12 @@
 """`distpose adapt-calibrate WEIGHTS`: measure lens adaptation's bias for one model, store it.
 
 Lens ISO's reprojection objective is biased for a given lifter: on lens-free 2D its minimum
-lies at k1 = -offset rather than 0 (`lens_adapt.LensAdaptConfig.k1_offset`). This measures the
-offset on validation data (never the test split: lens-free, the evaluation webcam, the same
-detector-like noise as `distpose evaluate --noise-px`) and writes it into the checkpoint's
-metadata ("lens_adapt"), where `adapt.adapt_model` finds it.
+lies at k1 = -offset rather than 0 (`adapt.lens_fit.LensAdaptConfig.k1_offset`), and that
+minimum moves between data sets by about a spread (`k1_offset_spread`: a fit closer to no lens
+than that is refused). This measures both on validation data (never the test split: lens-free,
+the evaluation webcam, the same detector-like noise as `distpose evaluate --noise-px`) and
+writes them into the checkpoint's metadata ("lens_adapt"), where `adapt.adapt_model` finds
+them. Rerun it whenever a checkpoint is retrained.
 """
 
 from __future__ import annotations
@@ -75,14 +77,15 @@ def run(args: argparse.Namespace) -> int:
     model.input_lens.zero_()
     buffers = validation_buffers(args.archive, args.cache, args.noise_px, args.buffers,
                                  poses=args.poses)  # fmt: skip
-    offset = calibrate_k1_offset(model, buffers, LensAdaptConfig())
-    print(f"{args.weights}: lens-adaptation k1 offset {offset:+.3f} "
-          f"(median of {len(buffers)} validation buffers)")  # fmt: skip
+    offset, spread = calibrate_k1_offset(model, buffers, LensAdaptConfig())
+    print(f"{args.weights}: lens-adaptation k1 offset {offset:+.3f}, spread {spread:.3f} "
+          f"(median and 10-90% half-range of {len(buffers)} validation buffers)")  # fmt: skip
     if args.dry_run:
         return 0
     meta.pop("config", None)
     meta["lens_adapt"] = {
         "k1_offset": offset,
+        "k1_offset_spread": spread,
         "buffers": len(buffers),
         "noise_px": args.noise_px,
         "data": f"validation split ({args.poses}), 90° 1280x720, lens-free",

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lens", default=None, help="project keypoints_2d through this lens (default: none)"
     )
     _common(export)
+    demo = sub.add_parser(
+        "demo",
+        help="write the Demo's person and camera in the external .npz format, for "
+        "`distpose evaluate --data FILE --lens L` (the Demo's error readout on the same data)",
+    )
+    demo.add_argument("--out", required=True, help="output .npz file")
     h36m = sub.add_parser(
         "h36m-external",
         help="write Human3.6M training subjects (every sequence x camera) as an external .npz",
@@ -139,6 +145,14 @@ def run(args: argparse.Namespace) -> int:
               f"{len(info['actions'])} actions, in {time.monotonic() - start:.1f} s")  # fmt: skip
         return 0
 
+    if args.action == "demo":
+        from distpose_app.live.demo import demo_external
+
+        data = demo_external()
+        write_external(args.out, data)
+        print(f"wrote {args.out} ({data.num_sequences} loops of the demo, {len(data.sequence)} "
+              "frames)")  # fmt: skip
+        return 0
     lens = None
     if args.lens is not None:
         from distpose_app.lens.strings import parse_lens

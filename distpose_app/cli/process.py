@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline.recorder.recovery_dir = None  # offline: the input itself is the backup
     adaptation = None
     if args.adapt:
-        from distpose_app.adapt.iso import adapt_model
+        from distpose_app.adapt import adapt_model, adaptation_message
         from distpose_app.core.progress import Progress
 
         lift_all(pipeline, lift_kp, lift_conf, lift_t)  # fills the Adapt buffer
@@ -281,18 +281,16 @@ def run(args: argparse.Namespace) -> int:
 
                 result = adapt_model(pipeline.model_copy(), buffer, args.adapt, progress=step)
         except DistposeError as exc:
-            _log(f"warning: not adapted: {exc}")
+            _log(f"not adapted, nothing changed: {exc}")
         else:
             adaptation = result.summary()
             b, a = result.before, result.after
+            _log(adaptation_message(result))
             _log(
-                f"adaptation {'accepted' if result.accepted else 'rejected'} ({result.reason}): "
-                f"symmetry {b['symmetry_mm']:.1f} -> {a['symmetry_mm']:.1f} mm, consistency "
-                f"{b['consistency_pct']:.1f} -> {a['consistency_pct']:.1f} %, "
-                f"{result.seconds:.1f} s"
-                + (f", lens {result.config['lens_adapt']['lens']}" if result.accepted
-                   and "lens_adapt" in result.config else "")
-            )  # fmt: skip
+                f"skeleton: left/right symmetry {b['symmetry_mm']:.1f} -> "
+                f"{a['symmetry_mm']:.1f} mm, bone-length constancy {b['consistency_pct']:.1f} "
+                f"-> {a['consistency_pct']:.1f} %"
+            )
             if result.accepted:
                 pipeline.set_model_state(result.state_dict)
 

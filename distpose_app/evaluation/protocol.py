@@ -278,10 +278,10 @@ def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
 def lift(model: torch.nn.Module, keypoints: np.ndarray, fps: float) -> np.ndarray:
     """Lift one sequence (T, 17, 2) normalised at `fps` → (T, 17, 3) metres at the same frames,
     resampling to the model's rate and back when they differ."""
-    from distpose_app.adapt import iso as adapt
+    from distpose_app.lifter.inference import lift_sequence
 
     at_model_rate = resample(keypoints, fps, MODEL_FPS)
-    poses = adapt.lift_sequence(model, at_model_rate)
+    poses = lift_sequence(model, at_model_rate)
     if at_model_rate is keypoints:
         return poses
     back = resample(poses, MODEL_FPS, fps)[: len(keypoints)]
@@ -300,7 +300,7 @@ def lift_many(
         return [lift(model, kp, fps) for kp in sequences]
     import torch
 
-    from distpose_app.adapt.iso import edge_padded
+    from distpose_app.lifter.inference import edge_padded
 
     out: list = [None] * len(sequences)
     by_length: dict[int, list[int]] = {}

@@ -226,7 +226,8 @@ class MainWindow(QtWidgets.QMainWindow):
             text += f"  |  Adapt buffer {frame.buffer_frames} frames"
         self.status.stage.setText(text)
         if frame.mpjpe_mm is not None and np.isfinite(frame.mpjpe_mm):
-            self.status.mpjpe.setText(f"MPJPE {frame.mpjpe_mm:.0f} mm")
+            # The live feed's moving average (live.demo.ErrorReadout), steadier than one frame.
+            self.status.mpjpe.setText(frame.error_readout or f"MPJPE {frame.mpjpe_mm:.0f} mm")
         else:
             self.status.mpjpe.setText("")
         if s.recording:

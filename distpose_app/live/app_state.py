@@ -179,7 +179,9 @@ class LiveFrame:
     a picture); image_size (width, height) pixels; keypoints_px (17, 2) pixels or None (no
     person); confidence (17,); pose_3d (17, 3) metres camera axes, root-relative, or None;
     pose_confidence (17,) and pose_seen (17,) bool of the pose's own frame (it trails the input
-    by the lifter's lookahead); mpjpe_mm against the demo's ground truth, else None.
+    by the lifter's lookahead); mpjpe_mm against the demo's ground truth, else None;
+    error_readout: the steady readout of it (`demo.ErrorReadout`: a moving average, with the
+    unadapted weights' figure beside it after Adapt), "" without ground truth.
     stats_text: the per-stage timing line; buffer_frames: frames in the Adapt buffer;
     recorded_frames: rows in the take being recorded; frame_index: the input frame's number;
     stats: the pipeline's StageStats (thread-safe: the window adds its "draw" time)."""
@@ -192,6 +194,7 @@ class LiveFrame:
     pose_confidence: object = None
     pose_seen: object = None
     mpjpe_mm: float | None = None
+    error_readout: str = ""
     buffer_frames: int = 0
     recorded_frames: int = 0
     frame_index: int = 0

@@ -282,3 +282,89 @@ class DemoSource:
                 shift=4,
             )
         return image
+
+
+def demo_external(cycles: int = 2, fps: float = 30.0, hfov_deg: float = 90.0,
+                  size: tuple[int, int] = (1280, 720)):  # fmt: skip
+    """The demo person through the demo's camera as labelled data in the external format
+    (`data.external.ExternalData`): `cycles` sequences, each one loop of CYCLE_S seconds (the
+    loop repeats exactly), camera-frame 3D in metres, the demo camera's intrinsics. With it
+    `distpose evaluate --data FILE --lens L` scores the Demo's data as the Demo's readout does
+    (the 2D is projected through L with these intrinsics, as `DemoSource` projects it); the
+    second sequence is the adaptation half evaluate's `--adapt` uses."""
+    from distpose_app.data.external import ExternalData
+
+    source = DemoSource("none", hfov_deg=hfov_deg, size=size, fps=fps, draw=False)
+    frames = int(round(CYCLE_S * fps))
+    cam, _ = source.pose_at(np.arange(frames) / fps)
+    k = source.intrinsics
+    return ExternalData(
+        positions_3d=np.concatenate([cam] * cycles),
+        sequence=np.repeat(np.arange(cycles), frames),
+        fps=float(fps),
+        intrinsics=np.tile([k.fx, k.fy, k.cx, k.cy], (cycles, 1)),
+        image_size=np.tile(list(size), (cycles, 1)),
+        names=np.array([f"demo cycle {i + 1}" for i in range(cycles)]),
+    )
+
+
+class ErrorReadout:
+    """The Demo's error readout, steady enough to read: the mean of the per-frame MPJPE
+    (`FrameResult.mpjpe_mm`, mm) over the last `window` posed frames (default: one demo loop at
+    30 fps, so that a full window is the loop's MPJPE, what `distpose evaluate` gives on
+    `demo_external`'s data), and, while adapted weights are in use, the unadapted weights'
+    figure over the same frames (`FrameResult.unadapted_mpjpe_mm`) beside it. Qt-free: the
+    window shows `text()`. When the comparison starts or stops (Adapt, Revert) both averages
+    restart, so that they always cover the same frames."""
+
+    def __init__(self, window: int = int(round(CYCLE_S * 30.0))):
+        from collections import deque
+
+        self.window = int(window)
+        self._errors: deque[float] = deque(maxlen=self.window)
+        self._unadapted: deque[float] = deque(maxlen=self.window)
+        self._comparing = False
+
+    def reset(self) -> None:
+        """Forget everything (a new source, lens or model)."""
+        self._errors.clear()
+        self._unadapted.clear()
+        self._comparing = False
+
+    def add(self, mpjpe_mm: float | None, unadapted_mpjpe_mm: float | None = None) -> None:
+        """One frame's figures (None or non-finite: no pose or no truth; ignored)."""
+        if mpjpe_mm is None or not math.isfinite(mpjpe_mm):
+            return
+        other = unadapted_mpjpe_mm
+        comparing = other is not None and math.isfinite(other)
+        if comparing != self._comparing:
+            self.reset()
+            self._comparing = comparing
+        self._errors.append(float(mpjpe_mm))
+        if other is not None and comparing:
+            self._unadapted.append(float(other))
+
+    @property
+    def frames(self) -> int:
+        """How many frames the figures average (up to `window`)."""
+        return len(self._errors)
+
+    @property
+    def mpjpe_mm(self) -> float | None:
+        return float(np.mean(self._errors)) if self._errors else None
+
+    @property
+    def unadapted_mpjpe_mm(self) -> float | None:
+        return float(np.mean(self._unadapted)) if self._unadapted else None
+
+    def text(self) -> str:
+        """E.g. "MPJPE 47 mm" or, after Adapt, "MPJPE 46 mm (unadapted 48 mm)"; the seconds
+        averaged show until the window is full. "" before the first frame."""
+        if self.mpjpe_mm is None:
+            return ""
+        out = f"MPJPE {self.mpjpe_mm:.0f} mm"
+        if self.unadapted_mpjpe_mm is not None:
+            out += f" (unadapted {self.unadapted_mpjpe_mm:.0f} mm)"
+        if self.frames < self.window:
+            out += f", over {self.frames / 30.0:.0f} s"
+        return out

@@ -233,6 +233,7 @@ class LiveEngine:
             pose_confidence=result.pose_confidence,
             pose_seen=result.pose_seen,
             mpjpe_mm=result.mpjpe_mm,
+            error_readout=result.error_readout,
             buffer_frames=pipeline.buffer_frames,
             recorded_frames=pipeline.recorder.num_frames,
             frame_index=result.index,

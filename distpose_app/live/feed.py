@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from distpose_app.live.capture import CaptureThread, FrameSource
+from distpose_app.live.demo import ErrorReadout
 from distpose_app.live.pipeline import LivePipeline
 
 
@@ -20,7 +21,9 @@ class LiveFeed:
     its start in the same stream (a loop or a replay: the Adapt buffer and a running adaptation
     stay valid). The source is opened here (errors surface at once) and closed by close().
     realtime: pace files and the demo to their frame rate; lossless: never drop a frame
-    (offline processing, "every frame" mode); both can change while running (`set_pacing`)."""
+    (offline processing, "every frame" mode); both can change while running (`set_pacing`).
+    `readout` averages the per-frame error of sources with ground truth (the demo) into each
+    result's `error_readout` text."""
 
     def __init__(
         self,
@@ -35,6 +38,8 @@ class LiveFeed:
         self.ended = False  # the source reached its end (until restarted or switched)
         self.paused = False
         self._dropped_before = 0
+        self.readout = ErrorReadout()
+        self._stream_id = pipeline.stream_id
         self.source = source
         source.open()
         self.capture = self._start_capture(source)
@@ -77,7 +82,14 @@ class LiveFeed:
                     self.pipeline.recorder.flush()
                 return StopIteration
             return None
-        return self.pipeline.process_frame(frame)
+        result = self.pipeline.process_frame(frame)
+        if self.pipeline.stream_id != self._stream_id:  # new source or lens: a new average
+            self._stream_id = self.pipeline.stream_id
+            self.readout.reset()
+        self.readout.add(result.mpjpe_mm, result.unadapted_mpjpe_mm)
+        if result.mpjpe_mm is not None:
+            result.error_readout = self.readout.text()
+        return result
 
     def switch_source(self, source: FrameSource) -> None:
         """Continue with `source` (opened here; SourceError if it cannot be): the pipeline

@@ -60,9 +60,13 @@ class FrameResult:
     or None; root_smoothed_3d: the same smoothed without look-ahead, for display.
     pose_rays: (17, 2) image rays (x/z, y/z) of the 2D the pose was lifted from, NaN unseen.
     truth_3d: (17, 3) metres, ground truth of the pose frame (demo source), else None;
-    mpjpe_mm: root-relative MPJPE of pose_3d against it, mm. world_3d: MediaPipe's own 3D of
-    the input frame (detect.Detection.world_3d) or None. timings: seconds spent per stage on
-    this frame ("capture" = time the frame waited before processing, "mediapipe", "lifter").
+    mpjpe_mm: root-relative MPJPE of pose_3d against it, mm; unadapted_mpjpe_mm: while adapted
+    weights are in use, the same for the weights the pipeline was built with, lifted from the
+    same 2D alongside (so the two compare on the same frames), else None; error_readout: the
+    steady text a LiveFeed sets from them (`demo.ErrorReadout`), "" without truth. world_3d:
+    MediaPipe's own 3D of the input frame (detect.Detection.world_3d) or None. timings: seconds
+    spent per stage on this frame ("capture" = time the frame waited before processing,
+    "mediapipe", "lifter").
     """
 
     index: int
@@ -83,6 +87,8 @@ class FrameResult:
     pose_rays: np.ndarray | None = None
     truth_3d: np.ndarray | None = None
     mpjpe_mm: float | None = None
+    unadapted_mpjpe_mm: float | None = None
+    error_readout: str = ""
     world_3d: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -207,6 +213,10 @@ class LivePipeline:
         self.clock = LifterClock()  # inputs -> the lifter's frame rate
         self.root_tracker = RootTracker()
         self._shown: FrameResult | None = None  # the last pose, repeated between grid times
+        # While adapted and the frames carry ground truth (the demo): the unadapted weights
+        # lifting the same 2D, for the error readout's comparison (unadapted_mpjpe_mm).
+        self._unadapted_lifter = None
+        self._unadapted_pose: np.ndarray | None = None
         self._index = 0
         self.frames_processed = 0
         self.frames_tracked = 0
@@ -273,6 +283,8 @@ class LivePipeline:
 
     def _restart_lifter(self) -> None:
         self.lifter.reset()
+        if self._unadapted_lifter is not None:
+            self._unadapted_lifter.reset()
         self._pending.clear()
         self._recent.clear()
         self._started = False
@@ -304,12 +316,26 @@ class LivePipeline:
         self.model.eval()
         self.is_adapted = True
         self._refresh_lifter()
+        self._unadapted_lifter = None  # rebuilt, with the recent history, on the next frame
+
+    def _compare_unadapted(self):
+        """The lifter with the original weights, fed the recent frames (None when not adapted)."""
+        from distpose_app.lifter.model import StreamingLifter
+
+        if not self.is_adapted:
+            self._unadapted_lifter = None
+        elif self._unadapted_lifter is None:
+            self._unadapted_lifter = StreamingLifter(self.model_copy(original=True), self.device)
+            for norm in self._recent:
+                self._unadapted_lifter.push(norm)
+        return self._unadapted_lifter
 
     def revert(self) -> None:
         """Back to the weights the pipeline was built with."""
         self.model.load_state_dict(self._original_state)
         self.is_adapted = False
         self._previous_state = None
+        self._unadapted_lifter = None
         self._refresh_lifter()
 
     def take_warnings(self) -> list[str]:
@@ -362,8 +388,8 @@ class LivePipeline:
             return False, "the source changed while adapting: result discarded"
         if result is None:
             return False, "the adaptation failed: previous weights kept"
-        if not result.accepted:
-            return False, f"adaptation rejected ({result.reason}): previous weights kept"
+        if not result.accepted:  # the reason in plain words, e.g. the person stayed central
+            return False, f"adaptation rejected: {result.reason}; previous weights kept"
         try:
             self.set_model_state(result.state_dict)
         except DistposeError as exc:
@@ -569,12 +595,16 @@ class LivePipeline:
 
     def _push(self, norm: np.ndarray, meta: _Pending) -> tuple[np.ndarray | None, _Pending | None]:
         lag = self.output_lag
+        shadow = self._compare_unadapted() if meta.truth_3d is not None else None
         if not self._started and self.pad_start:
             for _ in range(self.receptive_field - 1 - lag):
                 self.lifter.push(norm)
+                if shadow is not None:
+                    shadow.push(norm)
                 self._recent.append(norm)
         self._started = True
         pose = self.lifter.push(norm)
+        self._unadapted_pose = None if shadow is None else shadow.push(norm)
         self._recent.append(norm)
         self._pending.append(meta)
         if pose is None or len(self._pending) <= lag:
@@ -604,6 +634,10 @@ class LivePipeline:
             truth = truth - truth[:1]
             result.truth_3d = truth
             result.mpjpe_mm = 1000.0 * float(np.linalg.norm(pose - truth, axis=-1).mean())
+            other = self._unadapted_pose
+            if other is not None and np.isfinite(other).all():
+                error = np.linalg.norm(np.asarray(other, np.float64) - truth, axis=-1).mean()
+                result.unadapted_mpjpe_mm = 1000.0 * float(error)
         if self.recorder.is_recording:
             self.recorder.add(result)
         self._shown = copy.copy(result)
@@ -617,6 +651,7 @@ class LivePipeline:
     def _end_segment(self) -> list[FrameResult]:
         out = []
         waiting = list(self._pending)[-self.output_lag :] if self.output_lag else []
+        self._unadapted_pose = None  # the comparison stops at the segment's end
         if self._started and self._last_norm is not None:
             for meta in waiting:
                 pose = self.lifter.push(self._last_norm)
