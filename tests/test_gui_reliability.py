@@ -227,7 +227,7 @@ def test_take_stopped_when_a_finite_source_ends_while_recording(qtbot, window):
     qtbot.waitUntil(lambda: window.state.title.startswith("flaky camera"), timeout=5000)
     window.act_record.trigger()
     takes = window.controller.takes
-    qtbot.waitUntil(lambda: takes.take is not None, timeout=10000)  # stopped at the end
+    qtbot.waitUntil(lambda: window.state.take_frames > 0, timeout=10000)  # stopped at the end
     assert not window.state.recording and window.state.source == "ended"
     assert "REC" not in window.status.rec.text() and "take: " in window.status.rec.text()
     assert "end of the file" in window.status.message.text()
