@@ -233,9 +233,10 @@ def test_camera_that_never_opens_then_another_source(make):
 
 def test_camera_lost_mid_take_keeps_the_take_and_reconnects(make):
     camera = FlakyCamera()
-    c = make()
+    c = make()  # every frame on: files and the demo are read losslessly, never a camera
     c.open_source("0", source=camera)
     wait(lambda: c.state.source == "running")
+    assert c.call_live_and_wait(lambda e: e.feed.capture.lossless) is False
     c.start_recording()
     wait(lambda: c.call_live_and_wait(lambda e: e.pipeline.recorder.num_frames) >= 10)
     camera.fail_after = camera.index

@@ -298,9 +298,10 @@ class LiveEngine:
         self.info = None
         try:
             if self.feed is None:
-                self.feed = LiveFeed(source, pipeline, self.realtime, self.lossless)
+                self.feed = LiveFeed(source, pipeline, self.realtime, self._lossless(source))
             else:
                 self.feed.switch_source(source)
+                self.feed.set_pacing(self.realtime, self._lossless(source))
         except DistposeError as exc:
             self.lost = str(exc)
             raise
@@ -339,9 +340,14 @@ class LiveEngine:
         return self.info
 
     def set_pacing(self, realtime: bool, lossless: bool) -> None:
+        """Real-time pacing and lossless reading for files and the demo (a camera is never
+        held back: its driver would queue frames and the latency would grow)."""
         self.realtime, self.lossless = realtime, lossless
         if self.feed is not None:
-            self.feed.set_pacing(realtime, lossless)
+            self.feed.set_pacing(realtime, self._lossless(self.feed.source))
+
+    def _lossless(self, source) -> bool:
+        return self.lossless and not source.is_live
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
