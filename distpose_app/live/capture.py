@@ -85,6 +85,20 @@ class FrameSource(Protocol):
 
 
 @dataclass(frozen=True)
+class SizeAndRate:
+    """`size` (width, height pixels) and `fps` (Hz) from `_size` and `_fps`, which a source
+    sets when it opens: the part of FrameSource every source shares. (No class annotations:
+    a dataclass subclass would take them as its fields.)"""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+
 class CameraInfo:
     """A camera OpenCV can open: index for cv2.VideoCapture, a readable name, its default
     resolution (pixels) and frame rate (Hz, 0 when the driver does not say)."""
@@ -144,7 +158,7 @@ def list_cameras(max_index: int = 8) -> list[CameraInfo]:
     return found
 
 
-class CameraSource:
+class CameraSource(SizeAndRate):
     """A webcam through cv2.VideoCapture(index). Optional width, height (pixels) and fps (Hz)
     are requested from the driver, which may pick the nearest mode it has."""
 
@@ -170,14 +184,6 @@ class CameraSource:
         self._fps = 30.0
         self._index = 0
         self._t0 = 0.0
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def open(self) -> None:
         import cv2
@@ -224,7 +230,7 @@ class CameraSource:
             self._cap = None
 
 
-class VideoFileSource:
+class VideoFileSource(SizeAndRate):
     """A video file read with OpenCV. open() raises SourceError naming the file when it does not
     exist, is empty, or is not a video OpenCV can decode; read() raises SourceError when the
     file ends well before the frame count in its header (truncated)."""
@@ -241,14 +247,6 @@ class VideoFileSource:
         self._pending: np.ndarray | None = None
         self._index = 0
         self._fd: int | None = None  # held open while OpenCV reads the file through /proc
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def open(self) -> None:
         import cv2
@@ -337,7 +335,7 @@ def open_source(spec: str | int) -> FrameSource:
     return VideoFileSource(text)  # as given: a name may begin or end with spaces
 
 
-class FakeSource:
+class FakeSource(SizeAndRate):
     """A generated source for tests: `frames` frames (None: endless) of size (width, height),
     each a grey image whose brightness encodes the index. `stop_after=N` returns None from the
     N+1-th read on (a camera that stops delivering); `fail_after=N` raises SourceError then (a
@@ -360,14 +358,6 @@ class FakeSource:
         self.index = 0
         self.opened = False
         self.closed = False
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def open(self) -> None:
         """(Re)open: a closed fake can be opened again, like a camera plugged back in."""

@@ -16,7 +16,7 @@ import numpy as np
 from distpose_app.core.skeleton import LEFT_JOINTS, NUM_JOINTS, PARENTS, RIGHT_JOINTS
 from distpose_app.lens.models import Intrinsics, Lens, NoLens, project_points
 from distpose_app.lens.strings import parse_lens
-from distpose_app.live.capture import Frame
+from distpose_app.live.capture import Frame, SizeAndRate
 
 # Bone lengths, metres (an adult of about 1.75 m, close to Human3.6M's subjects).
 PELVIS_HALF_WIDTH = 0.13  # Hip -> RHip / LHip
@@ -149,7 +149,7 @@ def demo_camera_distance(intrinsics: Intrinsics) -> float:
     return max(CIRCLE_RADIUS + nearest, (CIRCLE_RADIUS + 0.5) / (0.85 * half_w))
 
 
-class DemoSource:
+class DemoSource(SizeAndRate):
     """The procedural person through a virtual camera: a FrameSource whose frames carry
     keypoints_2d (17, 2) pixels through `lens`, confidence (17,) ones, and truth_3d (17, 3)
     camera metres. `lens`: a Lens or a lens string (`distpose_app.lens.parse_lens`); hfov_deg is
@@ -187,14 +187,6 @@ class DemoSource:
         self._floor = self._floor_polylines()
         self.index = 0
         self._rng = np.random.default_rng(seed)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def open(self) -> None:
         pass
