@@ -84,11 +84,12 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
 class SizeAndRate:
     """`size` (width, height pixels) and `fps` (Hz) from `_size` and `_fps`, which a source
-    sets when it opens: the part of FrameSource every source shares. (No class annotations:
-    a dataclass subclass would take them as its fields.)"""
+    sets when it opens: the part of FrameSource every source shares."""
+
+    _size: tuple[int, int]
+    _fps: float
 
     @property
     def size(self) -> tuple[int, int]:
@@ -99,6 +100,7 @@ class SizeAndRate:
         return self._fps
 
 
+@dataclass(frozen=True)
 class CameraInfo:
     """A camera OpenCV can open: index for cv2.VideoCapture, a readable name, its default
     resolution (pixels) and frame rate (Hz, 0 when the driver does not say)."""
