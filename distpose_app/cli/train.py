@@ -93,6 +93,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=v.positive_int, default=128, help="windows per step")
     g.add_argument("--chunk", type=v.positive_int, default=16, help="output frames per window")
     g.add_argument("--lr", type=v.positive_float, default=1e-3)
+    g.add_argument("--lr-final", type=v.positive_float, default=None,
+                   help="learning rate at the last step (exponential decay; default --lr / 10)")  # fmt: skip
     g.add_argument("--noise-px", type=v.non_negative_float, default=1.0,
                    help="Gaussian 2D noise (--noise gauss)")  # fmt: skip
     g.add_argument(
@@ -169,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         batch_windows=args.batch,
         chunk_frames=args.chunk,
         lr=args.lr,
-        lr_final=args.lr / 10,
+        lr_final=args.lr / 10 if args.lr_final is None else args.lr_final,
         noise_px=args.noise_px,
         noise_scale=args.noise_scale,
         noise_bias=args.noise_bias,
