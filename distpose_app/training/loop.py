@@ -97,8 +97,9 @@ class TrainConfig:
     # head, single joints), so partial webcam views still lift; False trains on full views.
     masking: bool = True
     # Share of training windows seen from a desk webcam's close-up (`closeup_view`): the camera
-    # re-aimed at the chest from 0.5-1.1 m, so the legs and often the hips leave the image.
-    closeup: float = 0.1
+    # re-aimed between chest and head from 0.4-1.1 m, so the legs and often the hips leave the
+    # image.
+    closeup: float = 0.15
     seed: int = 0
     val_every: int = 250
     # meta
@@ -337,21 +338,27 @@ def _augment(config: TrainConfig) -> dict:
     return {"bodies": config.bodies, "noise": noise}
 
 
-# Close-up views (TrainConfig.closeup): camera-to-chest distance in metres, and the nearest a
-# joint may be to the camera to count as seen.
-CLOSEUP_DISTANCE_M = (0.5, 1.1)
+# Close-up views (TrainConfig.closeup): camera-to-aim-point distance in metres, and the nearest
+# a joint may be to the camera to count as seen. The aim point lies anywhere from the chest to
+# the top of the head: a desk webcam frames the chest, a laptop's often the face (shoulders at
+# the bottom edge, a raised hand the only limb in view).
+CLOSEUP_DISTANCE_M = (0.4, 1.1)
 MIN_SEEN_DEPTH_M = 0.1
 _CHEST = (8, 9)  # Thorax, Neck
+_HEAD_TOP = 10
 _FORWARD = np.array([0.0, 0.0, 1.0])  # the camera's optical axis
 
 
 def closeup_view(cam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A desk webcam's view of one window: cam (L, 17, 3) camera coordinates, metres ->
-    (L, 17, 3) after turning the camera to the window's mean chest point (Thorax and Neck,
-    +-5 cm) and moving it along its axis to 0.5-1.1 m from that point (never backwards), so the
-    legs and often the hips leave the image, as at a desk. Root-relative targets follow from
-    the result; projection and the unseen-joint test are the caller's."""
-    anchor = cam[:, list(_CHEST)].reshape(-1, 3).mean(0) + rng.normal(0.0, 0.05, 3)
+    """A desk or laptop webcam's view of one window: cam (L, 17, 3) camera coordinates, metres
+    -> (L, 17, 3) after turning the camera to an aim point (uniformly between the window's mean
+    chest point, Thorax and Neck, and its mean head top, +-5 cm) and moving it along its axis to
+    0.4-1.1 m from that point (never backwards), so the legs and often the hips leave the
+    image. Root-relative targets follow from the result; projection and the unseen-joint test
+    are the caller's."""
+    chest = cam[:, list(_CHEST)].reshape(-1, 3).mean(0)
+    head = cam[:, _HEAD_TOP].mean(0)
+    anchor = chest + rng.uniform() * (head - chest) + rng.normal(0.0, 0.05, 3)
     turned = cam @ smallest_rotation(anchor / np.linalg.norm(anchor), _FORWARD).T
     distance = np.linalg.norm(anchor)
     closer = max(distance - rng.uniform(*CLOSEUP_DISTANCE_M), 0.0)
