@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--closeup",
         type=v.probability,
-        default=0.1,
+        default=0.15,  # TrainConfig.closeup (imported lazily: torch)
         help="share of windows seen by a desk webcam's close-up (legs out of the image)",
     )
     g = p.add_argument_group("model")
