@@ -94,7 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk", type=v.positive_int, default=16, help="output frames per window")
     g.add_argument("--lr", type=v.positive_float, default=1e-3)
     g.add_argument("--lr-final", type=v.positive_float, default=None,
-                   help="learning rate at the last step (exponential decay; default --lr / 10)")  # fmt: skip
+                   help="the last step's learning rate (default --lr/10)")  # fmt: skip
     g.add_argument("--noise-px", type=v.non_negative_float, default=1.0,
                    help="Gaussian 2D noise (--noise gauss)")  # fmt: skip
     g.add_argument(
