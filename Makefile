@@ -80,11 +80,11 @@ CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
 	$(TRAIN) baseline --threads 1 --steps 1500 --out runs/baseline --export $@
 	$(CALIBRATE) $@
-# augmented trains in two stages (two sessions' budgets): 5,000 steps from scratch, then 6,500
+# augmented trains in two stages (two sessions' budgets): 5,000 steps from scratch, then 9,000
 # more from that model with the learning rate restarted at 5e-4 and decayed to 2e-5.
 pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN) augmented --threads 2 --steps 5000 --out runs/augmented --export runs/augmented-1.pt
-	$(TRAIN) augmented --threads 2 --steps 6500 --lr 5e-4 --lr-final 2e-5 \
+	$(TRAIN) augmented --threads 2 --steps 9000 --lr 5e-4 --lr-final 2e-5 \
 	    --init runs/augmented-1.pt --out runs/augmented-2 --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
