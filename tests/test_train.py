@@ -8,6 +8,7 @@ import pytest
 import torch
 from poses import Sequence, walking
 
+from distpose_app.core.errors import DistposeError
 from distpose_app.data.synthetic import build_synthetic
 from distpose_app.evaluation import protocol as ev
 from distpose_app.lifter.model import load_checkpoint
@@ -277,3 +278,28 @@ def _synthetic_noise_model() -> dict:
         ar_fast=np.full(17, 0.5), slow_share=np.full(17, 0.5), swap_rate=np.full(6, 0.02),
         swap_burst_frames=np.full(6, 3.0),
     ).to_dict()  # fmt: skip
+
+
+def test_bone_length_loss_sees_a_shortened_forearm_that_mpjpe_weighs_little():
+    from distpose_app.core.skeleton import BONES
+    from distpose_app.lifter import losses
+
+    target = torch.as_tensor(walking(8, 0), dtype=torch.float32)[None]  # (1, 8, 17, 3) metres
+    assert losses.bone_length_loss(target, target).item() == 0.0
+    # The left wrist pulled halfway to its elbow: only the forearm's length changes.
+    short = target.clone()
+    short[..., 13, :] = target[..., 12, :] + 0.5 * (target[..., 13, :] - target[..., 12, :])
+    forearm = torch.linalg.vector_norm(target[..., 13, :] - target[..., 12, :], dim=-1).mean()
+    expected = 0.5 * forearm / len(BONES)
+    assert losses.bone_length_loss(short, target).item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_training_with_and_without_the_bone_loss_runs(tiny_sets, tmp_path):
+    for weight in (0.0, 1.0):
+        config = TrainConfig(mode="baseline", steps=2, batch_windows=4, chunk_frames=2,
+                             filter_widths=(3,), channels=8, val_every=2)  # fmt: skip
+        config.bone_loss = weight
+        best = train(config, tiny_sets, tiny_sets, tmp_path / str(weight), progress=False)
+        assert best.is_file()
+    with pytest.raises(DistposeError):
+        TrainConfig(bone_loss=float("nan")).validate()

@@ -95,6 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=v.positive_float, default=1e-3)
     g.add_argument("--lr-final", type=v.positive_float, default=None,
                    help="the last step's learning rate (default --lr/10)")  # fmt: skip
+    g.add_argument("--bone-loss", type=v.non_negative_float, default=1.0,
+                   help="weight of the bone-length loss beside MPJPE (0: MPJPE alone)")  # fmt: skip
     g.add_argument("--noise-px", type=v.non_negative_float, default=1.0,
                    help="Gaussian 2D noise (--noise gauss)")  # fmt: skip
     g.add_argument(
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk,
         lr=args.lr,
         lr_final=args.lr / 10 if args.lr_final is None else args.lr_final,
+        bone_loss=args.bone_loss,
         noise_px=args.noise_px,
         noise_scale=args.noise_scale,
         noise_bias=args.noise_bias,

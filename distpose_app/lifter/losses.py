@@ -27,6 +27,14 @@ def bone_lengths(positions: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((vec * vec).sum(-1) + 1e-12)
 
 
+def bone_length_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |predicted - true| bone length over the 16 bones. (..., 17, 3) x2 -> metres.
+
+    Beside MPJPE in training: a joint the 2D does not pin down (unseen, or foreshortened) is
+    otherwise predicted near its average position, which shortens its bones."""
+    return (bone_lengths(predicted) - bone_lengths(target)).abs().mean()
+
+
 def symmetry_loss(positions: torch.Tensor) -> torch.Tensor:
     """Mean |left - right| bone length over the six symmetric pairs. (..., 17, 3) -> metres."""
     lengths = bone_lengths(positions)

@@ -78,6 +78,8 @@ class TrainConfig:
     chunk_frames: int = 16  # output frames per window
     lr: float = 1e-3
     lr_final: float = 1e-4  # exponential decay from lr to lr_final over the run
+    # Weight of the bone-length term beside MPJPE (`losses.bone_length_loss`; 0 = MPJPE alone).
+    bone_loss: float = 1.0
     noise_px: float = 1.0  # detector-like Gaussian noise on the 2D, pixels (per 1000 px width)
     # The detector-noise model fitted on real detections (`detector_noise.DetectorNoise.to_dict`);
     # when set it replaces the Gaussian noise_px. noise_scale multiplies its error scale;
@@ -135,6 +137,7 @@ class TrainConfig:
         for name in ("lr", "lr_final", "inner_lr"):
             check_number(name, getattr(self, name), low=0.0, low_open=True)
         check_number("noise_px", self.noise_px, low=0.0)
+        check_number("bone_loss", self.bone_loss, low=0.0)
         check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         if self.mode != "meta":  # meta-training takes its architecture from --init
             check_config({"filter_widths": list(self.filter_widths), "channels": self.channels,
@@ -393,9 +396,10 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
     model.train()
     net = getattr(model, "module", model)
     pred = model(x)
-    loss = losses.mpjpe_loss(pred, y[:, output_slice(net, window)])
-    loss.backward()
-    return loss.item()
+    target = y[:, output_slice(net, window)]
+    mpjpe = losses.mpjpe_loss(pred, target)
+    (mpjpe + config.bone_loss * losses.bone_length_loss(pred, target)).backward()
+    return mpjpe.item()  # the logs and progress report MPJPE alone
 
 
 def supervised_step(model, optimiser, sampler, lens_sampler, config, window, rank=0, world=1):
@@ -478,9 +482,10 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
             # FOMAML: the adapted weights are treated as a shift of the originals.
             fast = {n: params[n] + (fast[n] - params[n]).detach() for n in params}
         pred = functional_call(model, fast, (x[ns:],))
-        loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
-        loss.backward()
-        total += loss.item()
+        mpjpe = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
+        bones = losses.bone_length_loss(pred, y[ns:, sl]) / config.tasks_per_batch
+        (mpjpe + config.bone_loss * bones).backward()
+        total += mpjpe.item()
     if world > 1:
         from distpose_app.training.distributed import average_gradients
 
