@@ -261,7 +261,9 @@ def matched_frames(warped: dict, lens_free: dict, lens: str) -> np.ndarray:
     from distpose_app.lens.strings import parse_lens
 
     k = Intrinsics.from_hfov(CANVAS_HFOV, *CANVAS)
-    kp = np.asarray(warped["keypoints"], np.float64)
+    # A copy: the cached detections are float64 already, and undoing the lens in place would
+    # hand the caller's "unadapted" 2D over with the true lens undone.
+    kp = np.array(warped["keypoints"], np.float64, copy=True)
     ref = np.asarray(lens_free["keypoints"], np.float64)
     n = min(len(kp), len(ref))
     kp, ref = kp[:n], ref[:n]
