@@ -4,6 +4,8 @@ feet do not skate."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from distpose_app.core.skeleton import BONES
@@ -20,12 +22,23 @@ CONTACT_SPEED_M_S = 0.35
 # ... or, where the ankle's 2D is known, slower than this across the image (m/s at the ankle's
 # depth): a static camera sees a planted foot stand still whatever the lifter makes of it.
 CONTACT_IMAGE_SPEED_M_S = 0.2
+
+
+class ContactThresholds(TypedDict):
+    """Keyword arguments of `detect_contacts` that set how readily a foot counts as planted."""
+
+    height_m: float
+    grow_height_m: float
+    image_speed_m_s: float
+    grow: float
+
+
 # Planting asks less (`PLANT_CONTACT`): a contact missed lets the lifter's foot slide at walking
 # speed, and on held-out mocap the lifter's planted feet float up to ~12 cm above the floor
 # (runs) and cross the image at up to ~0.3 m/s in short running contacts (the speed is smoothed
 # over 0.05 s, which blurs a 0.15 s contact with the swings around it). The contact then grows
 # while the foot stays within twice these thresholds (three times would pin swinging feet).
-PLANT_CONTACT = {
+PLANT_CONTACT: ContactThresholds = {
     "height_m": 0.12, "grow_height_m": 0.16, "image_speed_m_s": 0.3, "grow": 2.0,
 }  # fmt: skip
 MIN_CONTACT_S = 0.1  # shorter "contacts" are a swinging foot passing low and slow
