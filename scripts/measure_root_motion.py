@@ -20,6 +20,7 @@ Per group of clips it prints:
     python scripts/measure_root_motion.py                 # the true field of view (90°)
     python scripts/measure_root_motion.py --hfov 70       # a wrong assumed field of view
     python scripts/measure_root_motion.py --every 4       # a quarter of the clips, faster
+    python scripts/measure_root_motion.py --every 3 --offset 1   # the clips between
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--noise-px", type=float, default=1.5)
     parser.add_argument("--every", type=int, default=1, help="use every N-th clip")
+    parser.add_argument("--offset", type=int, default=0, help="starting at this clip")
     parser.add_argument("--json", help="write the per-clip figures here")
     args = parser.parse_args(argv)
 
@@ -144,7 +146,7 @@ def main(argv=None) -> int:
     rows = []
     start = time.monotonic()
     slices = data.sequence_slices()
-    for i in range(0, len(slices), args.every):
+    for i in range(args.offset, len(slices), args.every):
         sl = slices[i]
         truth_cam = data.positions_3d[sl].astype(np.float64)
         truth_world = (truth_cam - data.translation[i]) @ data.rotation[i]

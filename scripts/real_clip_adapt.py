@@ -211,6 +211,21 @@ def detections(clip: str, placement: Placement, lens: str, quiet: bool = True) -
     return out
 
 
+def lens_in_2d(lens_free: dict, lens: str) -> dict:
+    """The lens-free canvas's detections moved through `lens` in 2D (`--lens-in-2d`): real
+    MediaPipe keypoints and a known lens, without a second detection on the warped picture
+    (whose differences from the first are measured by the default mode)."""
+    from distpose_app.lens.models import Intrinsics, distort_pixels
+    from distpose_app.lens.strings import parse_lens
+
+    kp = np.array(lens_free["keypoints"], np.float64, copy=True)
+    if lens != "none":
+        k = Intrinsics.from_hfov(CANVAS_HFOV, *CANVAS)
+        seen = np.isfinite(kp).all(-1)
+        kp[seen] = distort_pixels(kp[seen], k, parse_lens(lens, max_radius=None))
+    return dict(lens_free, keypoints=kp)
+
+
 def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = None):
     """`distpose process`'s second pass over cached detections: (positions (F, 17, 3) metres
     root-relative at the input frames, NaN where no pose; the AdaptResult or None). lens: the
@@ -261,7 +276,9 @@ def matched_frames(warped: dict, lens_free: dict, lens: str) -> np.ndarray:
     from distpose_app.lens.strings import parse_lens
 
     k = Intrinsics.from_hfov(CANVAS_HFOV, *CANVAS)
-    kp = np.asarray(warped["keypoints"], np.float64)
+    # A copy: the cached detections are float64 already, and undoing the lens in place would
+    # hand the caller's "unadapted" 2D over with the true lens undone.
+    kp = np.array(warped["keypoints"], np.float64, copy=True)
     ref = np.asarray(lens_free["keypoints"], np.float64)
     n = min(len(kp), len(ref))
     kp, ref = kp[:n], ref[:n]
@@ -296,11 +313,14 @@ def _busy(stop) -> None:
 
 
 def measure_case(model, clip: str, placement: Placement, lens: str, reference, runs: int,
-                 busy: bool) -> dict:  # fmt: skip
+                 busy: bool, in_2d: bool = False) -> dict:  # fmt: skip
     """One row: distances (mm) to the reference of the unadapted, true-lens and adapted outputs,
     what Adapt decided and why, and the agreement of repeated runs (the last one with a busy
-    core when `busy`)."""
-    data = detections(clip, placement, lens)
+    core when `busy`). in_2d: the lens applied to the lens-free detections (`lens_in_2d`)."""
+    if in_2d:
+        data = lens_in_2d(detections(clip, placement, "none"), lens)
+    else:
+        data = detections(clip, placement, lens)
     same = matched_frames(data, detections(clip, placement, "none"), lens)
     unadapted, _ = lift_case(model, data)
     truelens = lift_case(model, data, lens=lens)[0] if lens != "none" else unadapted
@@ -331,6 +351,9 @@ def measure_case(model, clip: str, placement: Placement, lens: str, reference, r
         "reach": cover.get("reach"), "area": cover.get("area"),
         "accepted": bool(res.accepted), "reason": res.reason,
         "k1": lens_fit.get("lens", {}).get("k1", 0.0),
+        # the fitted k1 before the evidence checks (None: refused before fitting) and its
+        # 5-95% interval over resamples: where the objective's minimum lies on this input
+        "fit_k1": res.evidence.get("k1"), "k1_interval": res.evidence.get("k1_interval"),
         "unadapted_mm": joint_distance_mm(unadapted, reference, same),
         "truelens_mm": joint_distance_mm(truelens, reference, same),
         "adapted_mm": joint_distance_mm(outputs[0], reference, same),
@@ -351,14 +374,18 @@ def measure_case(model, clip: str, placement: Placement, lens: str, reference, r
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| clip | placement | lens | frames (compared) | reach | Adapt | k1 | unadapted | "
-            "true lens | adapted | runs apart | bar |")  # fmt: skip
-    lines = [head, "|" + "---|" * 12]
+    head = ("| clip | placement | lens | frames (compared) | reach | fit k1 (5-95%) | Adapt | "
+            "k1 | unadapted | true lens | adapted | runs apart | bar |")  # fmt: skip
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
+        fit = "—"
+        if r.get("fit_k1") is not None:
+            low, high = r["k1_interval"]
+            fit = f"{r['fit_k1']:+.2f} ({low:+.2f}…{high:+.2f})"
         lines.append(
             f"| {Path(r['clip']).stem} | {r['placement']} | `{r['lens']}` | {r['frames']} "
-            f"({r['compared']}) | "
-            f"{r['reach']:.2f} | {'accepted' if r['accepted'] else 'declined'} | "
+            f"({r['compared']}) | {r['reach']:.2f} | {fit} | "
+            f"{'accepted' if r['accepted'] else 'declined'} | "
             f"{r['k1']:+.2f} | {r['unadapted_mm']:.1f} | {r['truelens_mm']:.1f} | "
             f"{r['adapted_mm']:.1f} | {r['runs_apart_mm']:.1f} | "
             f"{'met' if r['bar'] else 'NOT met'} |"
@@ -384,6 +411,9 @@ def main() -> int:
     p.add_argument("--busy", action="store_true", help="keep the other core busy in the last")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--cached-only", action="store_true", help="skip cases not detected yet")
+    p.add_argument("--lens-in-2d", action="store_true",
+                   help="move the lens-free detections through each lens instead of detecting "
+                   "the warped videos")  # fmt: skip
     p.add_argument("--json", help="write every number here")
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
@@ -400,9 +430,11 @@ def main() -> int:
                 continue
             reference, _ = lift_case(model, detections(clip, placement, "none"))
             for lens in args.lenses:
-                if args.cached_only and not cache_path(clip, placement, lens).exists():
+                if (args.cached_only and not args.lens_in_2d
+                        and not cache_path(clip, placement, lens).exists()):  # fmt: skip
                     continue
-                row = measure_case(model, clip, placement, lens, reference, args.runs, args.busy)
+                row = measure_case(model, clip, placement, lens, reference, args.runs, args.busy,
+                                   args.lens_in_2d)  # fmt: skip
                 rows.append(row)
                 print(markdown([row]).splitlines()[2], flush=True)
     lens_free = [r for r in rows if r["lens"] == "none"]
@@ -418,11 +450,9 @@ def main() -> int:
     if args.markdown:
         Path(args.markdown).write_text(table)
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {"weights": args.weights, "rows": rows, "summary": summary}, indent=1, default=float
-            )
-        )
+        out = {"weights": args.weights, "lens_in_2d": args.lens_in_2d, "rows": rows,
+               "summary": summary}  # fmt: skip
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
     return 0
 
 

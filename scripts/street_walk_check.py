@@ -7,7 +7,10 @@ the exports in plain Python, parsing the BVH with `distpose_app.data.bvh` (the s
 
 - walking direction: the root's horizontal displacement goes the way the person goes in the
   image (sideways: the hips' image x; towards or away: the body's image size) and the pelvis
-  faces the way it moves;
+  faces the way it moves: the mean facing over the whole take against the displacement from
+  the first to the last second (`facing_vs_heading_deg`), per 0.4 s the facing and velocity yaw
+  from the camera (0: facing it, 90: its right, 180: back turned) and the speed, and the median
+  angle between facing and velocity where the root moves at 1 m/s or more (walking);
 - upright: the mean angle of the spine (Hips -> Spine1) to +Y;
 - on the floor: the median height of the ankles on the CSV's contact frames (near 0 by the
   floor's construction) and of the lower ankle over all frames (independent of contacts);
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from distpose_app.cli import process  # noqa: E402
 from distpose_app.data.bvh import forward_kinematics, read_bvh  # noqa: E402
 from distpose_app.export import BVH_JOINT_NAMES  # noqa: E402
+from distpose_app.export.trajectory import local_linear_rate  # noqa: E402
 from distpose_app.live.capture import open_source  # noqa: E402
 
 XYZ = [f"{n}_{a}" for n in BVH_JOINT_NAMES for a in "xyz"]
@@ -114,6 +118,22 @@ def check_export(bvh_path: Path, csv_path: Path, image: dict) -> dict:
     facing = np.cross(left, up)
     facing = facing[:, [0, 2]] / np.linalg.norm(facing[:, [0, 2]], axis=-1, keepdims=True)
     heading = move[[0, 2]] / np.linalg.norm(move[[0, 2]])
+    # per 0.4 s: the pelvis' facing and the root's velocity (0.2 s centred fit) as yaw from the
+    # camera (+Z: 0 faces the camera, 90 faces its right, 180 turns its back), and the speed
+    t = table["timestamp_s"].to_numpy()[present]
+    velocity = np.stack([local_linear_rate(root[:, a], np.ones(len(root), bool), t, 0.2)
+                         for a in (0, 2)], -1)  # fmt: skip
+    speed = np.linalg.norm(velocity, axis=-1)
+    facing_yaw = np.degrees(np.arctan2(facing[:, 0], facing[:, 1]))
+    velocity_yaw = np.degrees(np.arctan2(velocity[:, 0], velocity[:, 1]))
+    windows = []
+    for start in np.arange(t[0], t[-1], 0.4):
+        w = (t >= start) & (t < start + 0.4)
+        windows.append([round(float(start), 1), round(float(np.median(facing_yaw[w])), 1),
+                        round(float(np.median(velocity_yaw[w])), 1),
+                        round(float(np.median(speed[w])), 2)])  # fmt: skip
+    fast = speed >= 1.0  # walking (the hand-held camera alone moves her root by up to ~0.8 m/s)
+    off = np.abs((facing_yaw - velocity_yaw + 180.0) % 360.0 - 180.0)
     spine = P[:, 8] - P[:, 0]
     tilt = np.degrees(np.arccos(spine[:, 1] / np.linalg.norm(spine, axis=-1)))
     contact = table[["RightFoot_contact", "LeftFoot_contact"]].to_numpy()[present] == 1
@@ -129,6 +149,9 @@ def check_export(bvh_path: Path, csv_path: Path, image: dict) -> dict:
         "depthwise_agrees": bool(np.sign(move[2]) == np.sign(np.log(image["size_ratio"]))),
         "facing_vs_heading_deg": float(np.degrees(np.arccos(np.clip(
             (facing.mean(0) / np.linalg.norm(facing.mean(0))) @ heading, -1, 1)))),
+        "facing_velocity_yaw_speed_per_0.4s": windows,
+        "fast_frames": int(fast.sum()),
+        "facing_vs_velocity_deg_median_fast": float(np.median(off[fast])) if fast.any() else None,
         "spine_tilt_deg_mean": float(tilt.mean()),
         "spine_tilt_deg_max": float(tilt.max()),
         "planted_frames": int(contact.sum()),

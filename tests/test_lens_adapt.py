@@ -238,3 +238,19 @@ def test_a_pincushion_correction_needs_to_be_allowed():
     allowed = la.lens_adapt(_PosePrior(), pincushion,
                             la.LensAdaptConfig(**PRIOR, allow_pincushion=True))  # fmt: skip
     assert allowed.accepted and allowed.lens.k1 < -0.1
+
+
+def test_the_crops_cover_a_short_buffer_and_stay_within_max_frames():
+    """Every frame of a buffer shorter than max_frames is used (the last crops overlap rather
+    than leave its end out); a longer buffer gives at most max_frames evenly spread outputs."""
+    config = la.LensAdaptConfig(crop_frames=50, max_frames=600)
+    for n in (50, 194, 600):
+        crops = la._crops(n, config)
+        used = np.zeros(n, bool)
+        for start, stop in crops:
+            assert 0 <= start < stop <= n and stop - start == 50
+            used[start:stop] = True
+        assert used.all(), n
+    crops = la._crops(900, config)
+    assert len(crops) == 12 and crops[0][0] == 0 and crops[-1][1] == 900
+    assert la._crops(30, config) == [(0, 30)]

@@ -17,7 +17,13 @@ from distpose_app.live.demo import DemoSource
 from distpose_app.live.feed import LiveFeed
 from distpose_app.live.pipeline import LivePipeline
 from distpose_app.live.stats import StageStats
-from distpose_app.live.tracking import fill_dropouts, is_tracked, seen_joints, valid_joints
+from distpose_app.live.tracking import (
+    fill_dropouts,
+    is_tracked,
+    seen_joints,
+    seen_with_hysteresis,
+    valid_joints,
+)
 
 SIZE = (640, 360)
 
@@ -138,6 +144,36 @@ def test_helpers():
     detected = upper.copy()
     detected[11] = False  # a shoulder only filled from an earlier frame
     assert not is_tracked(upper, detected) and is_tracked(upper, upper)
+
+
+def test_seen_flags_have_hysteresis():
+    kp = np.array([[10.0, 10.0]] * 17)
+    kp[5] = [-100.0, 10]  # outside the image: never seen, whatever its confidence
+    conf = np.full(17, 0.9)
+    conf[[1, 2, 3, 4]] = [0.45, 0.45, 0.2, 0.55]
+    was = np.ones(17, bool)
+    was[[2, 4]] = False
+    seen = seen_with_hysteresis(kp, conf, SIZE, was)
+    # 1 kept (seen before, above 0.3); 2 not yet (0.45 < 0.5); 3 lost (< 0.3); 4 found (>= 0.5)
+    assert seen.tolist() == [j not in (2, 3, 5) for j in range(17)]
+    # a segment's start has no previous frame: the band counts as seen
+    start = seen_with_hysteresis(kp, conf, SIZE, None)
+    assert start.tolist() == [j not in (3, 5) for j in range(17)]
+    # a higher entry threshold still keeps a joint seen before down to 0.3
+    assert seen_with_hysteresis(kp, conf, SIZE, was, min_confidence=0.95)[1]
+
+
+def test_a_joint_hovering_around_the_threshold_stays_seen():
+    # MediaPipe's visibility of a joint hovers around 0.5: the pipeline keeps it seen (from the
+    # first frame on) instead of dropping it in and out of the lifter's input.
+    _, px = _demo_2d(30)
+    conf = np.ones((30, 17))
+    conf[:, 2] = np.where(np.arange(30) % 5 == 0, 0.42, 0.55)  # right knee; 0.42 at the start
+    conf[20:, 13] = 0.1  # the left wrist lost for good at frame 20
+    pipe = LivePipeline(_model(), "cpu", size=SIZE)
+    seen = np.array([pipe.process_keypoints(px[i], conf[i], i / 30.0).seen for i in range(30)])
+    assert seen[:, 2].all()
+    assert seen[:20, 13].all() and not seen[20 + 3 :, 13].any()  # filled for 3 frames, then lost
 
 
 def _upper_body_view(px, seed=0):

@@ -22,7 +22,7 @@ from distpose_app.export import (
     resample_recording,
 )
 from distpose_app.export import skeleton_fit as fit
-from distpose_app.export.contacts import detect_contacts, plant_feet, two_bone_ik
+from distpose_app.export.contacts import PLANT_CONTACT, detect_contacts, plant_feet, two_bone_ik
 from distpose_app.export.ground import estimate_world, ground_normal
 from distpose_app.export.trajectory import (
     RootFilter,
@@ -169,6 +169,40 @@ def test_world_frame_from_a_walk_seen_by_a_pitched_camera():
     assert abs(info["height_m"] - 1.5) < 1e-6
 
 
+def test_floor_follows_steps_that_climb_away_from_the_body_up():
+    # The lifter's body stands upright while its steps drift upwards along the walk (its size
+    # error changing with the view, as on held-out walks): the floor must follow the steps, not
+    # the body's up, or the steps far from the lowest ones are never planted.
+    world, truth = walker(120)  # 4 m along +X
+    slope = 0.1
+    sloped = world.copy()
+    sloped[..., 1] += slope * world[:, :1, 0]  # the whole body rises with its root: still upright
+    sloped[:, [3, 6], 1] += slope * (world[:, [3, 6], 0] - world[:, :1, 0])  # feet on the slope
+    cam, R, _ = camera_view(sloped, pitch_deg=15.0, height=1.5)
+    frame, contacts = estimate_world(cam, np.arange(120) / FPS)
+    floor_up_world = _unit([-slope, 1.0, 0.0])
+    angle = np.degrees(np.arccos(frame.rotation[1] @ (R @ floor_up_world)))
+    assert angle < 0.5
+    # steps at both ends of the walk are on the floor
+    assert contacts[:30].any() and contacts[-30:].any()
+    assert (contacts == truth).mean() > 0.9
+
+
+def test_planting_contacts_accept_a_floating_still_foot():
+    # The lifter's feet float up to ~12 cm during a contact; the image sees them still.
+    world, truth = walker(120)
+    t = np.arange(120) / FPS
+    floating = world.copy()
+    floating[:, 6, 1] += 0.1  # the left foot hovers 10 cm above the floor
+    cam, _, _ = camera_view(world)
+    rays = pixel_rays(project(cam), K)[:, [3, 6]]
+    args = dict(rays=rays, depth=cam[:, [3, 6], 2])
+    strict = detect_contacts(floating[:, [3, 6]], t, **args)
+    assert not strict[:, 1].any()
+    planting = detect_contacts(floating[:, [3, 6]], t, **args, **PLANT_CONTACT)
+    assert (planting[:, 1] == truth[:, 1]).mean() > 0.9
+
+
 def test_ground_normal_follows_spread_feet_and_keeps_the_prior_otherwise():
     rng = np.random.default_rng(1)
     floor = np.stack([rng.uniform(-2, 2, 200), np.zeros(200), rng.uniform(-2, 2, 200)], -1)
@@ -232,6 +266,26 @@ def test_planting_stops_skating_and_keeps_bones():
         before = np.linalg.norm(rigid[:, b] - rigid[:, a], axis=-1)
         after = np.linalg.norm(planted[:, b] - planted[:, a], axis=-1)
         np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+def test_planted_foot_slows_into_its_contact():
+    # The lifter's foot keeps sliding at 0.5 m/s through its contacts; planted, it stands on
+    # its anchor, and its speed at the contact's first and last frames stays small (the fade
+    # eases in and out instead of jumping into the contact's first frame).
+    world, truth = walker(120)
+    t = np.arange(120) / FPS
+    lengths = fit.robust_bone_lengths(world)
+    rigid, _ = fit.fit_skeleton(world, lengths)
+    sliding = rigid.copy()
+    sliding[:, [3, 6], 0] += np.where(truth, 0.5 * (t[:, None] % 0.5) - 0.125, 0.0)
+    planted, _ = plant_feet(sliding, truth, lengths, t)
+    speed = np.linalg.norm(np.gradient(planted[:, [3, 6]][..., [0, 2]], t, axis=0), axis=-1)
+    edges = truth & ~(np.roll(truth, 1, 0) & np.roll(truth, -1, 0))
+    edges[[0, -1]] = False
+    assert edges.sum() >= 8
+    assert speed[edges].max() < 0.1
+    inner = truth & np.roll(truth, 1, 0) & np.roll(truth, -1, 0)
+    assert speed[inner].max() < 1e-6
 
 
 # ---------------------------------------------------------------------------------------

@@ -122,7 +122,9 @@ class LensAdaptConfig:
     focal: float = field(default_factory=lambda: focal_from_hfov(85.0))
     grid_k1: tuple[float, ...] = tuple(np.round(np.arange(K1_RANGE[0], K1_RANGE[1] + 1e-9, 0.1), 3))
     refine_steps: int = 12  # golden-section steps inside the best grid cell (forward passes)
-    max_frames: int = 300  # frames of the buffer used (evenly spaced crops)
+    # Frames of the buffer used (evenly spaced crops). 600 rather than 300: on 20 s buffers the
+    # fitted k1's interval over resamples halves (docs/adaptation.md), for twice the work.
+    max_frames: int = 600
     crop_frames: int = 50
     block_frames: int = 25  # bootstrap block: frames this close are too correlated to resample
     residual_cap: float = 0.5  # a frame's reprojection residual counts at most this
@@ -246,10 +248,11 @@ def coverage(keypoints_2d: np.ndarray) -> dict:
 
 
 def _crops(n: int, config: LensAdaptConfig) -> list[tuple[int, int]]:
-    """Evenly spaced windows (start, stop) into a buffer of n frames: about max_frames outputs
-    in crops of crop_frames."""
+    """Evenly spaced windows (start, stop) into a buffer of n frames: at most max_frames outputs
+    in crops of crop_frames, covering the whole buffer when it is that short (the last crops
+    overlap rather than leave its end out)."""
     crop = min(config.crop_frames, n)
-    count = max(1, min(config.max_frames // crop, n // crop))
+    count = max(1, min(config.max_frames // crop, -(-n // crop)))
     starts = np.linspace(0, n - crop, count).round().astype(int)
     return [(int(s), int(s) + crop) for s in starts]
 

@@ -19,7 +19,7 @@ from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("weights", help="checkpoint to calibrate (rewritten in place)")
-    p.add_argument("--buffers", type=v.arg_int(1, 1000), default=9,
+    p.add_argument("--buffers", type=v.arg_int(1, 1000), default=15,
                    help="20 s validation buffers (median)")  # fmt: skip
     p.add_argument("--noise-px", type=v.non_negative_float, default=2.0,
                    help="detector-like 2D noise, pixels")  # fmt: skip

@@ -4,6 +4,8 @@ feet do not skate."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from distpose_app.core.skeleton import BONES
@@ -20,6 +22,25 @@ CONTACT_SPEED_M_S = 0.35
 # ... or, where the ankle's 2D is known, slower than this across the image (m/s at the ankle's
 # depth): a static camera sees a planted foot stand still whatever the lifter makes of it.
 CONTACT_IMAGE_SPEED_M_S = 0.2
+
+
+class ContactThresholds(TypedDict):
+    """Keyword arguments of `detect_contacts` that set how readily a foot counts as planted."""
+
+    height_m: float
+    grow_height_m: float
+    image_speed_m_s: float
+    grow: float
+
+
+# Planting asks less (`PLANT_CONTACT`): a contact missed lets the lifter's foot slide at walking
+# speed, and on held-out mocap the lifter's planted feet float up to ~12 cm above the floor
+# (runs) and cross the image at up to ~0.3 m/s in short running contacts (the speed is smoothed
+# over 0.05 s, which blurs a 0.15 s contact with the swings around it). The contact then grows
+# while the foot stays within twice these thresholds (three times would pin swinging feet).
+PLANT_CONTACT: ContactThresholds = {
+    "height_m": 0.12, "grow_height_m": 0.16, "image_speed_m_s": 0.3, "grow": 2.0,
+}  # fmt: skip
 MIN_CONTACT_S = 0.1  # shorter "contacts" are a swinging foot passing low and slow
 MAX_FLICKER_S = 0.07  # a contact broken this briefly is one contact
 
@@ -195,7 +216,7 @@ def plant_feet(
     bone_lengths: np.ndarray,
     timestamps_s: np.ndarray,
     valid: np.ndarray | None = None,
-    blend_s: float = 0.1,
+    blend_s: float = 0.15,
     root_share: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep planted feet still.
@@ -207,7 +228,10 @@ def plant_feet(
     (interpolated between contacts; default 0: measured on held-out mocap, moving the body to
     the lifter's feet costs more accuracy than it saves, docs/root_motion.md); then each
     planted ankle is put on its anchor by a two-bone IK of its leg, faded in and out over
-    `blend_s` at the contact's ends, the body lowered where a straight leg cannot reach.
+    `blend_s` at the contact's ends (easing: weight 1 - s^2 at a share s of the fade away from
+    the contact, so the foot slows as it lands and starts slowly as it lifts instead of jumping
+    the last quarter of its way in the contact's first frame), the body lowered where a
+    straight leg cannot reach.
     Returns (positions (F, 17, 3), root_shift (F, 3) metres: the body shift applied in each
     frame).
     """
@@ -250,7 +274,7 @@ def plant_feet(
             target[a:b] = anchors[a, k]
             # fade in before and out after the contact, towards the anchor
             for i in range(1, ramp + 1):
-                w = 1.0 - i / (ramp + 1)
+                w = 1.0 - (i / (ramp + 1)) ** 2
                 for f in (a - i, b - 1 + i):
                     if 0 <= f < F and valid[f] and w > weight[f]:
                         weight[f], target[f] = w, anchors[a, k]

@@ -153,7 +153,8 @@ def seen_summary(recording: Recording, fmt: str) -> dict:
     info = {
         "meaning": (
             "a joint is seen in a frame when the 2D detector found it inside the image with a "
-            "confidence of at least the pipeline's threshold (0.5 by default); the lifter "
+            "confidence of at least the pipeline's threshold (0.5 by default; 0.3 for a joint "
+            "seen in the frame before or at a segment's start); the lifter "
             "still estimates unseen joints from the seen ones, so their positions are guesses"
         ),
         "fraction_of_tracked_frames": dict(zip(BVH_JOINT_NAMES, np.round(fraction, 4).tolist())),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contacts import FEET, detect_contacts
+from .contacts import CONTACT_HEIGHT_M, FEET, detect_contacts
 
 THORAX = 8
 # How far the planted feet must spread (metres, standard deviation along a direction) before
@@ -19,6 +19,13 @@ THORAX = 8
 FLOOR_STIFFNESS_M = 0.2
 # Below this share of frames with a planted foot, the floor goes through the lower ankle.
 MIN_CONTACT_SHARE = 0.25
+# The first floor's contacts: feet still in the image within this height (metres) of the
+# lowest ankles under the body's up. The body's up is off by a few degrees, and the lifter's
+# size error changes with the view, so across a walk of a few metres the feet on that first
+# floor drift up or down by 10-15 cm; with the strict height only the steps at one end were
+# found, the floor's tilt stayed the body's and the far steps were never planted (held-out
+# walks: most of the remaining foot skating).
+FIRST_FLOOR_HEIGHT_M = 0.25
 
 
 def _unit(v: np.ndarray) -> np.ndarray | None:
@@ -133,7 +140,8 @@ def estimate_world(
     root-relative recording also works, its feet just never spread); timestamps_s (F,);
     valid (F,) bool; rays (F, 2, 2) the ankles' image rays (see `contacts.detect_contacts`) or
     None. Up starts as the body's up direction (`body_up`); contacts are found with
-    it, and the plane through the planted feet (`ground_normal`) refines it, twice. The floor
+    it (first with the generous FIRST_FLOOR_HEIGHT_M, then the strict contact height), and the
+    plane through the planted feet (`ground_normal`) refines it, twice. The floor
     height is the median height of the planted feet (of the lower ankle when fewer than
     MIN_CONTACT_SHARE of the frames have a planted foot),
     and the origin lies on the floor below the camera: the world depends on the whole take's
@@ -152,14 +160,15 @@ def estimate_world(
         prior, method = np.array([0.0, -1.0, 0.0]), "camera"
     up = prior
     feet = P[:, list(FEET)]
-    for _ in range(2):
+    for height_m in (FIRST_FLOOR_HEIGHT_M, CONTACT_HEIGHT_M):
         if not valid.any():
             break
         heights = feet[valid] @ up
         floor = float(np.percentile(heights, 5))
         contacts = detect_contacts(
-            feet, t, valid, floor_m=floor, up=up, rays=rays, depth=feet[..., 2]
-        )
+            feet, t, valid, floor_m=floor, up=up, rays=rays, depth=feet[..., 2],
+            height_m=height_m, grow_height_m=2.0 * height_m,
+        )  # fmt: skip
         if contacts.sum() >= 3:
             up = ground_normal(feet[contacts], prior, stiffness_m)
             method = "feet"

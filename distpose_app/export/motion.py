@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import skeleton_fit as fit
-from .contacts import FEET, detect_contacts, plant_feet
+from .contacts import FEET, PLANT_CONTACT, detect_contacts, plant_feet
 from .filters import one_euro_filter
 from .ground import WorldFrame, estimate_world
 from .recording import ExportOptions, Recording
@@ -119,7 +119,7 @@ def prepare_motion(recording: Recording, options: ExportOptions | None = None) -
     if options.align_world:
         contacts = detect_contacts(
             fitted[:, list(FEET)], t, present,
-            rays=rays, depth=camera[:, list(FEET), 2],
+            rays=rays, depth=camera[:, list(FEET), 2], **PLANT_CONTACT,
         )  # fmt: skip
     planted = bool(
         options.plant_feet and options.align_world and trajectory and not options.root_lock

@@ -22,8 +22,8 @@ class Detection:
         MediaPipe extrapolates joints outside the picture, so values may lie outside it.
     confidence: (17,) in [0, 1], MediaPipe's visibility (a derived joint takes the minimum of
         the landmarks it is built from, so hips out of the picture take the pelvis and spine
-        with them). The pipeline counts a joint below pipeline.SEEN_CONFIDENCE (0.5) or
-        outside the image as unseen.
+        with them). The pipeline counts a joint below tracking.SEEN_CONFIDENCE (0.5; with
+        hysteresis, see live/tracking.py) or outside the image as unseen.
     landmarks_2d: (33, 2) pixels, MediaPipe's own landmarks; visibility: (33,).
     world_3d: (17, 3) metres, MediaPipe's own 3D estimate (pose_world_landmarks, hip-centred,
         axes as the image: x right, y down, z away from the camera) mapped to H36M-17; None when

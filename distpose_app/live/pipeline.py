@@ -31,7 +31,7 @@ from distpose_app.live.tracking import (
     fill_dropouts,
     is_tracked,
     plausible_pose,
-    seen_joints,
+    seen_with_hysteresis,
 )
 
 
@@ -147,7 +147,9 @@ class LivePipeline:
     hold_frames: longest gap (frames) bridged by feeding the last 2D again.
     buffer_frames: how many recent tracked frames of normalised 2D `adapt_buffer()` keeps.
     margin, seen_confidence: a joint is seen inside the image enlarged by `margin` (fraction of
-    width and height) with a confidence of at least `seen_confidence` (see tracking.py).
+    width and height) with a confidence of at least `seen_confidence`, or of at least
+    tracking.LOST_CONFIDENCE when it was seen in the previous frame or the segment starts
+    (hysteresis, see tracking.py).
     recorder: a Recorder to record into (default: a new one); pass the old pipeline's to keep a
     take going across pipelines.
 
@@ -500,7 +502,11 @@ class LivePipeline:
                 else np.nan_to_num(np.asarray(confidence, np.float64).reshape(NUM_JOINTS))
             )
             kp_out[~np.isfinite(kp_out).all(-1)] = np.nan
-            detected = seen_joints(kp_out, conf, self.size, self.margin, self.seen_confidence)
+            was_seen = None  # a segment's start: no previous frame
+            if self._last_px is not None:
+                was_seen = (self._frames_unseen == 0) & np.isfinite(self._last_px).all(-1)
+            detected = seen_with_hysteresis(kp_out, conf, self.size, was_seen, self.margin,
+                                            self.seen_confidence)  # fmt: skip
             filled, seen = fill_dropouts(kp_out, detected, self._last_px, self._frames_unseen)
             if is_tracked(seen, detected):
                 norm = self._normalise(filled)

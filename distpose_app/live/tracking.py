@@ -4,13 +4,19 @@ to each frame's 2D before lifting.
 Seen joints: a joint is *seen* in a frame when its 2D is finite, inside the image enlarged by
 `margin` (10 % of width and height on each side: MediaPipe's joints at the edge of a limb that
 leaves the picture) and its confidence (MediaPipe's visibility) is at least SEEN_CONFIDENCE = 0.5
-(MediaPipe's own drawing threshold). A joint the detector saw within the last FILL_FRAMES = 3 frames
-and lost now (a flicker around the threshold) is filled from its last seen position and still counts
-as seen; any other unseen joint goes to the lifter as NaN (the lifter's contract: NaN = unseen) and
-is never invented. The lifter still gives all 17 joints; each pose carries its frame's `seen` flags
-(17,) so the view and the exports can tell guessed joints from observed ones. Derived joints inherit
-this through their confidence (`skeleton.mediapipe_to_h36m` takes the minimum of the sources): hips
-out of the picture make the pelvis and the spine unseen too.
+(MediaPipe's own drawing threshold), with hysteresis: a joint seen in the previous frame stays seen
+down to LOST_CONFIDENCE = 0.3, and at the start of a segment (no previous frame) a joint in that
+band counts as seen (`seen_with_hysteresis`). MediaPipe's visibility of a joint hovers around 0.5
+for seconds, and its run at another frame rate lands either side of it; the start matters most,
+because the lifter's past is padded with the first frame, so a joint left out there is left out of
+the lifter's whole receptive field (a 25 and a 50 fps copy of the street clip lifted different
+bodies for a second). A joint the detector saw within the last FILL_FRAMES = 3 frames and lost now
+(a flicker around the threshold) is filled from its last seen position and still counts as seen;
+any other unseen joint goes to the lifter as NaN (the lifter's contract: NaN = unseen) and is never
+invented. The lifter still gives all 17 joints; each pose carries its frame's `seen` flags (17,) so
+the view and the exports can tell guessed joints from observed ones. Derived joints inherit this
+through their confidence (`skeleton.mediapipe_to_h36m` takes the minimum of the sources): hips out
+of the picture make the pelvis and the spine unseen too.
 
 Tracking rule: a frame is *tracked* when both shoulders are detected in it (the top of the torso:
 the lifter's anchor when the hips are under a desk or below the image; not filled) and at least
@@ -34,6 +40,8 @@ CORE_JOINTS: tuple[int, ...] = (11, 14)
 MIN_SEEN_JOINTS = 5
 # A joint with a lower confidence (MediaPipe's visibility, in [0, 1]) is not seen.
 SEEN_CONFIDENCE = 0.5
+# A joint seen in the previous frame (or any joint at a segment's start) stays seen down to this.
+LOST_CONFIDENCE = 0.3
 # A seen joint lost for at most this many frames is filled from its last seen position.
 FILL_FRAMES = 3
 # A root-relative pose with a joint farther than this (metres) from the root is garbage.
@@ -75,6 +83,27 @@ def seen_joints(
     keypoints_px (17, 2) pixels; size (width, height) pixels."""
     conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0)
     return valid_joints(keypoints_px, size, margin) & (conf >= min_confidence)
+
+
+def seen_with_hysteresis(
+    keypoints_px: np.ndarray,
+    confidence: np.ndarray,
+    size: tuple[int, int],
+    was_seen: np.ndarray | None,
+    margin: float = 0.1,
+    min_confidence: float = SEEN_CONFIDENCE,
+    lost_confidence: float = LOST_CONFIDENCE,
+) -> np.ndarray:
+    """(17,) bool: `seen_joints` with hysteresis. A joint becomes seen at `min_confidence`; one
+    seen in the previous frame (was_seen (17,) bool) stays seen while its confidence is at least
+    `lost_confidence`; at a segment's start (was_seen None) every joint at `lost_confidence` or
+    more is seen. keypoints_px (17, 2) pixels, confidence (17,) in [0, 1], size (width, height)."""
+    lost = min(lost_confidence, min_confidence)
+    low = seen_joints(keypoints_px, confidence, size, margin, lost)
+    if was_seen is None:
+        return low
+    high = seen_joints(keypoints_px, confidence, size, margin, min_confidence)
+    return high | (low & np.asarray(was_seen, bool))
 
 
 def fill_dropouts(
