@@ -351,7 +351,8 @@ def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewsh
     info = {"accepted": res.accepted, "reason": res.reason, "seconds": res.seconds}
     if "lens_adapt" in res.config:  # the fitted lens and the bias it was shifted by
         info.update(fitted_lens=res.config["lens_adapt"]["lens"],
-                    k1_offset=res.config["k1_offset"])  # fmt: skip
+                    k1_offset=res.config["k1_offset"],
+                    lens_evidence=res.config["lens_adapt"]["evidence"])  # fmt: skip
     if "bn" in res.config:
         info.update(bn_accepted=res.config["bn"]["accepted"])
     return _with_state(model, res.state_dict), info
