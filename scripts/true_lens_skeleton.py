@@ -1,7 +1,7 @@
 """Does the true lens make the lifted skeleton more or less consistent? The lens fit's last guard.
 
 Adapt refuses a lens that makes the lifted skeleton's left/right bone symmetry or bone-length
-constancy worse by more than 0.5 mm (`adapt.lens_fit`). This prints, for each lens, both
+constancy worse by more than 10% or 0.5 mm (`adapt.lens_fit`). This prints, for each lens, both
 measures on `distpose evaluate`'s adaptation buffer (the held-out styles through the 90°
 1280x720 evaluation webcam, the first 20 s of the adaptation half, optional detector noise)
 lifted as seen and with the TRUE lens undone, and what Adapt answers on that buffer. When the
