@@ -130,7 +130,9 @@ def test_recovers_a_known_distortion_and_refuses_lens_free_input():
     error = np.abs(res.lens.undistort(distorted) - kp).mean()
     assert 0.3 < res.lens.k1 < 0.5 and error < 0.25 * np.abs(distorted - kp).mean()
     assert res.loss_after < 0.5 * res.loss_before
-    assert progress[-1] == (res.steps, res.steps) and res.steps == len(config.grid_k1) + 12 + 1
+    assert progress[-1] == (res.steps, res.steps) and res.steps == (
+        len(config.grid_k1) + 12 + 1 + len(config.centre_shifts)
+    )
     ev = res.evidence
     assert ev["coverage"]["reach"] > 0.5 and ev["improvement"]["low"] > 0.1
     assert ev["k1_interval"][0] > 0.1 and min(ev["halves"]) > 0
@@ -266,3 +268,51 @@ def test_the_crops_cover_a_short_buffer_and_stay_within_max_frames():
     crops = la._crops(900, config)
     assert len(crops) == 12 and crops[0][0] == 0 and crops[-1][1] == 900
     assert la._crops(30, config) == [(0, 30)]
+
+
+def test_a_picture_whose_centre_is_elsewhere_is_refused_not_read_as_a_lens(monkeypatch):
+    """When moving the picture's centre explains the 2D better than the fitted lens (a cropped
+    or pasted picture: the real lifter's objective does this, docs/adaptation.md), the fit is
+    refused and says why; centred, the shifts explain nothing and the same lens is accepted.
+    The prior lifter is translation-blind, so the off-centre objective is simulated: 99% lower
+    at one shift."""
+    kp = _barrel(_keypoints(60, noise=0.0).astype(np.float64), 0.25)
+    config = la.LensAdaptConfig(**PRIOR)
+    centred = la.lens_adapt(_PosePrior(), kp, config)
+    assert centred.accepted and centred.evidence["off_centre"]["fall"] < 0.01
+    assert len(config.centre_shifts) == 14 and (0.0, 0.0) not in config.centre_shifts
+
+    value = la._Objective.value
+
+    def off_centre(self, k1, shift=(0.0, 0.0)):
+        mean, frames = value(self, k1, shift)
+        return (0.01 * mean, 0.01 * frames) if shift == (0.2, -0.2) else (mean, frames)
+
+    monkeypatch.setattr(la._Objective, "value", off_centre)
+    res = la.lens_adapt(_PosePrior(), kp, config)
+    assert not res.accepted and "looks off-centre" in res.reason and res.lens.is_identity
+    assert "(+0.2, -0.2)" in res.reason
+    assert res.evidence["off_centre"]["shift"] == [0.2, -0.2]
+    assert res.evidence["off_centre"]["fall"] > res.evidence["improvement"]["mean"]
+
+
+def test_the_objective_shift_moves_the_2d_before_lifting():
+    """value(0, shift) is value(0) of the 2D moved by -shift (the principal point's offset; a
+    lens is undone about the picture's centre first, then the shift applies)."""
+    kp = _keypoints(30, noise=0.0).astype(np.float32)
+
+    class Echo(torch.nn.Module):  # a "lifter" whose 3D follows its 2D input
+        receptive_field, lookahead_frames = 1, 0
+
+        def forward(self, x):
+            z = 3.0 + 0.5 * x[..., :1] ** 2  # not a consistent projection: a residual
+            return torch.cat([x * 3.0, z], -1) - torch.cat([x[..., :1, :] * 3.0, z[..., :1, :]], -1)
+
+    config = la.LensAdaptConfig(**PRIOR)
+    windows = la._buffer_windows(Echo(), kp, config)
+    moved = la._buffer_windows(Echo(), kp - np.float32([0.2, -0.2]), config)
+    a = la._Objective(Echo(), windows, 1.0, 0.5).value(0.0, (0.2, -0.2))[0]
+    b = la._Objective(Echo(), moved, 1.0, 0.5).value(0.0)[0]
+    assert a == pytest.approx(b, rel=1e-5) and a != pytest.approx(
+        la._Objective(Echo(), windows, 1.0, 0.5).value(0.0)[0], rel=1e-3
+    )

@@ -25,6 +25,8 @@ A fit is accepted only when the buffer supports it (`LensAdaptResult.evidence`):
 - the fitted k1 is away from the search bounds, and its interval over block-bootstrap
   resamples of the frames (5-95%) excludes "no lens" by more than the bias's own spread
   between data sets (`k1_offset_spread`);
+- no shift of the picture's centre explains the 2D better than the lens (a cropped or pasted
+  picture pulls the fit);
 - the lens is a barrel correction (k1 > 0) unless `allow_pincushion`, does not fold the image,
   and the lifted skeleton is not clearly less consistent with it (left/right bone symmetry,
   bone-length constancy over time: by more than 10% or 0.5 mm, whichever is larger).
@@ -143,6 +145,13 @@ class LensAdaptConfig:
     # on lens-free input (the bias's spread; an off-centre principal point, as in a cropped or
     # pasted picture) made every wrong-signed fit measured on real clips (docs/adaptation.md).
     allow_pincushion: bool = False
+    # Principal-point shifts (screen units) tried at "no lens": a picture whose centre is
+    # elsewhere (cropped, or pasted into a larger one) pulls the k1 fit, and one such fit passed
+    # every other check and made the output worse (docs/adaptation.md). When a shift explains
+    # the 2D better than the fitted lens does, the fit is refused.
+    centre_shifts: tuple[tuple[float, float], ...] = tuple(
+        (x, y) for x in (-0.4, -0.2, 0.0, 0.2, 0.4) for y in (-0.2, 0.0, 0.2) if (x, y) != (0, 0)
+    )
     # The skeleton may get this much less consistent (the larger of the two): undoing the true
     # lens costs the retrained lifter 3-7% (docs/adaptation.md), wrong fits on real clips 26%+.
     skeleton_tolerance_mm: float = 0.5
@@ -279,9 +288,12 @@ class _Objective:
         self.past = model.receptive_field - 1 - model.lookahead_frames
 
     @torch.no_grad()
-    def per_frame(self, params: torch.Tensor) -> np.ndarray:
-        """(B, T) float64 capped residuals at these lens parameters (forward passes only)."""
+    def per_frame(self, params: torch.Tensor, shift=(0.0, 0.0)) -> np.ndarray:
+        """(B, T) float64 capped residuals at these lens parameters (forward passes only), the
+        undistorted 2D moved by -shift (screen units: a principal point off the centre)."""
         u_in = undistort_screen(self.inputs, params)
+        if shift != (0.0, 0.0):
+            u_in = u_in - torch.tensor(shift, dtype=u_in.dtype)
         poses = self.model(u_in)  # (B, T, J, 3)
         b, t = poses.shape[:2]
         u = u_in[:, self.past : self.past + t]
@@ -294,9 +306,10 @@ class _Objective:
         )
         return res.clamp_max(self.cap).reshape(b, t).double().numpy()
 
-    def value(self, k1: float) -> tuple[float, np.ndarray]:
-        """(mean objective, per-frame (B, T)) at undistortion k1 (objective coordinates)."""
-        frames = self.per_frame(ScreenLens(k1=float(k1)).params_tensor())
+    def value(self, k1: float, shift=(0.0, 0.0)) -> tuple[float, np.ndarray]:
+        """(mean objective, per-frame (B, T)) at undistortion k1 (objective coordinates) and a
+        principal-point shift (screen units)."""
+        frames = self.per_frame(ScreenLens(k1=float(k1)).params_tensor(), shift)
         return float(frames.mean()), frames
 
 
@@ -351,7 +364,8 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
     cover = coverage(kp)
     evidence: dict = {"coverage": cover, "k1_offset": offset,
                       "k1_offset_spread": config.k1_offset_spread}  # fmt: skip
-    total = 1 + len(config.grid_k1) + (config.refine_steps if config.refine_steps >= 2 else 0)
+    total = (1 + len(config.grid_k1) + (config.refine_steps if config.refine_steps >= 2 else 0)
+             + len(config.centre_shifts))  # fmt: skip
     done = 0
 
     def result(accepted, reason, lens=None, before=float("nan"), after=float("nan"),
@@ -370,14 +384,14 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
     objective = _Objective(model, _buffer_windows(model, kp, config), config.focal,
                            config.residual_cap)  # fmt: skip
 
-    def evaluate(k1: float) -> tuple[float, np.ndarray]:
+    def evaluate(k1: float, shift=(0.0, 0.0)) -> tuple[float, np.ndarray]:
         nonlocal done
         if cancel is not None and cancel():
             raise _Stopped("cancelled")
         if time.perf_counter() - start > config.max_seconds:
             raise _Stopped(f"not finished within {config.max_seconds:.0f} s (is the computer "
                            "busy?): nothing changed")  # fmt: skip
-        out = objective.value(k1)
+        out = objective.value(k1, shift)
         done += 1
         if progress is not None:
             progress(done, total)
@@ -393,6 +407,7 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
         for k, (v, f) in _golden(evaluate, grid, best, config.refine_steps):
             if v < v_best:
                 k_best, v_best, f_best = k, v, f
+        shifted = [evaluate(reference, c)[0] for c in config.centre_shifts]
     except _Stopped as stop:
         return result(False, str(stop), finished=False)
 
@@ -432,6 +447,17 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
     if folds:
         return result(False, f"the fitted lens (k1 {lens.k1:+.2f}) folds the picture",
                       before=loss0, after=v_best)  # fmt: skip
+    if shifted:
+        i = int(np.argmin(shifted))
+        centre, centre_fall = config.centre_shifts[i], 1.0 - shifted[i] / loss0
+        evidence["off_centre"] = {"shift": list(centre), "fall": centre_fall}
+        if centre_fall > improvement["mean"]:
+            return result(False, (
+                f"the picture looks off-centre (cropped, or pasted into a larger one): moving "
+                f"its centre by ({centre[0]:+.1f}, {centre[1]:+.1f}) half-widths explains the 2D "
+                f"better ({100 * centre_fall:.1f}%) than any lens ({100 * improvement['mean']:.1f}"
+                "%), and a lens correction cannot undo that: not adapted"),
+                before=loss0, after=v_best)  # fmt: skip
     plain, fitted = (_skeleton(lift_sequence(model, x)) for x in (kp, lens.undistort(kp)))
     evidence["skeleton"] = {"before": plain, "after": fitted}
     for key, name in (("symmetry_mm", "left/right bone symmetry"),
