@@ -160,7 +160,8 @@ def fake_lens_adapt(monkeypatch):
 
     def lens_adapt(model, keypoints_2d, config=None, cancel=None, progress=None):
         calls.append(keypoints_2d.shape)
-        return la.LensAdaptResult(la.ScreenLens(), True, "ok", 1.0, 0.9, 2, 0.25)
+        return la.LensAdaptResult(la.ScreenLens(), True, "ok", 1.0, 0.9, 2, 0.25,
+                                  evidence={"k1": 0.0})  # fmt: skip
 
     monkeypatch.setattr(la, "lens_adapt", lens_adapt)
     return calls
@@ -184,6 +185,7 @@ def test_adaptation_variants_in_the_lens_table(tiny, fake_lens_adapt):
     assert "bn_accepted" in got["augmented+lens+bn"]
     assert got["augmented+lens"]["fitted_lens"] == {"k1": 0.0, "k2": 0.0, "scale": 1.0,
                                                     "cx": 0.0, "cy": 0.0}  # fmt: skip
+    assert got["augmented+lens"]["lens_evidence"] == {"k1": 0.0}  # what the verdict rests on
     table = ev.markdown_table(rows)
     assert "N-MPJPE" in table and table.count("\n") == 2
     r = got["augmented"]
