@@ -32,31 +32,14 @@ K1 = np.round(np.arange(-1.0, 1.51, 0.1), 2)
 def objective(model, keypoints: np.ndarray, config):
     """f(k1, shift) -> the mean capped reprojection residual of `adapt.lens_fit` on the buffer
     (N, 17, 2) normalised screen coordinates, undistorted by k1 about the centre and then
-    moved by -shift (the principal point's offset, screen units)."""
+    moved by -shift (the principal point's offset, screen units): the objective Adapt uses,
+    with the shift its off-centre check tries."""
     from distpose_app.adapt import lens_fit as la
-    from distpose_app.lifter.model import undistort_screen
 
     kp = keypoints[np.isfinite(keypoints).all(-1).any(-1)]
     base = la._Objective(model, la._buffer_windows(model, kp, config), config.focal,
                          config.residual_cap)  # fmt: skip
-
-    @torch.no_grad()
-    def value(k1: float, shift) -> float:
-        u_in = undistort_screen(base.inputs, la.ScreenLens(k1=float(k1)).params_tensor())
-        u_in = u_in - torch.tensor(shift, dtype=u_in.dtype)
-        poses = model(u_in)
-        b, t = poses.shape[:2]
-        u = u_in[:, base.past : base.past + t]
-        seen = torch.isfinite(u).all(-1)
-        res = la.reprojection_residual(
-            poses.reshape(b * t, 17, 3),
-            torch.where(seen[..., None], u, 0.0).reshape(b * t, 17, 2),
-            seen.reshape(b * t, 17),
-            base.focal,
-        )
-        return float(res.clamp_max(base.cap).mean())
-
-    return value
+    return lambda k1, shift: base.value(k1, tuple(shift))[0]
 
 
 def probe(value, offset: float) -> dict:
@@ -84,6 +67,7 @@ def main() -> int:
     import real_clip_adapt as rc
 
     from distpose_app.adapt.lens_fit import LensAdaptConfig
+    from distpose_app.lens.screen import normalize_screen_coordinates
     from distpose_app.lifter.model import load_checkpoint
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,7 +93,7 @@ def main() -> int:
                 det = rc.detections(clip, placement, lens)
                 kp = np.array(det["keypoints"], np.float64, copy=True)
                 kp[det["confidence"] < 0.5] = np.nan
-                u = np.stack([kp[..., 0] / w * 2 - 1, kp[..., 1] / w * 2 - h / w], -1)
+                u = normalize_screen_coordinates(kp, w, h)
                 r = probe(objective(model, u, config), config.k1_offset)
                 first, again = r["shift"], r["shift2"]
                 print(f"| {clip} | {placement.name} | `{lens}` | {centre} | {r['k1_plain']:+.2f} | "

@@ -95,6 +95,7 @@ def lifted_s8(path: str, weights: list[str], window: int) -> None:
 
     from distpose_app.data.external import load_external
     from distpose_app.evaluation.protocol import lift
+    from distpose_app.lens.screen import normalize_screen_coordinates
     from distpose_app.lifter.model import load_checkpoint
 
     torch.set_num_threads(2)
@@ -111,7 +112,7 @@ def lifted_s8(path: str, weights: list[str], window: int) -> None:
         truth += stance_flexion(gt, events)
         w, h = data.image_size[i]
         kp = data.keypoints_2d[frames]
-        screen = np.stack([kp[..., 0] / w * 2 - 1, kp[..., 1] / w * 2 - h / w], -1)
+        screen = normalize_screen_coordinates(kp, w, h)
         for name, model in models.items():
             lifted[name] += stance_flexion(lift(model, screen, data.fps), events)
     print(f"S8 walking, 4 cameras, ground truth: {summary(truth)}")

@@ -277,6 +277,9 @@ class WindowSampler:
         )
 
 
+POOL_BUCKET = 0.05  # normalised camera units (the corner radius of a 90 deg webcam is ~1.15)
+
+
 class LensPool:
     """Validated lenses kept for reuse: drawing a lens and checking that it does not fold costs
     about 0.35 ms, a tenth of a training step over a batch. Camera corner radii are rounded up
@@ -298,9 +301,6 @@ class LensPool:
         if rng.random() < self.refresh:
             pool[int(rng.integers(self.size))] = sampler.sample(rng, radius)
         return pool[int(rng.integers(self.size))]
-
-
-POOL_BUCKET = 0.05  # normalised camera units (the corner radius of a 90 deg webcam is ~1.15)
 
 
 def _masking(config: TrainConfig) -> MaskConfig | None:
