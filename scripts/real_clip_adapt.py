@@ -27,6 +27,7 @@ after `distpose adapt-calibrate`.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import multiprocessing
@@ -226,7 +227,32 @@ def lens_in_2d(lens_free: dict, lens: str) -> dict:
     return dict(lens_free, keypoints=kp)
 
 
-def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = None):
+def case_pictures(clip: str, placement: Placement, lens: str) -> list:
+    """Frames of the warped canvas as `distpose process --adapt` keeps them for the
+    straight-edge check (`PictureSampler(keep=8, every=15, recent=False)` over every frame)."""
+    import cv2
+
+    from distpose_app.lens.plumb_line import PictureSampler
+
+    sampler = PictureSampler(keep=8, every=15, recent=False)
+    source = WarpedSource(media_dir() / clip, placement, lens)
+    source.open()
+    try:
+        while (frame := source.video.read()) is not None:
+            image = None
+            if sampler.wants_next():
+                image = source.canvas(frame.image, frame.index)
+                if not source.lens.is_identity:
+                    image = cv2.remap(image, *source.maps(), cv2.INTER_LINEAR,
+                                      borderValue=(0, 0, 0))  # fmt: skip
+            sampler.offer(image)
+    finally:
+        source.close()
+    return sampler.pictures()
+
+
+def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = None,
+              pictures=None):  # fmt: skip
     """`distpose process`'s second pass over cached detections: (positions (F, 17, 3) metres
     root-relative at the input frames, NaN where no pose; the AdaptResult or None). lens: the
     known lens given to the pipeline (as `--lens` with `--hfov` CANVAS_HFOV); adapt: an
@@ -238,13 +264,16 @@ def lift_case(model, data: dict, lens: str | None = None, adapt: str | None = No
 
     known = parse_lens(lens, max_radius=None) if lens and lens != "none" else None
     n = len(data["timestamps_s"])
-    pipeline = LivePipeline(model, "cpu", size=CANVAS, known_lens=known, hfov_deg=CANVAS_HFOV,
-                            buffer_frames=n)  # fmt: skip
+    # a copy: the pipeline loads an accepted adaptation into the model it is given, and the
+    # next case must start from the unadapted weights
+    pipeline = LivePipeline(copy.deepcopy(model), "cpu", size=CANVAS, known_lens=known,
+                            hfov_deg=CANVAS_HFOV, buffer_frames=n)  # fmt: skip
     pipeline.recorder.recovery_dir = None
     result = None
     if adapt:
         lift_all(pipeline, data["keypoints"], data["confidence"], data["timestamps_s"])
-        result = adapt_model(pipeline.model_copy(), pipeline.adapt_buffer(), adapt)
+        result = adapt_model(pipeline.model_copy(), pipeline.adapt_buffer(), adapt,
+                             pictures=pictures)  # fmt: skip
         if result.accepted:
             pipeline.set_model_state(result.state_dict)
     recording = lift_all(pipeline, data["keypoints"], data["confidence"], data["timestamps_s"])
@@ -313,10 +342,12 @@ def _busy(stop) -> None:
 
 
 def measure_case(model, clip: str, placement: Placement, lens: str, reference, runs: int,
-                 busy: bool, in_2d: bool = False) -> dict:  # fmt: skip
+                 busy: bool, in_2d: bool = False, use_pictures: bool = True) -> dict:  # fmt: skip
     """One row: distances (mm) to the reference of the unadapted, true-lens and adapted outputs,
     what Adapt decided and why, and the agreement of repeated runs (the last one with a busy
-    core when `busy`). in_2d: the lens applied to the lens-free detections (`lens_in_2d`)."""
+    core when `busy`). in_2d: the lens applied to the lens-free detections (`lens_in_2d`; then
+    the picture has no lens and Adapt gets none). use_pictures: give Adapt the warped frames
+    (as `distpose process --adapt` does), else the 2D alone."""
     if in_2d:
         data = lens_in_2d(detections(clip, placement, "none"), lens)
     else:
@@ -324,6 +355,7 @@ def measure_case(model, clip: str, placement: Placement, lens: str, reference, r
     same = matched_frames(data, detections(clip, placement, "none"), lens)
     unadapted, _ = lift_case(model, data)
     truelens = lift_case(model, data, lens=lens)[0] if lens != "none" else unadapted
+    pictures = case_pictures(clip, placement, lens) if use_pictures and not in_2d else None
     outputs, results, seconds = [], [], []
     for run in range(runs):
         stop = multiprocessing.Event()
@@ -333,7 +365,7 @@ def measure_case(model, clip: str, placement: Placement, lens: str, reference, r
             worker.start()
         try:
             start = time.perf_counter()
-            out, res = lift_case(model, data, adapt="lens")
+            out, res = lift_case(model, data, adapt="lens", pictures=pictures)
             seconds.append(time.perf_counter() - start)
         finally:
             stop.set()
@@ -351,9 +383,14 @@ def measure_case(model, clip: str, placement: Placement, lens: str, reference, r
         "reach": cover.get("reach"), "area": cover.get("area"),
         "accepted": bool(res.accepted), "reason": res.reason,
         "k1": lens_fit.get("lens", {}).get("k1", 0.0),
+        "k2": lens_fit.get("lens", {}).get("k2", 0.0),
         # the fitted k1 before the evidence checks (None: refused before fitting) and its
         # 5-95% interval over resamples: where the objective's minimum lies on this input
         "fit_k1": res.evidence.get("k1"), "k1_interval": res.evidence.get("k1_interval"),
+        # what decided: "picture" (its straight edges) or "2d" (the reprojection objective)
+        "signal": res.evidence.get("source", "2d"), "lines": res.evidence.get("lines"),
+        "fit_k2": res.evidence.get("k2"),
+        "strength_interval": res.evidence.get("strength_interval"),
         "unadapted_mm": joint_distance_mm(unadapted, reference, same),
         "truelens_mm": joint_distance_mm(truelens, reference, same),
         "adapted_mm": joint_distance_mm(outputs[0], reference, same),
@@ -374,19 +411,24 @@ def measure_case(model, clip: str, placement: Placement, lens: str, reference, r
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| clip | placement | lens | frames (compared) | reach | fit k1 (5-95%) | Adapt | "
-            "k1 | unadapted | true lens | adapted | runs apart | bar |")  # fmt: skip
-    lines = [head, "|" + "---|" * 13]
+    head = ("| clip | placement | lens | frames (compared) | reach | signal | fit k1 (5-95%) | "
+            "Adapt | k1 | unadapted | true lens | adapted | runs apart | bar |")  # fmt: skip
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         fit = "—"
-        if r.get("fit_k1") is not None:
+        if r.get("signal") == "picture":
+            low, high = r["strength_interval"]
+            fit = (f"{r['fit_k1']:+.2f}, k2 {r['fit_k2']:+.2f} (strength {100 * low:+.0f}…"
+                   f"{100 * high:+.0f}%)")  # fmt: skip
+        elif r.get("fit_k1") is not None:
             low, high = r["k1_interval"]
             fit = f"{r['fit_k1']:+.2f} ({low:+.2f}…{high:+.2f})"
+        fitted = f"{r['k1']:+.2f}" + (f", k2 {r['k2']:+.2f}" if r.get("k2") else "")
         lines.append(
             f"| {Path(r['clip']).stem} | {r['placement']} | `{r['lens']}` | {r['frames']} "
-            f"({r['compared']}) | {r['reach']:.2f} | {fit} | "
+            f"({r['compared']}) | {r['reach']:.2f} | {r.get('signal', '2d')} | {fit} | "
             f"{'accepted' if r['accepted'] else 'declined'} | "
-            f"{r['k1']:+.2f} | {r['unadapted_mm']:.1f} | {r['truelens_mm']:.1f} | "
+            f"{fitted} | {r['unadapted_mm']:.1f} | {r['truelens_mm']:.1f} | "
             f"{r['adapted_mm']:.1f} | {r['runs_apart_mm']:.1f} | "
             f"{'met' if r['bar'] else 'NOT met'} |"
         )
@@ -414,6 +456,11 @@ def main() -> int:
     p.add_argument("--lens-in-2d", action="store_true",
                    help="move the lens-free detections through each lens instead of detecting "
                    "the warped videos")  # fmt: skip
+    p.add_argument(
+        "--no-pictures",
+        action="store_true",
+        help="Adapt on the 2D alone, without the frames' straight edges",
+    )
     p.add_argument("--json", help="write every number here")
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
@@ -434,7 +481,7 @@ def main() -> int:
                         and not cache_path(clip, placement, lens).exists()):  # fmt: skip
                     continue
                 row = measure_case(model, clip, placement, lens, reference, args.runs, args.busy,
-                                   args.lens_in_2d)  # fmt: skip
+                                   args.lens_in_2d, not args.no_pictures)  # fmt: skip
                 rows.append(row)
                 print(markdown([row]).splitlines()[2], flush=True)
     lens_free = [r for r in rows if r["lens"] == "none"]
@@ -450,7 +497,8 @@ def main() -> int:
     if args.markdown:
         Path(args.markdown).write_text(table)
     if args.json:
-        out = {"weights": args.weights, "lens_in_2d": args.lens_in_2d, "rows": rows,
+        out = {"weights": args.weights, "lens_in_2d": args.lens_in_2d,
+               "pictures": not args.no_pictures, "rows": rows,
                "summary": summary}  # fmt: skip
         Path(args.json).write_text(json.dumps(out, indent=1, default=float))
     return 0

@@ -134,7 +134,7 @@ def test_adapt_model_lens_returns_the_fit_as_the_input_lens_buffer(monkeypatch):
     fitted = lens_adapt.ScreenLens(k1=0.4, scale=1.1)
     seen_lens = []
 
-    def fake_lens_adapt(work, kp, config, cancel=None, progress=None):
+    def fake_lens_adapt(work, kp, config, cancel=None, progress=None, pictures=None):
         seen_lens.append(work.input_lens.clone())
         return lens_adapt.LensAdaptResult(fitted, True, "adapted", 1.0, 0.5, 3, 0.01)
 

@@ -62,7 +62,7 @@ class FakeAdapt:
         self.factor = factor
         self.calls = 0
 
-    def __call__(self, model, keypoints, config, progress=None, should_cancel=None):
+    def __call__(self, model, keypoints, config, progress=None, should_cancel=None, pictures=None):
         self.calls += 1
         state = {k: v.clone() for k, v in model.state_dict().items()}
         for step in range(2000):

@@ -263,7 +263,7 @@ class FakeAdapt:
         self.calls = 0
         self.make = make
 
-    def __call__(self, model, keypoints, config, progress=None, should_cancel=None):
+    def __call__(self, model, keypoints, config, progress=None, should_cancel=None, pictures=None):
         self.calls += 1
         original = {k: v.clone() for k, v in model.state_dict().items()}
         for step in range(500):

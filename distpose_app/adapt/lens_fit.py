@@ -31,6 +31,14 @@ A fit is accepted only when the buffer supports it (`LensAdaptResult.evidence`):
   and the lifted skeleton is not clearly less consistent with it (left/right bone symmetry,
   bone-length constancy over time: by more than 10% or 0.5 mm, whichever is larger).
 Every refusal names its reason in plain words (`LensAdaptResult.reason`).
+
+When frames of the camera's own picture come with the buffer (`pictures`), the straight edges
+in them are measured first (`lens.plumb_line`): a signal that does not pass through the
+lifter, and on real footage a much sharper one (docs/adaptation.md). When they determine the
+lens, it decides: a barrel lens they show is fitted from them (still subject to the pincushion
+rule and the skeleton check), and when they show none nothing is adapted, whatever the 2D
+objective says. When they do not determine it (too few long straight edges), the 2D objective
+decides as above.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import torch
 from distpose_app.core import metrics
 from distpose_app.core.errors import DistposeError
 from distpose_app.core.skeleton import NUM_JOINTS
+from distpose_app.lens.plumb_line import LineConfig, estimate_lens_from_lines
 from distpose_app.lifter.inference import edge_padded, lift_sequence
 from distpose_app.lifter.model import undistort_screen  # the input lens the model itself applies
 
@@ -156,6 +165,10 @@ class LensAdaptConfig:
     # lens costs the retrained lifter 3-7% (docs/adaptation.md), wrong fits on real clips 26%+.
     skeleton_tolerance_mm: float = 0.5
     skeleton_tolerance_share: float = 0.10
+    # The picture's straight edges (`lens.plumb_line`): a lens they measure whose interval
+    # reaches below this strength is "no lens" (it moves the lifted joints by under a mm).
+    lines: LineConfig = field(default_factory=LineConfig)
+    lines_min_strength: float = 0.025  # magnification at 0.7 half-widths (k1 0.05 alone)
     max_seconds: float = 60.0  # safety net only: a fit still running then is "not finished"
     seed: int = 0
 
@@ -330,10 +343,14 @@ def lens_adapt(
     config: LensAdaptConfig | None = None,
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pictures=None,
 ) -> LensAdaptResult:
     """Fit the k1 of a `ScreenLens` in front of the frozen `model` to an unlabelled 2D buffer,
     and accept it only on evidence (module docstring).
 
+    pictures: optional frames of the same camera's picture, as seen (lens and all): a sequence
+    of (H, W) uint8 grey or (H, W, 3) BGR images of one size, a few spread over the buffer;
+    their straight edges are measured first (module docstring). None or empty: 2D only.
     keypoints_2d (N, 17, 2) normalised screen coordinates at the model's fps, NaN where a joint
     is unseen; frames with no seen joint are dropped; N >= the receptive field (else
     DistposeError). `cancel()` is polled between objective evaluations (cancelling returns the
@@ -353,6 +370,8 @@ def lens_adapt(
     was_training = model.training
     model.eval()
     try:
+        if pictures is not None and len(pictures):
+            return _fit_with_pictures(model, kp, config, cancel, progress, start, pictures)
         return _fit(model, kp, config, cancel, progress, start)
     finally:
         model.train(was_training)
@@ -469,6 +488,61 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
                 f"{name} {plain[key]:.1f} -> {fitted[key]:.1f} mm"),
                 before=loss0, after=v_best)  # fmt: skip
     return result(True, "adapted", lens, loss0, v_best)
+
+
+def _fit_with_pictures(model, kp, config: LensAdaptConfig, cancel, progress, start,
+                       pictures) -> LensAdaptResult:  # fmt: skip
+    """The picture's straight edges first; the 2D objective when they do not determine the
+    lens (module docstring)."""
+    try:
+        lines = estimate_lens_from_lines(list(pictures), config.lines, cancel)
+    except DistposeError:
+        if cancel is not None and cancel():
+            return LensAdaptResult(ScreenLens(), False, "cancelled", float("nan"), float("nan"),
+                                   0, time.perf_counter() - start, {}, False)  # fmt: skip
+        raise
+    if not lines.measured:
+        fitted = _fit(model, kp, config, cancel, progress, start)
+        fitted.evidence["lines"] = lines.summary()
+        if not fitted.accepted and fitted.finished:
+            fitted.reason += f" (and {lines.reason})"
+        return fitted
+    low, high = lines.interval  # of the lens's strength (`lens_strength`)
+    evidence: dict = {"coverage": coverage(kp), "lines": lines.summary(), "source": "picture",
+                      "k1": lines.k1, "k2": lines.k2, "strength_interval": (low, high)}  # fmt: skip
+
+    def result(accepted, reason, lens=None, before=float("nan"), after=float("nan")):
+        return LensAdaptResult(lens if accepted else ScreenLens(), accepted, reason, before,
+                               after, 2, time.perf_counter() - start, evidence)  # fmt: skip
+
+    if low <= config.lines_min_strength and high >= -config.lines_min_strength:
+        return result(False, (
+            f"the straight edges in the picture show no lens ({lines.lines} edges: it would "
+            f"magnify by {lines.strength:+.1%} at 0.7 half-widths from the middle, "
+            f"{low:+.1%} to {high:+.1%}): nothing to undo"))  # fmt: skip
+    lens = ScreenLens(k1=lines.k1, k2=lines.k2)
+    objective = _Objective(model, _buffer_windows(model, kp, config), config.focal,
+                           config.residual_cap)  # fmt: skip
+    before = objective.value(-config.k1_offset)[0]
+    after = objective.value(lens.k1 - config.k1_offset)[0]  # k1 only: the objective's form
+    if progress is not None:
+        progress(2, 2)
+    # a pincushion the edges show is measured, not the 2D objective's pull: no sign rule here
+    if not (lens.radial_slope(np.linspace(0.0, 1.2, 64)) > 0).all():
+        return result(False, f"the lens the picture shows (k1 {lens.k1:+.2f}, k2 {lens.k2:+.2f}) "
+                      "folds the picture: not adapted", before=before, after=after)  # fmt: skip
+    plain, fitted = (_skeleton(lift_sequence(model, x)) for x in (kp, lens.undistort(kp)))
+    evidence["skeleton"] = {"before": plain, "after": fitted}
+    for key, name in (("symmetry_mm", "left/right bone symmetry"),
+                      ("consistency_mm", "bone-length constancy")):  # fmt: skip
+        tolerance = max(config.skeleton_tolerance_mm, config.skeleton_tolerance_share * plain[key])
+        if fitted[key] > plain[key] + tolerance:
+            return result(False, (
+                f"the lens the picture shows (k1 {lens.k1:+.2f}) would make the 3D skeleton "
+                f"less consistent: {name} {plain[key]:.1f} -> {fitted[key]:.1f} mm"),
+                before=before, after=after)  # fmt: skip
+    return result(True, f"adapted to the lens the picture's straight edges show ({lines.lines} "
+                  "edges)", lens, before, after)  # fmt: skip
 
 
 def _skeleton(poses: np.ndarray) -> dict:

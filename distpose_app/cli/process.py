@@ -79,8 +79,9 @@ def _log(message: str) -> None:
     print(f"distpose process: {message}", file=sys.stderr)
 
 
-def detect_all(source, frames: int | None, quiet: bool = False):
-    """Pass 1: MediaPipe over `source` (opened here, closed at the end).
+def detect_all(source, frames: int | None, quiet: bool = False, pictures=None):
+    """Pass 1: MediaPipe over `source` (opened here, closed at the end). pictures: a
+    `lens.plumb_line.PictureSampler` offered every frame (for Adapt's straight-edge check).
 
     Returns (keypoints (F, 17, 2) pixels NaN where no person, confidence (F, 17), timestamps_s
     (F,), timings {"capture": s, "mediapipe": s} totals, error: SourceError | None (the input
@@ -118,6 +119,8 @@ def detect_all(source, frames: int | None, quiet: bool = False):
                         error = SourceError(f"{source.name} stopped delivering frames")
                     break
                 t1 = time.perf_counter()
+                if pictures is not None:
+                    pictures.offer(frame.image)
                 detection = detector.detect(frame.image)
                 t2 = time.perf_counter()
                 timings["capture"] += t1 - t
@@ -245,8 +248,12 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s: %dx%d at %g fps; lifter %s on %s", args.input, *source.size, source.fps,
              model_name, device)  # fmt: skip
 
+    from distpose_app.lens.plumb_line import PictureSampler
+
+    # frames spread over the input for Adapt's straight-edge check; a known lens needs none
+    pictures = PictureSampler(keep=8, every=15, recent=False)
     keypoints, confidence, timestamps, det_times, error = detect_all(
-        source, args.frames, args.quiet
+        source, args.frames, args.quiet, pictures if args.adapt and not known_lens else None
     )
     n = len(timestamps)
     if n == 0:
@@ -279,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
                     bar.total = total
                     bar.update(done - bar.n)
 
-                result = adapt_model(pipeline.model_copy(), buffer, args.adapt, progress=step)
+                result = adapt_model(pipeline.model_copy(), buffer, args.adapt, progress=step,
+                                     pictures=pictures.pictures())  # fmt: skip
         except DistposeError as exc:
             _log(f"not adapted, nothing changed: {exc}")
         else:

@@ -155,7 +155,8 @@ class Adaptation:
         try:
             adapt = self.adapt_fn or adapt_model
             result = adapt(ticket.model, ticket.keypoints_2d, self.adapt_config,
-                           progress=progress, should_cancel=ticket.should_cancel)  # fmt: skip
+                           progress=progress, should_cancel=ticket.should_cancel,
+                           pictures=ticket.pictures)  # fmt: skip
         except Exception as exc:
             log.exception("the adaptation failed")
             failure = str(exc) if isinstance(exc, DistposeError) else f"{type(exc).__name__}: {exc}"

@@ -21,6 +21,7 @@ import numpy as np
 from distpose_app.core.errors import DistposeError, WeightsError
 from distpose_app.core.skeleton import NUM_JOINTS
 from distpose_app.lens.models import Intrinsics, Lens, undistort_pixels
+from distpose_app.lens.plumb_line import PictureSampler
 from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.live.capture import Frame
 from distpose_app.live.motion import LifterClock, RootTracker
@@ -95,12 +96,15 @@ class FrameResult:
 
 class AdaptTicket:
     """One background adaptation: `model` (a private copy) and `keypoints_2d` (T, 17, 2) the
-    Adapt buffer it adapts on, for stream `stream_id`. `should_cancel()` is what iso_adapt
-    polls; cancel(reason) is thread-safe."""
+    Adapt buffer it adapts on, for stream `stream_id`, and `pictures`, frames of the camera's
+    picture over that span (empty when none: the demo, a known lens). `should_cancel()` is
+    what iso_adapt polls; cancel(reason) is thread-safe."""
 
-    def __init__(self, ticket_id: int, stream_id: int, model, keypoints_2d: np.ndarray):
+    def __init__(self, ticket_id: int, stream_id: int, model, keypoints_2d: np.ndarray,
+                 pictures: list | None = None):  # fmt: skip
         self.id, self.stream_id = ticket_id, stream_id
         self.model, self.keypoints_2d = model, keypoints_2d
+        self.pictures = pictures or []  # frames of the picture: its straight edges show a lens
         self.reason = ""
         self._cancel = threading.Event()
 
@@ -204,6 +208,8 @@ class LivePipeline:
         self._tickets = 0
         self._intrinsics_given = intrinsics is not None
         self._adapt_2d: deque[np.ndarray] = deque(maxlen=buffer_frames)
+        # a few frames of the picture over the buffer's span, for Adapt's straight-edge check
+        self.pictures = PictureSampler(keep=8, every=max(1, buffer_frames // 8))
         self._recent: deque[np.ndarray] = deque(maxlen=self.lifter.receptive_field)
         self._pending: deque[_Pending] = deque(maxlen=self.lifter.receptive_field)
         self._last_px: np.ndarray | None = None  # each joint's last seen position, pixels
@@ -263,6 +269,7 @@ class LivePipeline:
         self.cancel_adaptation("the source or lens changed")
         self._restart_lifter()
         self._adapt_2d.clear()
+        self.pictures.clear()
         self._last_px = None
         self._last_norm = None
         self._gap = 0
@@ -363,7 +370,8 @@ class LivePipeline:
         if self._adaptation is not None and not self._adaptation.cancelled:
             raise DistposeError("an adaptation is already running: wait for it or cancel it")
         self._tickets += 1
-        ticket = AdaptTicket(self._tickets, self.stream_id, self.model_copy(), self.adapt_buffer())
+        ticket = AdaptTicket(self._tickets, self.stream_id, self.model_copy(), self.adapt_buffer(),
+                             self.pictures.pictures())  # fmt: skip
         self._adaptation = ticket
         return ticket
 
@@ -451,6 +459,8 @@ class LivePipeline:
         if frame.keypoints_2d is not None:
             kp, conf = frame.keypoints_2d, frame.confidence
         else:
+            if self.known_lens is None:  # a known lens is undone already: nothing to measure
+                self.pictures.offer(frame.image)
             if self.detector is None:
                 from distpose_app.live.detect import PoseDetector
 
