@@ -158,7 +158,7 @@ def fake_lens_adapt(monkeypatch):
 
     calls = []
 
-    def lens_adapt(model, keypoints_2d, config=None, cancel=None, progress=None):
+    def lens_adapt(model, keypoints_2d, config=None, cancel=None, progress=None, pictures=None):
         calls.append(keypoints_2d.shape)
         return la.LensAdaptResult(la.ScreenLens(), True, "ok", 1.0, 0.9, 2, 0.25,
                                   evidence={"k1": 0.0})  # fmt: skip

@@ -375,7 +375,7 @@ def test_degenerate_adaptations_rejected_or_reverted_and_reported(qtbot, window)
     qtbot.waitUntil(lambda: window.controller.buffer_frames >= 70, timeout=15000)
     original = weights(qtbot, window)
     # The guard rejected it: nothing applied, the reason shown.
-    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel: AdaptResult(
+    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel, pictures: AdaptResult(
         {}, False, "bones collapsed"
     )
     window.act_adapt.trigger()
@@ -383,7 +383,7 @@ def test_degenerate_adaptations_rejected_or_reverted_and_reported(qtbot, window)
     assert "bones collapsed" in adapt_text(window)
     assert same(original, weights(qtbot, window))
     # Accepted, but its poses are absurd: the pipeline reverts at the first one and says so.
-    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel: AdaptResult(
+    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel, pictures: AdaptResult(
         scaled(m, 1e8), True, "ok"
     )
     window.act_adapt.trigger()
