@@ -477,16 +477,10 @@ def _fit(model, kp, config: LensAdaptConfig, cancel, progress, start) -> LensAda
                 f"better ({100 * centre_fall:.1f}%) than any lens ({100 * improvement['mean']:.1f}"
                 "%), and a lens correction cannot undo that: not adapted"),
                 before=loss0, after=v_best)  # fmt: skip
-    plain, fitted = (_skeleton(lift_sequence(model, x)) for x in (kp, lens.undistort(kp)))
-    evidence["skeleton"] = {"before": plain, "after": fitted}
-    for key, name in (("symmetry_mm", "left/right bone symmetry"),
-                      ("consistency_mm", "bone-length constancy")):  # fmt: skip
-        tolerance = max(config.skeleton_tolerance_mm, config.skeleton_tolerance_share * plain[key])
-        if fitted[key] > plain[key] + tolerance:
-            return result(False, (
-                f"the lens (k1 {lens.k1:+.2f}) would make the 3D skeleton less consistent: "
-                f"{name} {plain[key]:.1f} -> {fitted[key]:.1f} mm"),
-                before=loss0, after=v_best)  # fmt: skip
+    worse = _skeleton_worse(model, kp, lens, config, evidence)
+    if worse:
+        return result(False, f"the lens (k1 {lens.k1:+.2f}) would make the 3D skeleton less "
+                      f"consistent: {worse}", before=loss0, after=v_best)  # fmt: skip
     return result(True, "adapted", lens, loss0, v_best)
 
 
@@ -531,18 +525,26 @@ def _fit_with_pictures(model, kp, config: LensAdaptConfig, cancel, progress, sta
     if not (lens.radial_slope(np.linspace(0.0, 1.2, 64)) > 0).all():
         return result(False, f"the lens the picture shows (k1 {lens.k1:+.2f}, k2 {lens.k2:+.2f}) "
                       "folds the picture: not adapted", before=before, after=after)  # fmt: skip
+    worse = _skeleton_worse(model, kp, lens, config, evidence)
+    if worse:
+        return result(False, f"the lens the picture shows (k1 {lens.k1:+.2f}) would make the 3D "
+                      f"skeleton less consistent: {worse}", before=before, after=after)  # fmt: skip
+    return result(True, f"adapted to the lens the picture's straight edges show ({lines.lines} "
+                  "edges)", lens, before, after)  # fmt: skip
+
+
+def _skeleton_worse(model, kp, lens: ScreenLens, config: LensAdaptConfig, evidence: dict) -> str:
+    """The skeleton check: "" when lifting through `lens` keeps the skeleton as consistent as
+    without it (within the tolerance), else which measure got worse and by how much. Records
+    both in evidence["skeleton"]."""
     plain, fitted = (_skeleton(lift_sequence(model, x)) for x in (kp, lens.undistort(kp)))
     evidence["skeleton"] = {"before": plain, "after": fitted}
     for key, name in (("symmetry_mm", "left/right bone symmetry"),
                       ("consistency_mm", "bone-length constancy")):  # fmt: skip
         tolerance = max(config.skeleton_tolerance_mm, config.skeleton_tolerance_share * plain[key])
         if fitted[key] > plain[key] + tolerance:
-            return result(False, (
-                f"the lens the picture shows (k1 {lens.k1:+.2f}) would make the 3D skeleton "
-                f"less consistent: {name} {plain[key]:.1f} -> {fitted[key]:.1f} mm"),
-                before=before, after=after)  # fmt: skip
-    return result(True, f"adapted to the lens the picture's straight edges show ({lines.lines} "
-                  "edges)", lens, before, after)  # fmt: skip
+            return f"{name} {plain[key]:.1f} -> {fitted[key]:.1f} mm"
+    return ""
 
 
 def _skeleton(poses: np.ndarray) -> dict:

@@ -96,7 +96,6 @@ class LineEstimate:
         for key in ("k1", "reach", "strength"):
             out[key] = None if not np.isfinite(out[key]) else out[key]
         out["interval"] = [None if not np.isfinite(v) else v for v in self.interval]
-        out["k1"] = None if not np.isfinite(self.k1) else self.k1
         out["per_frame"] = [None if not np.isfinite(v) else v for v in self.per_frame]
         return out
 
