@@ -82,6 +82,26 @@ def test_output_depends_on_exactly_the_documented_frames(causal):
             assert torch.equal(model(y[None])[0, : i + 1], base[: i + 1])
 
 
+@pytest.mark.parametrize("widths", [(3, 3, 3), (3, 3), (5, 3), (3, 3, 3, 3)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_one_window_strided_equals_the_dense_output(widths, causal):
+    """A window of exactly RF frames runs strided (VideoPose3D's 1f model, how training draws
+    single-output windows): the same output as the dense forward's column for it, unseen
+    joints included, and the gradient reaches every layer."""
+    model = _model(widths=widths, causal=causal)
+    rf = model.receptive_field
+    x = _sequence(rf + 6)[None].repeat(2, 1, 1, 1)
+    x[1, 3, 4] = float("nan")
+    with torch.no_grad():
+        dense = model(x)
+        single = torch.stack([model(x[:, i : i + rf])[:, 0] for i in range(7)], 1)
+    assert single.shape == dense.shape == (2, 7, 17, 3)
+    assert torch.allclose(single, dense, atol=1e-5)
+    model.train()
+    model(x[:, :rf]).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
 def test_bn_folding_equals_conv_then_bn():
     model = _model(widths=(3, 3))
     conv, bn = model.layers_conv[0], model.layers_bn[0]

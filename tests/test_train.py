@@ -303,3 +303,20 @@ def test_training_with_and_without_the_bone_loss_runs(tiny_sets, tmp_path):
         assert best.is_file()
     with pytest.raises(DistposeError):
         TrainConfig(bone_loss=float("nan")).validate()
+
+
+def test_single_output_windows_train_the_dense_model(tiny_sets, tmp_path):
+    """chunk_frames=1 draws windows of exactly the receptive field (the strided forward, about a
+    third of the work a window); the weights it learns are the dense model's and move."""
+    cfg = dict(filter_widths=(3, 3), channels=16, batch_windows=8, val_every=2, lr=1e-2)
+    first = train(TrainConfig(mode="augmented", steps=2, chunk_frames=4, **cfg), tiny_sets,
+                  tiny_sets, tmp_path / "a", progress=False)  # fmt: skip
+    single = train(TrainConfig(mode="augmented", steps=3, chunk_frames=1, init=str(first), **cfg),
+                   tiny_sets, tiny_sets, tmp_path / "b", progress=False)  # fmt: skip
+    start, _ = load_checkpoint(first)
+    after, meta = load_checkpoint(single)
+    assert meta["train_config"]["chunk_frames"] == 1
+    moved = [not torch.equal(a, b) for a, b in zip(start.parameters(), after.parameters())]
+    assert all(moved)
+    x = torch.zeros(1, after.receptive_field + 10, 17, 2)
+    assert after.eval()(x).shape == (1, 11, 17, 3)

@@ -139,7 +139,9 @@ class LivePipeline:
     thread (the GUI queues its commands onto the live thread).
 
     model: a TemporalModel (distpose_app.lifter.model), moved to `device` ("auto", "cpu", "cuda");
-    the weights passed in are kept as the unadapted ones for `revert()`.
+    the weights passed in are kept as the unadapted ones for `revert()`. The pipeline uses this
+    object in place: an accepted adaptation is loaded into it, so a caller that lifts several
+    inputs with one model object gives each pipeline its own copy (copy.deepcopy).
     size: (width, height) pixels of the frames; None takes it from intrinsics or the first frame.
     intrinsics, known_lens: a known lens undistorts the 2D before lifting (intrinsics default
     to Intrinsics.from_hfov(hfov_deg, width, height)); None leaves the 2D as seen (the lens is
