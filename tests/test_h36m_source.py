@@ -105,3 +105,44 @@ def test_windows_are_drawn_by_source_weight(tmp_path):
     assert share_b == pytest.approx(0.75, abs=0.02)
     with pytest.raises(DistposeError, match="do not cover"):
         s.weight_sources(joined.source, {"a": 1.0})
+
+
+def test_content_weights_reweight_views_within_their_source(tmp_path):
+    """A view-name pattern makes its windows W times as likely within the source; the source
+    shares stay as given, and without source weights they stay the sources' window counts."""
+    from distpose_app.training.loop import WindowSampler, content_factors
+
+    data = h36m.load_h36m(_fake_file(tmp_path / "h.npz"))
+    a = training_sets.as_training_set(h36m.camera_views(data, (1,), 30.0), "a")
+    b = training_sets.as_training_set(h36m.camera_views(data, (8,), 30.0), "b")
+    joined = training_sets.concat_sets([a, b])
+    names = joined.names
+    assert content_factors(names, {"cam0$": 4.0, "^S1/": 0.5})[0] == pytest.approx(2.0)
+    s = WindowSampler(joined.positions_3d, joined.sequence, joined.intrinsics,
+                      joined.image_size, 10, np.random.default_rng(0))  # fmt: skip
+    cam0 = np.array([n.endswith("cam0") for n in names])
+    plain_a = (joined.source[joined.sequence[s.random_starts(20000)]] == "a").mean()
+    s.weight_sources(joined.source, None, names, {"cam0$": 4.0})
+    starts = s.random_starts(40000)
+    view = joined.sequence[starts]
+    in_a = joined.source[view] == "a"
+    assert in_a.mean() == pytest.approx(plain_a, abs=0.02)
+    # a's windows: cam0 views are 4x as likely per window as its other views
+    windows = np.bincount(joined.sequence)[joined.source == "a"]  # frames ~ windows per view
+    cam0_a = cam0[joined.source == "a"]
+    expected = 4 * windows[cam0_a].sum() / (4 * windows[cam0_a].sum() + windows[~cam0_a].sum())
+    assert cam0[view[in_a]].mean() == pytest.approx(expected, abs=0.03)
+    with pytest.raises(DistposeError, match="no window"):
+        s.weight_sources(joined.source, {"a": 0.5, "b": 0.5}, names, {"": 0.0})
+    with pytest.raises(DistposeError, match="pattern"):
+        content_factors(names, {"(": 2.0})
+
+
+def test_content_weight_option_parses_patterns_with_equals_signs_and_rejects_bad_ones():
+    from distpose_app.cli.train import _content_weights
+
+    assert _content_weights(["_(walk|run)=0.3", "a=b=2"]) == {"_(walk|run)": 0.3, "a=b": 2.0}
+    assert _content_weights(None) == {}
+    for bad in (["walk"], ["=2"], ["walk=-1"], ["walk=inf"]):
+        with pytest.raises(DistposeError, match="--content-weight"):
+            _content_weights(bad)

@@ -37,6 +37,21 @@ def _weights(text: str) -> dict[str, float]:
     return out
 
 
+def _content_weights(items: list[str] | None) -> dict[str, float]:
+    from distpose_app.core.errors import DistposeError
+
+    out = {}
+    for item in items or []:
+        pattern, _, value = item.rpartition("=")
+        try:
+            out[pattern] = float(value)
+        except ValueError:
+            raise DistposeError(f"--content-weight: {item!r} is not PATTERN=number") from None
+        if not pattern or not (0 <= out[pattern] < float("inf")):
+            raise DistposeError(f"--content-weight: {item!r} needs a pattern and a number >= 0")
+    return out
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("mode", choices=("baseline", "augmented", "meta"))
     p.add_argument("--out", help="run folder (default runs/<mode>); resumes from its last.pt")
@@ -56,6 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="bandai=0.35,h36m-cameras=0.4,h36m-virtual=0.25",
         help="share of windows per source, name=weight,... (default %(default)s); '' draws by "
         "frame count",
+    )
+    g.add_argument(
+        "--content-weight",
+        action="append",
+        metavar="PATTERN=W",
+        help="within its source, windows of views whose name matches the regular expression "
+        "PATTERN are W times as likely (repeatable; names: Bandai '<file>/view<k>', e.g. "
+        "'dataset-1_walk_normal_001/view0'; Human3.6M 'S1/Walking 1/cam0')",
     )
     g.add_argument(
         "--bodies",
@@ -181,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         bodies=args.bodies,
         sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
         source_weights=_weights(args.source_weights),
+        content_weights=_content_weights(args.content_weight),
         masking=not args.no_masking,
         closeup=args.closeup,
         seed=args.seed,

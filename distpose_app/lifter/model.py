@@ -206,8 +206,8 @@ class TemporalModel(nn.Module):
         for i in range(len(self.pad) - 1):
             w = self.filter_widths[i + 1]
             res = x[:, :, (w // 2 if self.causal else 0) + w // 2 :: w]
-            conv = self.layers_conv[2 * i]
-            x = self.drop(self.relu(self.layers_bn[2 * i](f.conv1d(x, conv.weight, stride=w))))
+            weight: torch.Tensor = self.layers_conv[2 * i].weight  # type: ignore[assignment]
+            x = self.drop(self.relu(self.layers_bn[2 * i](f.conv1d(x, weight, stride=w))))
             x = res + self.drop(
                 self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x)))
             )

@@ -94,6 +94,9 @@ class TrainConfig:
     sources: tuple[str, ...] = ("bandai",)
     # Share of windows drawn from each source (when the data names them); {} = by frame count.
     source_weights: dict = field(default_factory=dict)
+    # Within a source, regular expression on view names -> how many times as likely their
+    # windows are (`WindowSampler.weight_sources`); {} = all alike.
+    content_weights: dict = field(default_factory=dict)
     flip: bool = True
     # Unseen-joint masking (masking.MaskConfig's default rates: legs, lower body, an arm, the
     # head, single joints), so partial webcam views still lift; False trains on full views.
@@ -179,19 +182,35 @@ class WindowSampler:
     def _intrinsics(self, s: int) -> Intrinsics:
         return Intrinsics.from_array(self.intrinsics[s], self.image_size[s])
 
-    def weight_sources(self, source: np.ndarray, weights: dict[str, float]) -> None:
+    def weight_sources(self, source: np.ndarray, weights: dict[str, float] | None, names=None,
+                       content: dict[str, float] | None = None) -> None:  # fmt: skip
         """Draw windows by source: source (S,) the source name of every view; weights: source
-        name -> share of windows (normalised over the sources present). Within a source every
-        window is equally likely."""
+        name -> share of windows (normalised over the sources present; None: each source's
+        share of the windows, as without weights). Within a source every
+        window is equally likely, unless `content` (regular expression -> multiplier, matched
+        with re.search against names (S,), the view names) makes the windows of matching views
+        that many times as likely as the rest of their source (several matches multiply). The
+        source shares stay as given."""
         view_source = np.asarray(source)[self.sequence[self.starts]]
+        if weights is None:
+            weights = {str(s): float((view_source == s).sum()) for s in np.unique(view_source)}
         p = np.zeros(len(self.starts))
         present = {s: w for s, w in weights.items() if (view_source == s).any()}
         missing = set(np.unique(view_source)) - set(present)
         if missing or not present or min(present.values()) < 0:
             raise DistposeError(f"source weights {weights} do not cover {sorted(missing)}")
+        within = np.ones(len(self.starts))
+        if content:
+            if names is None or len(names) != len(source):
+                raise DistposeError("content weights need the name of every view")
+            view_factor = content_factors(names, content)
+            within = view_factor[self.sequence[self.starts]]
         for s, w in present.items():
             chosen = view_source == s
-            p[chosen] = w / chosen.sum()
+            total = within[chosen].sum()
+            if total <= 0:
+                raise DistposeError(f"content weights {content} leave source {s!r} no window")
+            p[chosen] = w * within[chosen] / total
         self._cdf = np.cumsum(p / p.sum())
 
     def random_starts(self, count: int) -> np.ndarray:
@@ -275,6 +294,22 @@ class WindowSampler:
         return torch.as_tensor(x2d, dtype=torch.float32), torch.as_tensor(
             target, dtype=torch.float32
         )
+
+
+def content_factors(names, content: dict[str, float]) -> np.ndarray:
+    """(S,) multiplier of every view: the product of `content`'s values (regular expression ->
+    multiplier >= 0) whose pattern re.search finds in the view's name, 1 where none does."""
+    import re
+
+    factors = np.ones(len(names))
+    for pattern, factor in content.items():
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise DistposeError(f"content weight pattern {pattern!r}: {exc}") from None
+        check_number(f"content weight of {pattern!r}", factor, low=0.0)
+        factors *= np.where([bool(regex.search(str(n))) for n in names], factor, 1.0)
+    return factors
 
 
 POOL_BUCKET = 0.05  # normalised camera units (the corner radius of a 90 deg webcam is ~1.15)
@@ -548,8 +583,13 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     sampler = WindowSampler(train_data.positions_3d, train_data.sequence, train_data.intrinsics,
                             train_data.image_size, window, rng)  # fmt: skip
     sampler.lens_pool = LensPool()
-    if config.source_weights and getattr(train_data, "source", None) is not None:
-        sampler.weight_sources(train_data.source, config.source_weights)
+    source = getattr(train_data, "source", None)
+    if (config.source_weights or config.content_weights) and source is not None:
+        names = getattr(train_data, "names", None)
+        sampler.weight_sources(source, config.source_weights or None, names,
+                               config.content_weights)  # fmt: skip
+    elif config.content_weights:
+        raise DistposeError("content weights need training data with named, sourced views")
     val = WindowSampler(val_data.positions_3d, val_data.sequence, val_data.intrinsics,
                         val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
