@@ -61,6 +61,8 @@ def test_recovers_a_known_lens_from_straight_edges(k1, k2):
     assert found.measured, found.reason
     truth = pl.lens_strength(k1, k2)
     assert found.strength == pytest.approx(truth, abs=0.02)
+    if k2 == 0:  # k2 must earn its place: a k1 lens is not fitted with a k1/k2 ridge point
+        assert found.k2 == 0
     low, high = found.interval
     assert low - 0.02 <= truth <= high + 0.02
     assert found.lines >= 8 and "straight edges" in found.reason
@@ -133,3 +135,24 @@ def test_lens_adapt_follows_the_pictures_edges():
     res = la.lens_adapt(_PosePrior(), distorted, config, pictures=[blank])
     assert res.accepted and res.evidence.get("source") != "picture"
     assert "straight edges" in res.evidence["lines"]["reason"]
+
+
+def test_k2_is_used_only_when_it_earns_its_place():
+    """A lens with a real r^4 term gains from k2 (default config: recovered); when k2 has to
+    gain more than it can (k2_min_gain=1), k1 alone is fitted and k2 stays exactly 0."""
+    pictures = [_through_lens(_room(seed), 0.15, 0.3) for seed in (0, 1)]
+    joint = pl.estimate_lens_from_lines(pictures)
+    alone = pl.estimate_lens_from_lines(pictures, pl.LineConfig(k2_min_gain=1.0))
+    assert joint.k2 != 0 and alone.k2 == 0
+    truth = pl.lens_strength(0.15, 0.3)
+    assert abs(joint.strength - truth) < abs(alone.strength - truth)
+
+
+def test_an_estimate_on_the_search_bound_is_not_believed():
+    """If the straightest lens is at the end of the k1 grid, the edges that chose it are not
+    the scene's lines: nothing is measured, and the reason says so."""
+    pictures = [_through_lens(_room(seed), 0.3) for seed in (0, 1)]
+    narrow = pl.LineConfig(grid_k1=(-0.1, 0.0, 0.1), grid_k2=())
+    found = pl.estimate_lens_from_lines(pictures, narrow)
+    assert found.k1 == pytest.approx(0.1) and not found.measured
+    assert "end of the range" in found.reason

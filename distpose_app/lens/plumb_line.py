@@ -13,7 +13,8 @@ Recipe, per frame (grey, at most `LineConfig.work_width` pixels wide):
    one-pixel gaps bridged): corners and junctions separate, the two sides of a stripe stay
    apart, a gently curved line stays one piece.
 2. Long, thin pieces are candidates (length and width bounds, screen units).
-3. For each lens of a grid (k1 alone, then k1 and k2 jointly), every candidate is undistorted
+3. For each lens of a grid (k1 alone, then k1 and k2 jointly, kept only when k2 lowers the
+   objective by `k2_min_gain` of k1 alone's), every candidate is undistorted
    with the model's own radial form (`undistort_points`, as `lifter.model.undistort_screen`
    with the centre fixed at the picture's middle) and scored by its RMS distance from its best
    straight line, in the distorted picture's pixels.
@@ -56,6 +57,11 @@ class LineConfig:
     # then k1 and k2 jointly: a strong barrel lens near its fold needs the r^4 term
     grid_k1_joint: tuple[float, ...] = tuple(np.round(np.arange(-0.5, 2.0 + 1e-9, 0.05), 3))
     grid_k2: tuple[float, ...] = tuple(np.round(np.arange(-0.5, 1.5 + 1e-9, 0.1), 3))
+    # k2 is taken only when it lowers the objective by this share of k1 alone's: on a real
+    # street scene k1 and k2 trade along a flat ridge, where a k2 gaining under 1% moved the
+    # strength by 5-10 points; a lens that needs k2 gained 2-40% (docs/adaptation.md, "k2
+    # must earn its place")
+    k2_min_gain: float = 0.015
     max_points: int = 48  # points used per piece
     cap_px: float = 2.0  # a piece's residual counts at most this much (truncated least squares)
     straight_px: float = 0.8  # a piece at most this far from a line at the best k1 is straight
@@ -265,11 +271,19 @@ def estimate_lens_from_lines(
         candidates, frame_of = [candidates[i] for i in keep], frame_of[keep]
     weights = np.array([len(p) for p in candidates], np.float64)
 
-    def best(sel) -> int:
-        cost = (weights[sel, None] * np.minimum(rms[sel], config.cap_px) ** 2).sum(0)
-        return int(np.argmin(cost))
+    def costs(sel) -> np.ndarray:
+        return (weights[sel, None] * np.minimum(rms[sel], config.cap_px) ** 2).sum(0)
 
-    at = best(np.arange(len(candidates)))
+    every_piece = np.arange(len(candidates))
+    if len(params) > len(grid):  # the joint stage ran: k2 must earn its extra freedom
+        cost = costs(every_piece)
+        if cost[len(grid) :].min() > (1.0 - config.k2_min_gain) * cost[: len(grid)].min():
+            params, rms = params[: len(grid)], rms[:, : len(grid)]
+
+    def best(sel) -> int:
+        return int(np.argmin(costs(sel)))
+
+    at = best(every_piece)
     k1, k2 = (float(v) for v in params[at])
     lines = rms[:, at] <= config.straight_px
     centres = np.array([np.linalg.norm(p.mean(0)) for p in candidates])
@@ -294,7 +308,13 @@ def estimate_lens_from_lines(
     strength = float(lens_strength(k1, k2))
     estimate = LineEstimate(k1, True, found, reach, interval, per_frame, len(candidates), "",
                             k2, strength)  # fmt: skip
-    if interval[1] - interval[0] > config.max_interval:
+    if k1 <= grid.min() or k1 >= grid.max():
+        # a minimum on the search bound is no minimum: the edges that chose it are not lines
+        estimate.measured = False
+        estimate.reason = (
+            f"the picture's {found} straight edges ask for a lens at the end of the range "
+            f"searched (k1 {k1:+.2f}): they are not the scene's straight lines")  # fmt: skip
+    elif interval[1] - interval[0] > config.max_interval:
         estimate.measured = False
         estimate.reason = (
             f"the picture's {found} straight edges do not determine the lens: resamples of them "
