@@ -254,7 +254,7 @@ def test_augmented_can_continue_a_trained_model(tiny_sets, tmp_path):
 
 
 def test_detector_noise_and_bodies_reach_the_batch(tiny_sets):
-    from distpose_app.training.loop import DetectorNoiseSampler
+    from distpose_app.data.detector_noise import DetectorNoiseSampler
 
     s = WindowSampler(tiny_sets.positions_3d, tiny_sets.sequence, tiny_sets.intrinsics,
                       tiny_sets.image_size, 12, np.random.default_rng(0))  # fmt: skip

@@ -515,3 +515,27 @@ def apply_swaps(
         out[:, :, right] = np.where(flag, keypoints[:, :, left], keypoints[:, :, right])
         out[:, :, left] = np.where(flag, keypoints[:, :, right], keypoints[:, :, left])
     return out, on
+
+
+# The training batch's noise size is drawn per window from 0 to NOISE_SPREAD x its scale.
+NOISE_SPREAD = 1.5
+
+
+class DetectorNoiseSampler:
+    """Adds the fitted detector noise (`detector_noise`) to a batch: callable (rng, px (B, L, 17,
+    2) pixels, metres_to_px (B, L) pixels per metre at the person's depth) -> noisy px."""
+
+    def __init__(self, model: dict, scale: float, bias: str):
+        self.model = DetectorNoise.from_dict(model)
+        self.scale, self.bias = scale, bias
+
+    def __call__(self, rng, px, metres_to_px):
+        # Left/right swaps first (a detector labels the wrong limb), then the positional error,
+        # its size drawn per window from 0 to NOISE_SPREAD x scale: from clean 2D (motion
+        # capture, a good detector) to a poor detector on a hard frame.
+        swapped, _ = apply_swaps(self.model, rng, px)
+        bias = {"fitted": True, "none": False, "random": "random"}[self.bias]
+        offsets = sample_noise(self.model, rng, px.shape[:2], metres_to_px,
+                               scale=1.0, bias=bias)  # fmt: skip
+        size = rng.uniform(0.0, NOISE_SPREAD * self.scale, (len(px), 1, 1, 1))
+        return swapped + size * offsets

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from distpose_app.core.errors import DistposeError
+from distpose_app.core.validate import check_number
 
 SOURCES = ("bandai", "h36m-virtual", "h36m-cameras")
 H36M_BUILDER_VERSION = 1
@@ -142,3 +143,19 @@ def build_training_data(archive, h36m_path, sources, views: int, cache_dir, pose
         val = as_training_set(load_or_build(archive, "val", 1, seed=seed, cache_dir=cache_dir,
                                             poses=poses, progress=progress), "bandai")  # fmt: skip
     return concat_sets(parts), val
+
+
+def content_factors(names, content: dict[str, float]) -> np.ndarray:
+    """(S,) multiplier of every view: the product of `content`'s values (regular expression ->
+    multiplier >= 0) whose pattern re.search finds in the view's name, 1 where none does."""
+    import re
+
+    factors = np.ones(len(names))
+    for pattern, factor in content.items():
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise DistposeError(f"content weight pattern {pattern!r}: {exc}") from None
+        check_number(f"content weight of {pattern!r}", factor, low=0.0)
+        factors *= np.where([bool(regex.search(str(n))) for n in names], factor, 1.0)
+    return factors

@@ -50,6 +50,7 @@ from distpose_app.data.bodies import sample_bone_factors, scale_bones
 from distpose_app.data.lens_sampler import LensSampler
 from distpose_app.data.masking import MaskConfig, apply_mask, sample_masks
 from distpose_app.data.splits import sequence_bounds
+from distpose_app.data.training_sets import content_factors
 from distpose_app.lens.models import Intrinsics, NoLens
 from distpose_app.lens.screen import normalize_screen_coordinates
 from distpose_app.lifter import MODEL_FPS, losses
@@ -243,11 +244,11 @@ class WindowSampler:
         masking.MaskConfig or None (every joint seen); closeup: the share of windows seen in
         close-up (`closeup_view`), or a (B,) bool array choosing them; bodies: the share of
         windows given another body (`bodies.sample_bone_factors`), a (B,) bool array choosing
-        them, or (B, 17) bone factors for every window; noise:
-        a `DetectorNoiseSampler` replacing the Gaussian noise_px, or None. Joints behind or too
-        near the camera, beyond 1.5x the corner radius or outside the image are unseen (NaN).
-        Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where unseen, targets
-        (B, L, 17, 3) metres root-relative) as float32 tensors."""
+        them, or (B, 17) bone factors for every window; noise: a
+        `detector_noise.DetectorNoiseSampler` replacing the Gaussian noise_px, or None. Joints
+        behind or too near the camera, beyond 1.5x the corner radius or outside the image are
+        unseen (NaN). Returns (inputs (B, L, 17, 2) normalised screen coords, NaN where unseen,
+        targets (B, L, 17, 3) metres root-relative) as float32 tensors."""
         rng = self.rng if rng is None else rng
         idx = np.asarray(starts)[:, None] + np.arange(self.window)
         cam = self.positions[idx].astype(np.float64)  # (B, L, 17, 3)
@@ -296,22 +297,6 @@ class WindowSampler:
         )
 
 
-def content_factors(names, content: dict[str, float]) -> np.ndarray:
-    """(S,) multiplier of every view: the product of `content`'s values (regular expression ->
-    multiplier >= 0) whose pattern re.search finds in the view's name, 1 where none does."""
-    import re
-
-    factors = np.ones(len(names))
-    for pattern, factor in content.items():
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise DistposeError(f"content weight pattern {pattern!r}: {exc}") from None
-        check_number(f"content weight of {pattern!r}", factor, low=0.0)
-        factors *= np.where([bool(regex.search(str(n))) for n in names], factor, 1.0)
-    return factors
-
-
 POOL_BUCKET = 0.05  # normalised camera units (the corner radius of a 90 deg webcam is ~1.15)
 
 
@@ -342,36 +327,12 @@ def _masking(config: TrainConfig) -> MaskConfig | None:
     return MaskConfig() if config.masking else None
 
 
-class DetectorNoiseSampler:
-    """Adds the fitted detector noise (`detector_noise`) to a batch: callable (rng, px (B, L, 17,
-    2) pixels, metres_to_px (B, L) pixels per metre at the person's depth) -> noisy px."""
-
-    def __init__(self, model: dict, scale: float, bias: str):
-        from distpose_app.data import detector_noise
-
-        self._dn = detector_noise
-        self.model = detector_noise.DetectorNoise.from_dict(model)
-        self.scale, self.bias = scale, bias
-
-    def __call__(self, rng, px, metres_to_px):
-        # Left/right swaps first (a detector labels the wrong limb), then the positional error,
-        # its size drawn per window from 0 to NOISE_SPREAD x scale: from clean 2D (motion
-        # capture, a good detector) to a poor detector on a hard frame.
-        swapped, _ = self._dn.apply_swaps(self.model, rng, px)
-        bias = {"fitted": True, "none": False, "random": "random"}[self.bias]
-        offsets = self._dn.sample_noise(self.model, rng, px.shape[:2], metres_to_px,
-                                        scale=1.0, bias=bias)  # fmt: skip
-        size = rng.uniform(0.0, NOISE_SPREAD * self.scale, (len(px), 1, 1, 1))
-        return swapped + size * offsets
-
-
-NOISE_SPREAD = 1.5
-
-
 def _augment(config: TrainConfig) -> dict:
     """make_batch's body and detector-noise arguments for a config."""
     noise = None
     if config.noise_model:
+        from distpose_app.data.detector_noise import DetectorNoiseSampler
+
         noise = DetectorNoiseSampler(config.noise_model, config.noise_scale, config.noise_bias)
     return {"bodies": config.bodies, "noise": noise}
 
