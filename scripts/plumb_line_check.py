@@ -17,7 +17,6 @@ prints one row per picture and lens.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -31,8 +30,9 @@ CLIPS = ("openpose_street_walk.avi", "mediapipe_gesture_upper_body.mp4",
 
 
 def media_dir() -> Path:
-    shared = Path(os.environ.get("DISTPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    return shared / "media"
+    from distpose_app.core import paths  # DISTPOSE_SHARED or ../shared, as everywhere
+
+    return paths.SHARED / "media"
 
 
 def frames_of(path: Path, count: int = 8) -> list[np.ndarray]:

@@ -522,8 +522,9 @@ NOISE_SPREAD = 1.5
 
 
 class DetectorNoiseSampler:
-    """Adds the fitted detector noise (`detector_noise`) to a batch: callable (rng, px (B, L, 17,
-    2) pixels, metres_to_px (B, L) pixels per metre at the person's depth) -> noisy px."""
+    """Adds a fitted noise model (`DetectorNoise.to_dict` form) to a training batch: callable
+    (rng, px (B, L, 17, 2) pixels, metres_to_px (B, L) pixels per metre at the person's depth)
+    -> noisy px."""
 
     def __init__(self, model: dict, scale: float, bias: str):
         self.model = DetectorNoise.from_dict(model)
