@@ -30,7 +30,9 @@ NOSE = 0
 
 
 def main(argv=None) -> int:
-    shared = Path(os.environ.get("DISTPOSE_SHARED", "../shared"))
+    from distpose_app.core import paths  # DISTPOSE_SHARED or ../shared, as everywhere
+
+    shared = paths.SHARED
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", help="PNG to write")
     parser.add_argument("--video", default=str(shared / "media" / "openpose_street_walk.avi"))

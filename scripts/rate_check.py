@@ -157,11 +157,13 @@ def line(label: str, r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    shared = Path(os.environ.get("DISTPOSE_SHARED", "../shared"))
+    from distpose_app.core import paths  # DISTPOSE_SHARED or ../shared, as everywhere
+
+    shared = paths.SHARED
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", default=None, help="default: the shipped live model")
     parser.add_argument("--archive", default=os.environ.get(
-        "DISTPOSE_ARCHIVE", str(shared / "data" / "bandai-namco-motion.tar.xz")))  # fmt: skip
+        "DISTPOSE_ARCHIVE", str(paths.DEFAULT_ARCHIVE)))  # fmt: skip
     parser.add_argument("--cache", default=os.environ.get("DISTPOSE_CACHE", ".cache"))
     parser.add_argument("--video", default=str(shared / "media" / "openpose_street_walk.avi"))
     parser.add_argument("--every", type=int, default=12, help="every N-th held-out clip")

@@ -31,7 +31,6 @@ import copy
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import time
 import warnings
@@ -87,13 +86,15 @@ LENSES = ("none", "brown:-0.3", "fisheye", "brown:0.12")
 
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get("DISTPOSE_CACHE", ".cache"))
-    return root / "realclips"
+    from distpose_app.core import paths  # DISTPOSE_CACHE or the checkout's .cache
+
+    return paths.CACHE_DIR / "realclips"
 
 
 def media_dir() -> Path:
-    shared = Path(os.environ.get("DISTPOSE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    return shared / "media"
+    from distpose_app.core import paths  # DISTPOSE_SHARED or ../shared, as everywhere
+
+    return paths.SHARED / "media"
 
 
 _MAPS: dict = {}  # the last lens's remap tables (slow to invert for a fisheye)

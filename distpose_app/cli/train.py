@@ -109,6 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--filter-widths", type=_widths, default=(3, 3, 3))
     g.add_argument("--channels", type=v.positive_int, default=256)
+    g.add_argument("--widen", type=v.positive_int, default=0, metavar="C",
+                   help="with --init: continue the model at C channels, computing the same "
+                   "function at the start (Net2Net widening)")  # fmt: skip
     g.add_argument("--dropout", type=v.arg_float(0.0, 1.0, high_open=True), default=0.25)
     g.add_argument("--symmetric", action="store_true", help="look ahead (default: causal)")
     g = p.add_argument_group("optimisation")
@@ -210,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         val_every=args.val_every,
         init=args.init or "",
+        widen=args.widen,
         tasks_per_batch=args.tasks,
         inner_steps=args.inner_steps,
         inner_lr=args.inner_lr,

@@ -61,6 +61,7 @@ from distpose_app.lifter.model import (
     load_checkpoint,
     save_checkpoint,
 )
+from distpose_app.lifter.widen import widen
 
 MODES = ("baseline", "augmented", "meta")
 
@@ -110,6 +111,7 @@ class TrainConfig:
     val_every: int = 250
     # meta
     init: str = ""  # checkpoint to start meta-training from (the augmented model)
+    widen: int = 0  # with init (baseline/augmented): continue at this many channels (Net2Net)
     tasks_per_batch: int = 16
     support_windows: int = 2
     query_windows: int = 2
@@ -125,6 +127,8 @@ class TrainConfig:
             raise DistposeError(f"unknown training mode {self.mode!r}; use one of {MODES}")
         if self.mode == "meta" and not self.init:
             raise DistposeError("meta-training starts from a trained model: pass --init CKPT")
+        if self.widen and (self.mode == "meta" or not self.init):
+            raise DistposeError("--widen continues a baseline or augmented model: pass --init")
         if self.inner_loss not in ("iso", "supervised", "both"):
             raise DistposeError(f"unknown inner loss {self.inner_loss!r}")
         if not 0.0 <= self.closeup <= 1.0:
@@ -531,6 +535,8 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     if config.init:  # meta always; baseline/augmented continue a model (its architecture kept)
         model, init_meta = load_checkpoint(config.init)
         model.input_lens.zero_()  # train on the network alone, never on a fitted lens
+        if config.widen:
+            model = widen(model, config.widen, seed=config.seed)
     else:
         model = TemporalModel(
             filter_widths=tuple(config.filter_widths),
