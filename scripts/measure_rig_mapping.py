@@ -6,7 +6,8 @@ Body-frame statistics (`definitions.body_frame_statistics`) of Human3.6M's five 
 Bandai-Namco file, converted with the rig's own joints in the torso slots) are fitted to it.
 Printed: the coefficients (paste into `data.mocap.BANDAI_MAPPING`), and per torso joint the mean
 (lat, up, fwd) coordinates of Human3.6M, of the rig before and after mapping, in limb-scale units
-(about 0.25 m) and in centimetres for a body of Human3.6M's mean size.
+(about 0.25 m) and in centimetres for a body of Human3.6M's mean size, and the knees' straightest
+flexion (low percentiles over all frames) before and after.
 
     python scripts/measure_rig_mapping.py [--h36m FILE] [--archive FILE]
 """
@@ -40,6 +41,7 @@ def h36m_target(path: Path) -> tuple[dict, list[dict]]:
         "thigh": float(np.mean([s["thigh"] for s in per_subject])),
         "hip_half_width": float(np.mean([s["hip_half_width"] for s in per_subject])),
         "scale_m": float(np.mean([s["scale_m"] for s in per_subject])),
+        "knee_low": np.mean([s["knee_low"] for s in per_subject], axis=0),
     }
     return target, per_subject
 
@@ -76,6 +78,15 @@ def main() -> int:
     print("|---|---|---|---|")
     for k in ("thigh", "hip_half_width"):
         print(f"| {k} | {target[k]:.3f} | {before[k]:.3f} | {after[k]:.3f} |")
+    print()
+    pct = ", ".join(f"p{q:g}" for q in D.KNEE_LOW_PERCENTILES)
+    print(f"| knee flexion ({pct} over all frames, both knees), degrees | Human3.6M | rig before "
+          "| rig after |")  # fmt: skip
+    print("|---|---|---|---|")
+    fmt_k = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
+    per = "; ".join(fmt_k(s["knee_low"]) for s in subjects)
+    print(f"| all | {fmt_k(target['knee_low'])} (subjects {per}) | {fmt_k(before['knee_low'])} | "
+          f"{fmt_k(after['knee_low'])} |")  # fmt: skip
     spread = np.mean([np.abs(s["mean"][list(D.TORSO_JOINTS)] - target["mean"][list(D.TORSO_JOINTS)])
                       for s in subjects]) * cm  # fmt: skip
     resid = np.abs(after["mean"] - target["mean"])[list(D.TORSO_JOINTS)].mean() * cm

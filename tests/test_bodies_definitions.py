@@ -1,5 +1,7 @@
 """Body variety (bone scaling along the tree) and the rig -> Human3.6M joint definitions."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from poses import walking
@@ -57,3 +59,29 @@ def test_rig_mapping_fit_reproduces_the_targets_mean_positions():
     for j in (1, 4, 8, 9):
         np.testing.assert_allclose(got["mean"][j], target["mean"][j], atol=0.02)
     assert got["hip_half_width"] == pytest.approx(target["hip_half_width"], rel=0.02)
+
+
+def test_knees_that_never_straighten_are_moved_into_their_bend_until_they_do():
+    """A rig whose knee centre sits in front of the target's: its straightest legs stay bent.
+    The fit moves the knees in, closing most of the gap to the target's straightest flexion (a
+    knee moves at most half its distance to the hip-ankle line, so a straight target is
+    approached, not reached), and a knee already straight does not move."""
+    target_joints = walking(300, 0.1).astype(np.float64)
+    rig = target_joints.copy()
+    rig[:, [2, 5]] += 0.03 * definitions.body_frame(rig)[3][:, None]  # knees 3 cm forward
+    neck, head = rig[:, 8].copy(), rig[:, 9].copy()
+    target = definitions.body_frame_statistics(target_joints)
+    assert (definitions.body_frame_statistics(rig)["knee_low"] > target["knee_low"] + 2).all()
+    mapping = definitions.fit_rig_mapping(rig, neck, head, target)
+    assert 0.0 < mapping.knee_in < 0.3
+    mapped = definitions.apply_rig_mapping(rig, neck, head, mapping)
+    before = definitions.body_frame_statistics(rig)["knee_low"] - target["knee_low"]
+    after = definitions.body_frame_statistics(mapped)["knee_low"] - target["knee_low"]
+    assert (np.abs(after) < 0.6 * np.abs(before)).all()
+    np.testing.assert_array_equal(mapped[:, [3, 6]], rig[:, [3, 6]])  # ankles untouched
+    # without knee_in (older mappings) the knees are untouched; a straight knee stays put
+    same = definitions.apply_rig_mapping(rig, neck, head, replace(mapping, knee_in=0.0))
+    np.testing.assert_array_equal(same[:, [2, 5]], rig[:, [2, 5]])
+    hip, ankle = rig[:, 1], rig[:, 3]
+    straight = definitions._knee_moved_in(hip, 0.4 * hip + 0.6 * ankle, ankle, 0.05)
+    np.testing.assert_allclose(straight, 0.4 * hip + 0.6 * ankle, atol=1e-12)

@@ -127,13 +127,16 @@ def test_bandai_mapping_by_hand():
     np.testing.assert_allclose(np.linalg.norm(h36m[:, 10] - h36m[:, 9], axis=-1), 0.15)
 
 
-def test_definitions_move_only_the_torso_and_head_joints():
+def test_definitions_move_only_the_torso_head_and_knee_joints():
     frames = [{}, {"Hips": (0, 0, 0, 20, 10, 30)}]
     bvh = parse_bvh(bvh_text(BANDAI_REST, frames, every_joint_positions=True))
     rig = mocap.to_h36m(bvh, definitions=False)
     mapped = mocap.to_h36m(bvh)
-    limbs = [2, 3, 5, 6, 11, 12, 13, 14, 15, 16]  # knees, ankles, shoulders, elbows, wrists
+    limbs = [3, 6, 11, 12, 13, 14, 15, 16]  # ankles, shoulders, elbows, wrists
     np.testing.assert_allclose(mapped[:, limbs], rig[:, limbs], atol=1e-12)
+    # the knees move into their bend (at most mocap.BANDAI_MAPPING.knee_in limb units)
+    moved = np.linalg.norm(mapped[:, [2, 5]] - rig[:, [2, 5]], axis=-1)
+    assert (moved < 0.1).all()
     expected = apply_rig_mapping(rig, rig[:, 8], rig[:, 9], mocap.BANDAI_MAPPING)
     np.testing.assert_allclose(mapped, expected, atol=1e-12)
     np.testing.assert_allclose(mapped[:, 0], 0.5 * (mapped[:, 1] + mapped[:, 4]), atol=1e-12)

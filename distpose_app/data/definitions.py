@@ -9,12 +9,13 @@ left, `fwd` = lat x up, lengths in units of the body's limb scale (mean shin, up
 forearm length, which both define alike). `body_frame_statistics` measures where each joint sits
 on average; `RigMapping` holds coefficients that move a rig's joints so that those averages
 match Human3.6M's; `scripts/measure_rig_mapping.py` fits them and prints the residual
-(docs/mocap.md has the table).
+(docs/mocap.md has the table). The knees are compared by their straightest flexion (low
+percentiles over all frames), since where a knee centre sits shows in how straight a leg gets.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -23,6 +24,10 @@ PELVIS, RHIP, RKNEE, RFOOT, LHIP, LKNEE, LFOOT = 0, 1, 2, 3, 4, 5, 6
 SPINE, THORAX, NOSE, HEAD = 7, 8, 9, 10
 LSHOULDER, LELBOW, LWRIST, RSHOULDER, RELBOW, RWRIST = 11, 12, 13, 14, 15, 16
 TORSO_JOINTS = (PELVIS, RHIP, LHIP, SPINE, THORAX, NOSE, HEAD)
+LEGS = ((RHIP, RKNEE, RFOOT), (LHIP, LKNEE, LFOOT))
+# Knee flexion percentiles that describe a body's straightest legs: every mocap source has
+# plenty of standing and heel strikes, so these compare definitions, not motions.
+KNEE_LOW_PERCENTILES = (1.0, 5.0, 10.0)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -63,6 +68,17 @@ def to_body_frame(joints: np.ndarray, points: np.ndarray, scale: float) -> np.nd
     return np.einsum("fkc,fca->fka", rel, axes) / scale
 
 
+def knee_flexion_deg(joints: np.ndarray) -> np.ndarray:
+    """joints (F, 17, 3) -> (F, 2) knee flexion of [right, left], degrees (0 = straight): the
+    angle between thigh (hip -> knee) and shin (knee -> ankle)."""
+    out = []
+    for hip, knee, ankle in LEGS:
+        thigh, shin = joints[:, knee] - joints[:, hip], joints[:, ankle] - joints[:, knee]
+        cross = np.linalg.norm(np.cross(thigh, shin), axis=-1)
+        out.append(np.degrees(np.arctan2(cross, np.sum(thigh * shin, axis=-1))))
+    return np.stack(out, axis=-1)
+
+
 def body_frame_statistics(joints: np.ndarray) -> dict:
     """Mean and standard deviation of every joint's body-frame coordinates (limb-scale units) and
     the bone ratios that depend on the definitions. joints (F, 17, 3) one body's frames."""
@@ -76,6 +92,7 @@ def body_frame_statistics(joints: np.ndarray) -> dict:
         "std": coords.std(0),
         "thigh": float(thigh / scale),
         "hip_half_width": float(half_width / scale),
+        "knee_low": np.percentile(knee_flexion_deg(joints), KNEE_LOW_PERCENTILES),
     }
 
 
@@ -88,6 +105,9 @@ class RigMapping:
     hip_half_width from it along the rig's hip axis; the pelvis is their midpoint.
     spine/thorax: new hip midpoint + a * (rig neck - new hip midpoint) + b * fwd.
     nose/head: rig neck + a * (rig head - rig neck) + b * fwd, so they follow the head's motion.
+    knee_in: each knee moves this far (at most half its distance to the hip-ankle line) into
+    its bend, along the bisector of thigh and shin: a rig whose knees never straighten (its
+    knee centre sits in front of Human3.6M's) gets Human3.6M's straightest legs.
     """
 
     hip_up: float
@@ -97,6 +117,7 @@ class RigMapping:
     thorax: tuple[float, float]
     nose: tuple[float, float]
     head: tuple[float, float]
+    knee_in: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,7 +141,22 @@ def apply_rig_mapping(rig: np.ndarray, neck: np.ndarray, head: np.ndarray,
         out[:, joint] = mid + a * (neck - mid) + scale * b * fwd
     for joint, (a, b) in ((NOSE, mapping.nose), (HEAD, mapping.head)):
         out[:, joint] = neck + a * (head - neck) + scale * b * fwd
+    if mapping.knee_in:
+        for hip, knee, ankle in LEGS:
+            out[:, knee] = _knee_moved_in(out[:, hip], out[:, knee], out[:, ankle],
+                                          scale * mapping.knee_in)  # fmt: skip
     return out
+
+
+def _knee_moved_in(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, distance: float
+                   ) -> np.ndarray:  # fmt: skip
+    """(F, 3) knees moved `distance` (metres) into their bend along the bisector of thigh and
+    shin, at most half their distance to the hip-ankle line (a straight knee stays put)."""
+    inward = _unit(_unit(hip - knee) + _unit(ankle - knee))
+    chord = _unit(ankle - hip)
+    rel = knee - hip
+    to_line = np.linalg.norm(rel - np.sum(rel * chord, axis=-1, keepdims=True) * chord, axis=-1)
+    return knee + np.minimum(distance, 0.5 * to_line)[:, None] * inward
 
 
 def fit_rig_mapping(rig: np.ndarray, neck: np.ndarray, head: np.ndarray,
@@ -150,7 +186,7 @@ def fit_rig_mapping(rig: np.ndarray, neck: np.ndarray, head: np.ndarray,
         a = (mean[joint][1] - b0[1]) / d[1]
         return float(a), float(mean[joint][2] - b0[2] - a * d[2])
 
-    return RigMapping(
+    fitted = RigMapping(
         hip_up=hip_up,
         hip_fwd=hip_fwd,
         hip_half_width=float(target["hip_half_width"]),
@@ -159,3 +195,16 @@ def fit_rig_mapping(rig: np.ndarray, neck: np.ndarray, head: np.ndarray,
         nose=solve(neck, head, NOSE),
         head=solve(neck, head, HEAD),
     )
+    if "knee_low" not in target:
+        return fitted
+    # The knees: the smallest move that gives the straightest legs Human3.6M's flexion.
+    want = np.asarray(target["knee_low"])
+
+    def miss(knee_in: float) -> float:
+        trial = replace(fitted, knee_in=knee_in)
+        got = np.percentile(knee_flexion_deg(apply_rig_mapping(rig, neck, head, trial)),
+                            KNEE_LOW_PERCENTILES)  # fmt: skip
+        return float(np.sum((got - want) ** 2))
+
+    grid = np.round(np.arange(0.0, 0.3001, 0.0025), 4)
+    return replace(fitted, knee_in=float(grid[int(np.argmin([miss(k) for k in grid]))]))

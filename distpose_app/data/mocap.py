@@ -95,12 +95,12 @@ _REFERENCE_CHAIN_M = 1.35
 BANDAI_NAME = re.compile(r"^dataset-(\d+)_([^_]+)_([^_]+)_(\d+)$")
 CACHE_VERSION = 2
 
-# The rig's torso and head joints moved onto Human3.6M's definitions (`definitions.RigMapping`),
-# fitted by scripts/measure_rig_mapping.py; docs/mocap.md shows the fit and its residual. The
-# CMU-style rigs share it: their joints are the same anatomical centres.
+# The rig's torso, head and knee joints moved onto Human3.6M's definitions
+# (`definitions.RigMapping`), fitted by scripts/measure_rig_mapping.py; docs/mocap.md shows the
+# fit and its residual. The CMU-style rigs share it: their joints are the same anatomical centres.
 BANDAI_MAPPING = RigMapping(
     hip_up=0.0306, hip_fwd=0.0, hip_half_width=0.415, spine=(0.5048, -0.1238),
-    thorax=(1.0363, -0.0499), nose=(1.1941, 0.1507), head=(2.5408, -0.0387),
+    thorax=(1.0363, -0.0499), nose=(1.1941, 0.1507), head=(2.5408, -0.0387), knee_in=0.0875,
 )  # fmt: skip
 
 

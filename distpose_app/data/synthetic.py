@@ -365,7 +365,11 @@ def load_or_build(
     key = cache_key(
         archive,
         # The conversion's own version: a changed mapping must rebuild the views too.
-        mocap=[getattr(mocap, "CACHE_VERSION", 0), getattr(mocap, "HEAD_TOP_EXTENSION_M", 0)],
+        mocap=[
+            getattr(mocap, "CACHE_VERSION", 0),
+            getattr(mocap, "HEAD_TOP_EXTENSION_M", 0),
+            sorted(mocap.BANDAI_MAPPING.to_dict().items()),
+        ],
         split=split,
         views=views_per_sequence,
         seed=seed,
