@@ -80,15 +80,22 @@ CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
 	$(TRAIN) baseline --threads 1 --steps 1500 --out runs/baseline --export $@
 	$(CALIBRATE) $@
-# augmented trains in three stages (a session's budget each): 5,000 steps from scratch, 9,000
-# more with the learning rate restarted at 5e-4 and decayed to 2e-5, then 8,000 steps of 1,024
-# single-output windows (strided, 4x the windows a second) from 4e-4 to 1e-5.
+# augmented trains in five stages (a session's budget each): 5,000 steps from scratch, 9,000
+# more with the learning rate restarted at 5e-4 and decayed to 2e-5, 8,000 steps of 1,024
+# single-output windows (strided, 4x the windows a second) from 4e-4 to 1e-5, then widened from
+# 256 to 512 channels (the first 1,000 steps of a 5,000-step decay from 3e-4 to 1e-5) and 4,000
+# steps from 2.5e-4 to 1e-5.
+TRAIN1 := $(BIN)/distpose train augmented --batch 1024 --chunk 1 --threads 2
 pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN) augmented --threads 2 --steps 5000 --out runs/augmented --export runs/augmented-1.pt
 	$(TRAIN) augmented --threads 2 --steps 9000 --lr 5e-4 --lr-final 2e-5 \
 	    --init runs/augmented-1.pt --out runs/augmented-2 --export runs/augmented-2.pt
-	$(BIN)/distpose train augmented --batch 1024 --chunk 1 --threads 2 --steps 8000 --lr 4e-4 \
-	    --lr-final 1e-5 --init runs/augmented-2.pt --out runs/augmented-3 --export $@
+	$(TRAIN1) --steps 8000 --lr 4e-4 --lr-final 1e-5 --init runs/augmented-2.pt \
+	    --out runs/augmented-3 --export runs/augmented-3.pt
+	$(TRAIN1) --steps 1000 --lr 3e-4 --lr-final 1.5203e-4 --init runs/augmented-3.pt \
+	    --widen 512 --out runs/augmented-4 --export runs/augmented-4.pt
+	$(TRAIN1) --steps 4000 --lr 2.5e-4 --lr-final 1e-5 --init runs/augmented-4.pt \
+	    --out runs/augmented-5 --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
 	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 400 --lr 1e-4 \

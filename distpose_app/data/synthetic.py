@@ -362,13 +362,14 @@ def load_or_build(
         raise DistposeError(f"mocap archive not found: {archive}")
     from distpose_app.data import mocap
 
+    mapping = getattr(mocap, "BANDAI_MAPPING", None)  # the joint definitions the views carry
     key = cache_key(
         archive,
         # The conversion's own version: a changed mapping must rebuild the views too.
         mocap=[
             getattr(mocap, "CACHE_VERSION", 0),
             getattr(mocap, "HEAD_TOP_EXTENSION_M", 0),
-            sorted(mocap.BANDAI_MAPPING.to_dict().items()),
+            sorted(mapping.to_dict().items()) if mapping is not None else [],
         ],
         split=split,
         views=views_per_sequence,
