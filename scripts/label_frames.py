@@ -13,7 +13,6 @@ from behind, on its left.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("out", help="PNG to write")
     parser.add_argument("--video", default=str(shared / "media" / "openpose_street_walk.avi"))
     parser.add_argument("--frames", default="0,60,120,150,180,204", help="frame indices")
-    parser.add_argument("--cache", default=os.environ.get("DISTPOSE_CACHE", ".cache"))
+    parser.add_argument("--cache", default=str(paths.CACHE_DIR))
     parser.add_argument("--width", type=int, default=300, help="width of each crop, pixels")
     args = parser.parse_args(argv)
     wanted = sorted(int(v) for v in args.frames.split(","))

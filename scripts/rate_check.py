@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default=None, help="default: the shipped live model")
     parser.add_argument("--archive", default=os.environ.get(
         "DISTPOSE_ARCHIVE", str(paths.DEFAULT_ARCHIVE)))  # fmt: skip
-    parser.add_argument("--cache", default=os.environ.get("DISTPOSE_CACHE", ".cache"))
+    parser.add_argument("--cache", default=str(paths.CACHE_DIR))
     parser.add_argument("--video", default=str(shared / "media" / "openpose_street_walk.avi"))
     parser.add_argument("--every", type=int, default=12, help="every N-th held-out clip")
     parser.add_argument("--noise-px", type=float, default=1.5)

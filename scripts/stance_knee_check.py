@@ -3,7 +3,7 @@ in the lifter's output on the held-out Human3.6M subject.
 
 Mid-stance (3D, y up): a frame where the two ankles are horizontally closest within +-`window`
 frames (the swing foot passing the stance foot) while one is at least 3 cm lower; the stance
-leg is the lower ankle; flexion is `evaluation.plausibility.knee_flexion` (0 = straight). Prints
+leg is the lower ankle; flexion is `core.skeleton.knee_flexion` (0 = straight). Prints
 the median (10th-90th percentile) for Human3.6M's walking of the training subjects (world
 poses), the Bandai-Namco walks mapped to Human3.6M's definitions (per style), and, for each
 `--weights`, the lifted S8 walking through its 4 cameras from ground-truth 2D against its own

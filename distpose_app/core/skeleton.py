@@ -85,6 +85,21 @@ def bone_lengths(positions: np.ndarray) -> np.ndarray:
     return np.linalg.norm(bone_vectors(positions), axis=-1)
 
 
+def knee_flexion(poses: np.ndarray) -> np.ndarray:
+    """Knee flexion, the angle between thigh (hip -> knee) and shin (knee -> ankle): 0 for a
+    straight leg, pi/2 for a right angle. poses (..., 17, 3) metres -> (..., 2) radians,
+    [right, left]."""
+    poses = np.asarray(poses, dtype=np.float64)
+    out = []
+    for hip, knee, ankle in (("RHip", "RKnee", "RFoot"), ("LHip", "LKnee", "LFoot")):
+        thigh = poses[..., JOINT_NAMES.index(knee), :] - poses[..., JOINT_NAMES.index(hip), :]
+        shin = poses[..., JOINT_NAMES.index(ankle), :] - poses[..., JOINT_NAMES.index(knee), :]
+        # atan2 of |cross| and dot: accurate near 0 and pi, where arccos of the cosine is not.
+        cross = np.linalg.norm(np.cross(thigh, shin), axis=-1)
+        out.append(np.arctan2(cross, np.einsum("...i,...i->...", thigh, shin)))
+    return np.stack(out, axis=-1)
+
+
 # ---------------------------------------------------------------------------------------
 # MediaPipe Pose (BlazePose, 33 landmarks) -> H36M-17
 # ---------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from distpose_app.core.skeleton import knee_flexion
+
 # H36M-17 indices used here.
 PELVIS, RHIP, RKNEE, RFOOT, LHIP, LKNEE, LFOOT = 0, 1, 2, 3, 4, 5, 6
 SPINE, THORAX, NOSE, HEAD = 7, 8, 9, 10
@@ -68,17 +70,6 @@ def to_body_frame(joints: np.ndarray, points: np.ndarray, scale: float) -> np.nd
     return np.einsum("fkc,fca->fka", rel, axes) / scale
 
 
-def knee_flexion_deg(joints: np.ndarray) -> np.ndarray:
-    """joints (F, 17, 3) -> (F, 2) knee flexion of [right, left], degrees (0 = straight): the
-    angle between thigh (hip -> knee) and shin (knee -> ankle)."""
-    out = []
-    for hip, knee, ankle in LEGS:
-        thigh, shin = joints[:, knee] - joints[:, hip], joints[:, ankle] - joints[:, knee]
-        cross = np.linalg.norm(np.cross(thigh, shin), axis=-1)
-        out.append(np.degrees(np.arctan2(cross, np.sum(thigh * shin, axis=-1))))
-    return np.stack(out, axis=-1)
-
-
 def body_frame_statistics(joints: np.ndarray) -> dict:
     """Mean and standard deviation of every joint's body-frame coordinates (limb-scale units) and
     the bone ratios that depend on the definitions. joints (F, 17, 3) one body's frames."""
@@ -92,7 +83,7 @@ def body_frame_statistics(joints: np.ndarray) -> dict:
         "std": coords.std(0),
         "thigh": float(thigh / scale),
         "hip_half_width": float(half_width / scale),
-        "knee_low": np.percentile(knee_flexion_deg(joints), KNEE_LOW_PERCENTILES),
+        "knee_low": np.percentile(np.degrees(knee_flexion(joints)), KNEE_LOW_PERCENTILES),
     }
 
 
@@ -142,9 +133,15 @@ def apply_rig_mapping(rig: np.ndarray, neck: np.ndarray, head: np.ndarray,
     for joint, (a, b) in ((NOSE, mapping.nose), (HEAD, mapping.head)):
         out[:, joint] = neck + a * (head - neck) + scale * b * fwd
     if mapping.knee_in:
-        for hip, knee, ankle in LEGS:
-            out[:, knee] = _knee_moved_in(out[:, hip], out[:, knee], out[:, ankle],
-                                          scale * mapping.knee_in)  # fmt: skip
+        out = _with_knees_in(out, scale * mapping.knee_in)
+    return out
+
+
+def _with_knees_in(joints: np.ndarray, distance: float) -> np.ndarray:
+    """(F, 17, 3) joints with both knees moved `distance` metres in (`_knee_moved_in`)."""
+    out = joints.copy()
+    for hip, knee, ankle in LEGS:
+        out[:, knee] = _knee_moved_in(out[:, hip], out[:, knee], out[:, ankle], distance)
     return out
 
 
@@ -197,13 +194,14 @@ def fit_rig_mapping(rig: np.ndarray, neck: np.ndarray, head: np.ndarray,
     )
     if "knee_low" not in target:
         return fitted
-    # The knees: the smallest move that gives the straightest legs Human3.6M's flexion.
+    # The knees: the move that gives the straightest legs Human3.6M's flexion. The torso mapping
+    # does not depend on the knees, so it is applied once and only the knees move per trial.
     want = np.asarray(target["knee_low"])
+    base = apply_rig_mapping(rig, neck, head, fitted)
 
     def miss(knee_in: float) -> float:
-        trial = replace(fitted, knee_in=knee_in)
-        got = np.percentile(knee_flexion_deg(apply_rig_mapping(rig, neck, head, trial)),
-                            KNEE_LOW_PERCENTILES)  # fmt: skip
+        moved = _with_knees_in(base, scale * knee_in)
+        got = np.percentile(np.degrees(knee_flexion(moved)), KNEE_LOW_PERCENTILES)
         return float(np.sum((got - want) ** 2))
 
     grid = np.round(np.arange(0.0, 0.3001, 0.0025), 4)

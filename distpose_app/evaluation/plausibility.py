@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from distpose_app.core.skeleton import BONE_NAMES, BONES, JOINT_NAMES, bone_lengths
+from distpose_app.core.skeleton import BONE_NAMES, BONES, JOINT_NAMES, bone_lengths, knee_flexion
 
 _J = {name: i for i, name in enumerate(JOINT_NAMES)}
 _B = {name: i for i, name in enumerate(BONE_NAMES)}
@@ -102,21 +102,6 @@ def range_deviation(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np
     above = (values - high) / high
     below = (values - low) / low
     return np.where(values > high, above, np.where(values < low, below, 0.0))
-
-
-def knee_flexion(poses: np.ndarray) -> np.ndarray:
-    """Knee flexion, the angle between thigh (hip -> knee) and shin (knee -> ankle): 0 for a
-    straight leg, pi/2 for a right angle. poses (..., 17, 3) metres -> (..., 2) radians,
-    [right, left]."""
-    poses = np.asarray(poses, dtype=np.float64)
-    out = []
-    for hip, knee, ankle in (("RHip", "RKnee", "RFoot"), ("LHip", "LKnee", "LFoot")):
-        thigh = poses[..., _J[knee], :] - poses[..., _J[hip], :]
-        shin = poses[..., _J[ankle], :] - poses[..., _J[knee], :]
-        # atan2 of |cross| and dot: accurate near 0 and pi, where arccos of the cosine is not.
-        cross = np.linalg.norm(np.cross(thigh, shin), axis=-1)
-        out.append(np.arctan2(cross, np.einsum("...i,...i->...", thigh, shin)))
-    return np.stack(out, axis=-1)
 
 
 def summarise(
