@@ -62,8 +62,10 @@ class FakeAdapt:
         self.factor = factor
         self.calls = 0
 
-    def __call__(self, model, keypoints, config, progress=None, should_cancel=None, pictures=None):
+    def __call__(self, model, keypoints, config, progress=None, should_cancel=None, pictures=None,
+                 whole_picture=False):  # fmt: skip
         self.calls += 1
+        self.whole_picture = whole_picture
         state = {k: v.clone() for k, v in model.state_dict().items()}
         for step in range(2000):
             if should_cancel():
@@ -179,6 +181,7 @@ def test_every_frame_mode_gives_adapt_enough_frames_of_a_short_clip(make):
     assert c.start_adapt()  # on an ended file: the buffer is the clip's
     wait(lambda: c.state.adapt == "idle" and c.state.adapted, what="adapted")
     assert fake.calls == 1
+    assert fake.whole_picture is False  # a video may be cropped: the lens fit weighs shifts
 
 
 def test_too_few_frames_refused_in_the_sources_words(make):
@@ -270,6 +273,7 @@ def test_double_presses_and_cancel(make):
     wait(lambda: c.state.adapt == "idle", what="cancelled")
     assert "cancelled" in texts(c) and same(original, weights(c))
     assert fake.calls == 1 and not c.state.adapted
+    assert fake.whole_picture is True  # the demo is a camera's whole picture
     fake.release.set()
     assert c.start_adapt()  # free again
     wait(lambda: c.state.adapted, what="adapted")

@@ -263,8 +263,10 @@ class FakeAdapt:
         self.calls = 0
         self.make = make
 
-    def __call__(self, model, keypoints, config, progress=None, should_cancel=None, pictures=None):
+    def __call__(self, model, keypoints, config, progress=None, should_cancel=None, pictures=None,
+                 whole_picture=False):  # fmt: skip
         self.calls += 1
+        self.whole_picture = whole_picture
         original = {k: v.clone() for k, v in model.state_dict().items()}
         for step in range(500):
             if should_cancel():
@@ -375,7 +377,7 @@ def test_degenerate_adaptations_rejected_or_reverted_and_reported(qtbot, window)
     qtbot.waitUntil(lambda: window.controller.buffer_frames >= 70, timeout=15000)
     original = weights(qtbot, window)
     # The guard rejected it: nothing applied, the reason shown.
-    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel, pictures: AdaptResult(
+    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel, **_: AdaptResult(
         {}, False, "bones collapsed"
     )
     window.act_adapt.trigger()
@@ -383,7 +385,7 @@ def test_degenerate_adaptations_rejected_or_reverted_and_reported(qtbot, window)
     assert "bones collapsed" in adapt_text(window)
     assert same(original, weights(qtbot, window))
     # Accepted, but its poses are absurd: the pipeline reverts at the first one and says so.
-    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel, pictures: AdaptResult(
+    adaptation.adapt_fn = lambda m, k, c, progress, should_cancel, **_: AdaptResult(
         scaled(m, 1e8), True, "ok"
     )
     window.act_adapt.trigger()

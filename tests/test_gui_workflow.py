@@ -52,7 +52,7 @@ def clip(frames: int) -> DemoSource:
 def quick_adapt(release: threading.Event | None = None):
     """An adapt_fn that returns an accepted result at once (or once `release` is set)."""
 
-    def adapt(model, keypoints, config, progress=None, should_cancel=None, pictures=None):
+    def adapt(model, keypoints, config, progress=None, should_cancel=None, **_):
         state = {k: v.clone() for k, v in model.state_dict().items()}
         while release is not None and not release.wait(0.01):
             if should_cancel():

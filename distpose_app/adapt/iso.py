@@ -358,12 +358,15 @@ def adapt_model(
     should_cancel: Callable[[], bool] | None = None,
     iso_config: IsoConfig | None = None,
     pictures=None,
+    whole_picture: bool = False,
 ) -> AdaptResult:
     """Adapt `model` to the buffer with one of ADAPTATIONS; same contract as `iso_adapt`.
     method: a name, None (DEFAULT_ADAPTATION) or an IsoConfig (weight-space ISO with it).
     iso_config: ISO's settings for "bn", "weights" and "lens+bn" (default IsoConfig()); its
     parameter group is the method's. pictures: optional frames of the camera's picture for the
-    lens methods (`lens_fit.lens_adapt`: their straight edges measure the lens).
+    lens methods (`lens_fit.lens_adapt`: their straight edges measure the lens). whole_picture:
+    the 2D comes from a camera's whole picture (a live camera, the Demo), whose centre is the
+    lens's, so the lens fit does not weigh shifts of the centre (a cropped or pasted video's).
 
     keypoints_2d (T, 17, 2) normalised screen coordinates as observed (NaN = unseen). The model
     is not modified; the result's state_dict is the whole adapted state (for "lens": the
@@ -385,6 +388,8 @@ def adapt_model(
     work.input_lens.zero_()
     kp = np.asarray(keypoints_2d, np.float32)
     config = lens_fit.LensAdaptConfig.for_model(model)
+    if whole_picture:
+        config = replace(config, centre_shifts=())
     fitted = lens_fit.lens_adapt(work, kp, config, cancel=should_cancel, progress=progress,
                                  pictures=pictures)  # fmt: skip
     before = pose_statistics(lift_sequence(work, kp))

@@ -16,6 +16,9 @@ from distpose_app.live.app_state import AppState, Reply, accepted, refused, sour
 
 log = logging.getLogger(__name__)
 
+# Sources whose 2D is a camera's whole picture, centred on its lens (a video may be cropped).
+WHOLE_PICTURE_SOURCES = ("camera", "demo")
+
 
 class _AdaptRun:
     """One press of Adapt: its ticket (once the live thread has snapshot the buffer) and why
@@ -58,7 +61,8 @@ def describe_adapt_result(result) -> str:
 
 class Adaptation:
     """The adaptation part of the controller (`host`: an AppController). adapt_fn(model,
-    keypoints, config, progress, should_cancel) -> AdaptResult (default adapt.adapt_model) and
+    keypoints, config, progress, should_cancel, pictures, whole_picture) -> AdaptResult
+    (default adapt.adapt_model) and
     adapt_config (its method) may be replaced (tests, settings). live_path: the saved file of the
     adapted weights now live (deleted if they diverge)."""
 
@@ -122,6 +126,7 @@ class Adaptation:
             )
             return
         run.attach(ticket)
+        ticket.whole_picture = self.host.state.source_kind in WHOLE_PICTURE_SOURCES
         needed = max(MIN_ADAPT_FRAMES, getattr(ticket.model, "receptive_field", 0))
         if len(ticket.keypoints_2d) < needed:
             ticket.cancel("too few frames")  # frees the pipeline for the next press
@@ -156,7 +161,8 @@ class Adaptation:
             adapt = self.adapt_fn or adapt_model
             result = adapt(ticket.model, ticket.keypoints_2d, self.adapt_config,
                            progress=progress, should_cancel=ticket.should_cancel,
-                           pictures=ticket.pictures)  # fmt: skip
+                           pictures=ticket.pictures,
+                           whole_picture=ticket.whole_picture)  # fmt: skip
         except Exception as exc:
             log.exception("the adaptation failed")
             failure = str(exc) if isinstance(exc, DistposeError) else f"{type(exc).__name__}: {exc}"

@@ -97,14 +97,17 @@ class FrameResult:
 class AdaptTicket:
     """One background adaptation: `model` (a private copy) and `keypoints_2d` (T, 17, 2) the
     Adapt buffer it adapts on, for stream `stream_id`, and `pictures`, frames of the camera's
-    picture over that span (empty when none: the demo, a known lens). `should_cancel()` is
-    what iso_adapt polls; cancel(reason) is thread-safe."""
+    picture over that span (empty when none: the demo, a known lens). `whole_picture`: the
+    source gives a camera's whole picture (a camera, the demo; set by the app), not a video
+    that may be cropped. `should_cancel()` is what iso_adapt polls; cancel(reason) is
+    thread-safe."""
 
     def __init__(self, ticket_id: int, stream_id: int, model, keypoints_2d: np.ndarray,
                  pictures: list | None = None):  # fmt: skip
         self.id, self.stream_id = ticket_id, stream_id
         self.model, self.keypoints_2d = model, keypoints_2d
         self.pictures = pictures or []  # frames of the picture: its straight edges show a lens
+        self.whole_picture = False
         self.reason = ""
         self._cancel = threading.Event()
 
