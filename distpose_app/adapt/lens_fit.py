@@ -28,9 +28,9 @@ A fit is accepted only when the buffer supports it (`LensAdaptResult.evidence`):
 - no shift of the picture's centre explains the 2D better than the lens (a cropped or pasted
   picture pulls the fit; not tried on a camera's whole picture, `adapt_model(whole_picture=)`);
 - the lens is a barrel correction (k1 > 0) unless `allow_pincushion`, does not fold the image,
-  and the lifted skeleton is not clearly less consistent with it (left/right bone symmetry,
-  bone-length constancy over time: by more than 10% and 15% of their own figures, or 0.5 mm,
-  whichever is larger).
+  and the lifted skeleton is not clearly less consistent with it (left/right bone symmetry
+  worse by more than 10% of its own figure, bone-length constancy over time by more than 15%,
+  or either by 0.5 mm, whichever is larger).
 Every refusal names its reason in plain words (`LensAdaptResult.reason`).
 
 When frames of the camera's own picture come with the buffer (`pictures`), the straight edges
@@ -165,7 +165,7 @@ class LensAdaptConfig:
     # The skeleton may get this much less consistent (the larger of the share and the floor).
     # Undoing the true lens itself raises the lifter's symmetry figure by up to 3% and its
     # bone-length constancy (jitter of lengths over time) by up to 8%; wrong fits on real clips
-    # worsen them by 11%+ and 21%+ (docs/adaptation.md, "The skeleton guard").
+    # worsen them by 11%+ and 21%+ (docs/adaptation.md, "The Demo with these weights").
     skeleton_tolerance_mm: float = 0.5
     symmetry_tolerance_share: float = 0.10
     consistency_tolerance_share: float = 0.15

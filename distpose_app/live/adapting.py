@@ -62,9 +62,9 @@ def describe_adapt_result(result) -> str:
 class Adaptation:
     """The adaptation part of the controller (`host`: an AppController). adapt_fn(model,
     keypoints, config, progress, should_cancel, pictures, whole_picture) -> AdaptResult
-    (default adapt.adapt_model) and
-    adapt_config (its method) may be replaced (tests, settings). live_path: the saved file of the
-    adapted weights now live (deleted if they diverge)."""
+    (default adapt.adapt_model) and adapt_config (its method) may be replaced (tests,
+    settings). live_path: the saved file of the adapted weights now live (deleted if they
+    diverge)."""
 
     def __init__(self, host):
         self.host = host
