@@ -156,3 +156,20 @@ def test_an_estimate_on_the_search_bound_is_not_believed():
     found = pl.estimate_lens_from_lines(pictures, narrow)
     assert found.k1 == pytest.approx(0.1) and not found.measured
     assert "end of the range" in found.reason
+
+
+def test_a_lens_the_picture_shows_is_held_to_the_tighter_skeleton_share(monkeypatch):
+    """Constancy 12% worse: a 2D fit may do that (the true lens itself raises it up to 11%),
+    a lens the picture shows may not (there it flags MediaPipe's guesses outside the picture
+    that the lens moves; docs/adaptation.md)."""
+    figures = {"before": {"symmetry_mm": 10.0, "consistency_mm": 10.0},
+               "after": {"symmetry_mm": 10.0, "consistency_mm": 11.2}}  # fmt: skip
+    calls = iter(["before", "after"] * 2)
+    monkeypatch.setattr(la, "_skeleton", lambda poses: figures[next(calls)])
+    kp = _keypoints(60, noise=0.0).astype(np.float64)
+    config = la.LensAdaptConfig(**PRIOR)
+    pictures = [_through_lens(_room(s), 0.3) for s in (0, 1)]
+    shown = la.lens_adapt(_PosePrior(), kp, config, pictures=pictures)
+    assert not shown.accepted and "bone-length constancy 10.0 -> 11.2 mm" in shown.reason
+    fitted = la.lens_adapt(_PosePrior(), _barrel(kp, 0.25), config)
+    assert fitted.accepted, fitted.reason
