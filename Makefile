@@ -80,11 +80,12 @@ CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
 	$(TRAIN) baseline --threads 1 --steps 1500 --out runs/baseline --export $@
 	$(CALIBRATE) $@
-# augmented trains in five stages (a session's budget each): 5,000 steps from scratch, 9,000
+# augmented trains in six stages (a session's budget each): 5,000 steps from scratch, 9,000
 # more with the learning rate restarted at 5e-4 and decayed to 2e-5, 8,000 steps of 1,024
 # single-output windows (strided, 4x the windows a second) from 4e-4 to 1e-5, then widened from
-# 256 to 512 channels (the first 1,000 steps of a 5,000-step decay from 3e-4 to 1e-5) and 4,000
-# steps from 2.5e-4 to 1e-5.
+# 256 to 512 channels (the first 1,000 steps of a 5,000-step decay from 3e-4 to 1e-5), 4,000
+# steps from 2.5e-4 to 1e-5, and 4,000 from 2e-4 to 1e-5 with Bandai's walks, runs and dashes
+# drawn 0.3 times as often within their source (their stance knee is bent).
 TRAIN1 := $(BIN)/distpose train augmented --batch 1024 --chunk 1 --threads 2
 pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN) augmented --threads 2 --steps 5000 --out runs/augmented --export runs/augmented-1.pt
@@ -95,7 +96,9 @@ pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN1) --steps 1000 --lr 3e-4 --lr-final 1.5203e-4 --init runs/augmented-3.pt \
 	    --widen 512 --out runs/augmented-4 --export runs/augmented-4.pt
 	$(TRAIN1) --steps 4000 --lr 2.5e-4 --lr-final 1e-5 --init runs/augmented-4.pt \
-	    --out runs/augmented-5 --export $@
+	    --out runs/augmented-5 --export runs/augmented-5.pt
+	$(TRAIN1) --steps 4000 --lr 2e-4 --lr-final 1e-5 --init runs/augmented-5.pt \
+	    --content-weight '_(walk|run|dash)=0.3' --out runs/augmented-6 --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
 	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 400 --lr 1e-4 \
