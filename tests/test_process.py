@@ -105,3 +105,34 @@ def test_upper_body_clip_is_tracked_with_the_legs_flagged(media_dir, weights, tm
     legs = ["Hips", "RightUpLeg", "RightLeg", "RightFoot", "LeftUpLeg", "LeftLeg", "LeftFoot"]
     assert (table[[f"{n}_seen" for n in legs]] == 0).all().all()
     assert (table.loc[tracked, ["LeftArm_seen", "RightArm_seen"]] == 1).all().all()
+
+
+@pytest.mark.parametrize("spec, whole", [("0", True), ("video", False)])
+def test_adapt_on_a_camera_tries_no_centre_shifts(
+    monkeypatch, blank_video, weights, tmp_path, spec, whole
+):
+    """A camera index is a camera's whole picture, centred on its lens, as in the app: Adapt is
+    told so and skips the off-centre check; a video file may be cropped and keeps it."""
+    from distpose_app import adapt
+    from distpose_app.adapt.iso import AdaptResult
+    from distpose_app.live import capture
+
+    frames, rng = 60, np.random.default_rng(0)
+    person = np.array([48.0, 32.0]) + rng.normal(0, 8, (frames, 17, 2))  # pixels, 96x64 video
+    times = {"capture": 0.0, "mediapipe": 0.0}
+    detected = (person, np.ones((frames, 17)), np.arange(frames) / 25.0, times, None)
+    monkeypatch.setattr(capture, "open_source", lambda s: capture.VideoFileSource(str(blank_video)))
+    monkeypatch.setattr(process, "detect_all", lambda *a, **k: detected)
+    told = {}
+
+    def fake_adapt(model, keypoints, method, **kwargs):
+        told.update(kwargs)
+        stats = {"symmetry_mm": 1.0, "consistency_pct": 1.0}
+        return AdaptResult(model.state_dict(), False, "declined by the test", stats, stats)
+
+    monkeypatch.setattr(adapt, "adapt_model", fake_adapt)
+    source = "0" if spec == "0" else str(blank_video)
+    code = process.run(_args(source, "--frames", str(frames), "--adapt", "lens", "--weights",
+                             weights, "--csv", str(tmp_path / "take.csv"), "--device", "cpu",
+                             "--quiet"))  # fmt: skip
+    assert code == 0 and told["whole_picture"] is whole

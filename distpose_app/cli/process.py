@@ -286,8 +286,10 @@ def run(args: argparse.Namespace) -> int:
                     bar.total = total
                     bar.update(done - bar.n)
 
+                # a camera's whole picture is centred on its lens: no centre shifts tried
                 result = adapt_model(pipeline.model_copy(), buffer, args.adapt, progress=step,
-                                     pictures=pictures.pictures())  # fmt: skip
+                                     pictures=pictures.pictures(),
+                                     whole_picture=is_camera)  # fmt: skip
         except DistposeError as exc:
             _log(f"not adapted, nothing changed: {exc}")
         else:

@@ -16,9 +16,6 @@ from distpose_app.live.app_state import AppState, Reply, accepted, refused, sour
 
 log = logging.getLogger(__name__)
 
-# Sources whose 2D is a camera's whole picture, centred on its lens (a video may be cropped).
-WHOLE_PICTURE_SOURCES = ("camera", "demo")
-
 
 class _AdaptRun:
     """One press of Adapt: its ticket (once the live thread has snapshot the buffer) and why
@@ -126,7 +123,7 @@ class Adaptation:
             )
             return
         run.attach(ticket)
-        ticket.whole_picture = self.host.state.source_kind in WHOLE_PICTURE_SOURCES
+        ticket.whole_picture = self.host.state.source_kind in app_data.WHOLE_PICTURE_SOURCES
         needed = max(MIN_ADAPT_FRAMES, getattr(ticket.model, "receptive_field", 0))
         if len(ticket.keypoints_2d) < needed:
             ticket.cancel("too few frames")  # frees the pipeline for the next press

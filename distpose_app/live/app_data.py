@@ -83,6 +83,11 @@ def spec_kind(spec: str) -> str:
     return "camera" if spec.lstrip("-").isdigit() else "file"
 
 
+# Source kinds whose 2D is a camera's whole picture, centred on its lens: Adapt then tries no
+# shifts of the centre (`adapt_model(whole_picture=)`); a video file may be cropped.
+WHOLE_PICTURE_SOURCES = ("camera", "demo")
+
+
 def default_model_name() -> str:
     """The shipped model the window uses (lifter.model.DEFAULT_LIVE_MODEL)."""
     from distpose_app.lifter import model as lifter
