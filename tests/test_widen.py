@@ -1,5 +1,7 @@
 """Net2Net widening: a wider model that starts out computing what the trained one computes."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,10 @@ def test_training_continues_a_model_widened_and_resumes(tiny_sets, tmp_path):  #
     wide = TrainConfig(mode="augmented", steps=2, init=str(first), widen=32, **cfg)
     best = train(wide, tiny_sets, tiny_sets, tmp_path / "b", progress=False)
     assert M.load_checkpoint(best)[0].channels == 32
+    # What the run records is the network it trained, not the configuration's default width.
+    recorded = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert (recorded["channels"], recorded["filter_widths"]) == (32, [3])
+    assert M.load_checkpoint(best)[1]["train_config"]["channels"] == 32
     wide.steps = 4  # resuming rebuilds the widened architecture before loading last.pt
     best = train(wide, tiny_sets, tiny_sets, tmp_path / "b", progress=False)
     assert M.load_checkpoint(best)[1]["step"] in (2, 4)

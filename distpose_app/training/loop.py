@@ -537,6 +537,9 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         model.input_lens.zero_()  # train on the network alone, never on a fitted lens
         if config.widen:
             model = widen(model, config.widen, seed=config.seed)
+        # The recorded configuration describes the network trained, not the defaults.
+        config.filter_widths = tuple(model.filter_widths)
+        config.channels, config.causal = model.channels, model.causal
     else:
         model = TemporalModel(
             filter_widths=tuple(config.filter_widths),
