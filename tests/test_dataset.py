@@ -426,6 +426,16 @@ def test_external_round_trip(tmp_path):
     assert user.keypoints_2d is None and user.fps == 30.0
 
 
+def test_external_marks_a_whole_picture(tmp_path):
+    # Absent means False (a user's file, a crop); the Demo's data say True and keep it.
+    save_external(tmp_path / "a.npz", **external_arrays())
+    assert load_external(tmp_path / "a.npz").whole_picture is False
+    save_external(tmp_path / "b.npz", **external_arrays(), whole_picture=True)
+    assert load_external(tmp_path / "b.npz").whole_picture is True
+    with np.load(tmp_path / "b.npz") as raw:
+        assert raw["whole_picture"].dtype == bool and raw["whole_picture"].shape == ()
+
+
 def test_external_keypoints_may_hold_unseen_joints(tmp_path):
     arrays = external_arrays()
     arrays["keypoints_2d"][:, 7] = np.nan  # a joint the detector never outputs
@@ -524,6 +534,11 @@ BROKEN = {
         "one coordinate",
     ),
     "names shape": ("names", _broken(names=np.array(["a", "b"])), "shape"),
+    "whole_picture not a flag": (
+        "whole_picture",
+        _broken(whole_picture=np.array([1, 0])),
+        "one boolean",
+    ),
 }
 
 

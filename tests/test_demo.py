@@ -113,3 +113,4 @@ def test_demo_external_holds_the_demo_frames_and_camera():
     k = source.intrinsics
     assert tuple(data.intrinsics[1]) == (k.fx, k.fy, k.cx, k.cy)
     assert tuple(data.image_size[0]) == source.size
+    assert data.whole_picture  # evaluate's Adapt then decides as the app's does on the Demo

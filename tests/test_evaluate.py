@@ -151,15 +151,24 @@ def test_method_names():
         ev.method_model("augmented+magic")
 
 
+class _Calls(list):
+    """The buffer shape of every fit (the list) and the configuration each fit was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.configs: list = []
+
+
 @pytest.fixture
 def fake_lens_adapt(monkeypatch):
     """lens_adapt.lens_adapt replaced by one that records its buffer and fits the identity."""
     from distpose_app.adapt import lens_fit as la
 
-    calls = []
+    calls = _Calls()
 
     def lens_adapt(model, keypoints_2d, config=None, cancel=None, progress=None, pictures=None):
         calls.append(keypoints_2d.shape)
+        calls.configs.append(config)
         return la.LensAdaptResult(la.ScreenLens(), True, "ok", 1.0, 0.9, 2, 0.25,
                                   evidence={"k1": 0.0})  # fmt: skip
 
@@ -190,6 +199,20 @@ def test_adaptation_variants_in_the_lens_table(tiny, fake_lens_adapt):
     assert "N-MPJPE" in table and table.count("\n") == 2
     r = got["augmented"]
     assert f"{r['mpjpe_mm']:.1f} ({r['p_mpjpe_mm']:.1f}, {r['n_mpjpe_mm']:.1f})" in table
+
+
+def test_whole_picture_data_adapt_without_centre_shifts(tiny, fake_lens_adapt):
+    # The Demo's data are a camera's whole picture: evaluate's Adapt must weigh no shifts of the
+    # centre, as the app's does there, unless the test camera itself moves the principal point.
+    from dataclasses import replace
+
+    data = _data(2, 40)
+    for marked, lens, expect_shifts in ((False, "strong", True), (True, "strong", False),
+                                        (True, "strong@pp=0.05,0", True)):  # fmt: skip
+        rows = ev.evaluate_lens({"augmented": tiny}, replace(data, whole_picture=marked), lens,
+                                ("augmented+lens",), adapt_seconds=2.0)  # fmt: skip
+        assert bool(fake_lens_adapt.configs[-1].centre_shifts) == expect_shifts, (marked, lens)
+        assert rows[0]["whole_picture"] == (not expect_shifts)
 
 
 # ---------------------------------------------------------------------------- pose families

@@ -25,7 +25,9 @@ class ExternalData:
     intrinsics (S, 4) fx, fy, cx, cy pixels; image_size (S, 2) int width, height pixels;
     keypoints_2d (N, 17, 2) float pixels (detections on undistorted images; NaN x and y: the
     joint is unseen) or None;
-    names (S,) str or None; lens: a lens spec string when keypoints_2d went through a lens.
+    names (S,) str or None; lens: a lens spec string when keypoints_2d went through a lens;
+    whole_picture: every sequence is a camera's whole picture (its centre the lens's, nothing
+    cropped or pasted: the Demo), so lens adaptation need not weigh shifts of the centre.
     """
 
     positions_3d: np.ndarray
@@ -36,6 +38,7 @@ class ExternalData:
     keypoints_2d: np.ndarray | None = None
     names: np.ndarray | None = None
     lens: str | None = None
+    whole_picture: bool = False
 
     @property
     def num_sequences(self) -> int:
@@ -60,6 +63,7 @@ def save_external(
     keypoints_2d: np.ndarray | None = None,
     names: np.ndarray | None = None,
     lens: str | None = None,
+    whole_picture: bool = False,
 ) -> None:
     """Write the external format atomically (shapes and units as in `ExternalData`), validating
     it first so that a file written here always loads."""
@@ -72,6 +76,7 @@ def save_external(
         "keypoints_2d": keypoints_2d,
         "names": names,
         "lens": lens,
+        "whole_picture": True if whole_picture else None,  # absent means False
     }
     # Validate what the caller gave before any cast, so that e.g. 640.5 pixels is not rounded.
     arrays = {k: np.asarray(v) for k, v in raw.items() if v is not None}
@@ -91,13 +96,14 @@ def write_external(path: str | Path, data: ExternalData) -> None:
         data.keypoints_2d,
         data.names,
         data.lens,
+        data.whole_picture,
     )
 
 
 REQUIRED_KEYS = ("positions_3d", "sequence", "fps", "intrinsics", "image_size")
 FPS_RANGE = (1.0, 1000.0)  # Hz: from time-lapse webcams to high-speed cameras
 MIN_DEPTH_M = 0.05  # a joint nearer the camera than this is a broken file, not a person
-OPTIONAL_KEYS = ("keypoints_2d", "names", "lens")  # any other key is ignored
+OPTIONAL_KEYS = ("keypoints_2d", "names", "lens", "whole_picture")  # any other key is ignored
 
 
 def _fail(path: str, key: str, problem: str) -> DataFormatError:
@@ -192,6 +198,11 @@ def _validate(arrays: dict[str, np.ndarray], path: str) -> None:
             raise _fail(path, "keypoints_2d", "every value is NaN: no joint is seen")
     if "names" in arrays and arrays["names"].shape != (s,):
         raise _fail(path, "names", f"shape {arrays['names'].shape}, expected ({s},)")
+    if "whole_picture" in arrays:
+        flag = arrays["whole_picture"]
+        if flag.dtype.kind != "b" or flag.size != 1:
+            raise _fail(path, "whole_picture", f"expected one boolean, got {flag.dtype} of "
+                        f"shape {flag.shape}")  # fmt: skip
 
 
 def load_external(path: str | Path) -> ExternalData:
@@ -224,4 +235,5 @@ def load_external(path: str | Path) -> ExternalData:
         else None,
         names=arrays["names"] if "names" in arrays else None,
         lens=str(arrays["lens"]) if "lens" in arrays else None,
+        whole_picture=bool(arrays.get("whole_picture", False)),  # validated: one boolean
     )

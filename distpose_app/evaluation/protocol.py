@@ -327,10 +327,11 @@ def _with_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
     return out.eval()
 
 
-def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewshot_k, seed):
+def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewshot_k, seed,
+           whole_picture=False):  # fmt: skip
     """Adapt `model` for `method` on the A buffer (model-rate 2D (T, 17, 2), 3D (T, 17, 3) m)
-    with the app's `adapt.adapt_model` (few-shot: `adapt.fewshot_adapt`). Returns the model to
-    lift with and the row's extra fields."""
+    with the app's `adapt.adapt_model` (few-shot: `adapt.fewshot_adapt`); whole_picture as
+    there. Returns the model to lift with and the row's extra fields."""
     from distpose_app.adapt import iso as adapt
 
     variant = method.partition("+")[2]
@@ -347,8 +348,14 @@ def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewsh
         how = variant
     else:  # no adaptation (the trained models, the oracle, truelens)
         return model, {}
-    res = adapt.adapt_model(model, adapt_2d, how, iso_config=iso_config)
-    info = {"accepted": res.accepted, "reason": res.reason, "seconds": res.seconds}
+    res = adapt.adapt_model(model, adapt_2d, how, iso_config=iso_config,
+                            whole_picture=whole_picture)  # fmt: skip
+    info = {
+        "accepted": res.accepted,
+        "reason": res.reason,
+        "seconds": res.seconds,
+        "whole_picture": whole_picture,
+    }
     if "lens_adapt" in res.config:  # the fitted lens and the bias it was shifted by
         info.update(fitted_lens=res.config["lens_adapt"]["lens"],
                     k1_offset=res.config["k1_offset"],
@@ -404,8 +411,10 @@ def evaluate_lens(
     """Score every method on imaging string `lens_text` (a lens string, optionally with @pp /
     @hfov); one result dict per method (mm, frames). noise_px > 0 adds detector-like noise to
     the 2D (data.synthetic.add_detector_noise: that sigma, larger on wrists and ankles and on fast
-    joints), the same draw for every method."""
+    joints), the same draw for every method. Data marked `whole_picture` (the Demo's) adapt as
+    the app adapts a camera's whole picture, unless `lens_text` moves the principal point."""
     imaging = parse_imaging(lens_text)
+    whole_picture = bool(getattr(data, "whole_picture", False)) and imaging.pp_offset == (0.0, 0.0)
     px = _noisy(data, distorted_pixels(data, imaging, input_2d), noise_px, seed, drop_prob)
     seqs = _ranges(data)
     eval_half, adapt_half = seqs[0::2], seqs[1::2]
@@ -434,7 +443,7 @@ def evaluate_lens(
         if model is None:
             continue
         model, info = _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config,
-                             fewshot_k, seed)  # fmt: skip
+                             fewshot_k, seed, whole_picture)  # fmt: skip
         inputs = observed
         if method == "oracle" or method.endswith("+truelens"):
             if ideal is None:

@@ -283,7 +283,8 @@ def demo_external(cycles: int = 2, fps: float = 30.0, hfov_deg: float = 90.0,
     loop repeats exactly), camera-frame 3D in metres, the demo camera's intrinsics. With it
     `distpose evaluate --data FILE --lens L` scores the Demo's data as the Demo's readout does
     (the 2D is projected through L with these intrinsics, as `DemoSource` projects it); the
-    second sequence is the adaptation half evaluate's `--adapt` uses."""
+    second sequence is the adaptation half evaluate's `--adapt` uses. Marked `whole_picture`, so
+    that evaluate's Adapt, like the app's, weighs no shifts of the picture's centre."""
     from distpose_app.data.external import ExternalData
 
     source = DemoSource("none", hfov_deg=hfov_deg, size=size, fps=fps, draw=False)
@@ -297,6 +298,7 @@ def demo_external(cycles: int = 2, fps: float = 30.0, hfov_deg: float = 90.0,
         intrinsics=np.tile([k.fx, k.fy, k.cx, k.cy], (cycles, 1)),
         image_size=np.tile(list(size), (cycles, 1)),
         names=np.array([f"demo cycle {i + 1}" for i in range(cycles)]),
+        whole_picture=True,  # the Demo camera's whole picture, as the app's Adapt treats it
     )
 
 
