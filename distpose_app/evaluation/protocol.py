@@ -350,12 +350,8 @@ def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewsh
         return model, {}
     res = adapt.adapt_model(model, adapt_2d, how, iso_config=iso_config,
                             whole_picture=whole_picture)  # fmt: skip
-    info = {
-        "accepted": res.accepted,
-        "reason": res.reason,
-        "seconds": res.seconds,
-        "whole_picture": whole_picture,
-    }
+    info = {"accepted": res.accepted, "reason": res.reason, "seconds": res.seconds,
+            "whole_picture": whole_picture}  # fmt: skip
     if "lens_adapt" in res.config:  # the fitted lens and the bias it was shifted by
         info.update(fitted_lens=res.config["lens_adapt"]["lens"],
                     k1_offset=res.config["k1_offset"],
