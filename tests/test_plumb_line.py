@@ -156,6 +156,12 @@ def test_an_estimate_on_the_search_bound_is_not_believed():
     found = pl.estimate_lens_from_lines(pictures, narrow)
     assert found.k1 == pytest.approx(0.1) and not found.measured
     assert "end of the range" in found.reason
+    # Likewise k2's end: a lens whose r^4 term the grid cannot reach is not that lens.
+    strong = [_through_lens(_room(seed), 0.15, 0.3) for seed in (0, 1)]
+    capped = pl.estimate_lens_from_lines(strong, pl.LineConfig(grid_k2=(-0.5, 0.1, 0.2)))
+    assert capped.k2 == pytest.approx(0.2) and not capped.measured
+    assert "end of the range" in capped.reason and "k2 +0.20" in capped.reason
+    assert pl.estimate_lens_from_lines(strong).measured  # the default grid reaches it
 
 
 def test_a_lens_the_picture_shows_is_held_to_the_tighter_skeleton_share(monkeypatch):
