@@ -43,18 +43,20 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("install")
     src = tmp / "src"
     shutil.copytree(REPO, src, ignore=IGNORE)
+    # A PYTHONPATH holding the checkout would make pip see the package as installed already.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "--no-index", "-w", str(tmp / "wheels"), str(src)], cwd=tmp)  # fmt: skip
+          "--no-index", "-w", str(tmp / "wheels"), str(src)], cwd=tmp, env=clean)  # fmt: skip
     wheel = next((tmp / "wheels").glob("distpose-*.whl"))
     venv = tmp / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp, env=clean)
     python = venv / "bin" / "python"
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = Path(_run([str(python), "-c", purelib], cwd=tmp).stdout.strip())
+    site = Path(_run([str(python), "-c", purelib], cwd=tmp, env=clean).stdout.strip())
     parent = sysconfig.get_paths()["purelib"]
     (site / "_distpose_test_parent.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
     _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-          "--no-index", str(wheel)], cwd=tmp)  # fmt: skip
+          "--no-index", str(wheel)], cwd=tmp, env=clean)  # fmt: skip
     return python, venv / "bin"
 
 
