@@ -308,16 +308,15 @@ def estimate_lens_from_lines(
     strength = float(lens_strength(k1, k2))
     estimate = LineEstimate(k1, True, found, reach, interval, per_frame, len(candidates), "",
                             k2, strength)  # fmt: skip
-    k2_ends = (min(config.grid_k2), max(config.grid_k2)) if len(config.grid_k2) else (0.0, 0.0)
     if k1 <= grid.min() or k1 >= grid.max():
         # a minimum on the search bound is no minimum: the edges that chose it are not lines
         estimate.measured = False
         estimate.reason = (
             f"the picture's {found} straight edges ask for a lens at the end of the range "
             f"searched (k1 {k1:+.2f}): they are not the scene's straight lines")  # fmt: skip
-    elif k2 != 0.0 and (k2 <= k2_ends[0] or k2 >= k2_ends[1]):
-        # nor on k2's: the lens asked for is beyond what k1 and k2 express (a barrel near its
-        # fold), and a correction cut short at the bound is not that lens
+    elif k2 != 0.0 and not min(config.grid_k2) < k2 < max(config.grid_k2):
+        # nor on k2's (k2 is 0 unless the joint stage ran over grid_k2): the lens asked for is
+        # beyond what k1 and k2 express (a barrel near its fold), cut short at the bound
         estimate.measured = False
         estimate.reason = (
             f"the picture's {found} straight edges ask for a lens at the end of the range "
