@@ -103,6 +103,12 @@ def test_windows_are_drawn_by_source_weight(tmp_path):
     starts = s.random_starts(20000)
     share_b = (joined.source[joined.sequence[starts]] == "b").mean()
     assert share_b == pytest.approx(0.75, abs=0.02)
+    # Meta-learning tasks follow the same shares (a task's windows share one sequence).
+    tasks = [s.task_starts(1, 2, 2) for _ in range(4000)]
+    share_b = np.mean([joined.source[joined.sequence[sup[0]]] == "b" for sup, _ in tasks])
+    assert share_b == pytest.approx(0.75, abs=0.03)
+    for sup, qry in tasks[:200]:
+        assert len(set(joined.sequence[np.concatenate([sup, qry])])) == 1
     with pytest.raises(DistposeError, match="do not cover"):
         s.weight_sources(joined.source, {"a": 1.0})
 

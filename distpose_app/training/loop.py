@@ -217,6 +217,10 @@ class WindowSampler:
                 raise DistposeError(f"content weights {content} leave source {s!r} no window")
             p[chosen] = w * within[chosen] / total
         self._cdf = np.cumsum(p / p.sum())
+        # Meta tasks follow the same shares, over the windows of sequences long enough for one.
+        runs = np.searchsorted(self.seq_start, self.starts, side="right") - 1
+        task = p * np.isin(runs, self.task_seqs)
+        self._task_cdf = np.cumsum(task / task.sum()) if task.sum() > 0 else None
 
     def random_starts(self, count: int) -> np.ndarray:
         cdf = getattr(self, "_cdf", None)
@@ -226,8 +230,15 @@ class WindowSampler:
 
     def task_starts(self, count: int, support: int, query: int):
         """One task: windows from the first half of a sequence (support) and from the second
-        half (query). Returns (support starts (support,), query starts (query,))."""
-        k = self.rng.choice(self.task_seqs)
+        half (query). Returns (support starts (support,), query starts (query,)).
+        The sequence is drawn as training windows are: by `weight_sources`' shares when set
+        (a sequence as likely as its windows), else uniformly over the sequences."""
+        cdf = getattr(self, "_task_cdf", None)
+        if cdf is None:
+            k = self.rng.choice(self.task_seqs)
+        else:
+            start = self.starts[min(np.searchsorted(cdf, self.rng.random()), len(cdf) - 1)]
+            k = np.searchsorted(self.seq_start, start, side="right") - 1
         s, e = self.seq_start[k], self.seq_end[k]
         mid = (s + e) // 2
         sup = self.rng.integers(s, mid - self.window + 1, size=support)
