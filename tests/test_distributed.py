@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent(
     from distpose_app.data.synthetic import build_synthetic
     from distpose_app.data.lens_sampler import LensSampler
     from distpose_app.lifter.model import TemporalModel
-    from distpose_app.training.loop import TrainConfig, WindowSampler, supervised_backward
+    from distpose_app.training.loop import TrainConfig, supervised_backward
+    from distpose_app.training.windows import WindowSampler
 
     torch.set_num_threads(1)
     rank, world = distributed.init_from_env()

@@ -89,7 +89,7 @@ def test_the_shared_file_holds_only_training_subjects():
 
 
 def test_windows_are_drawn_by_source_weight(tmp_path):
-    from distpose_app.training.loop import WindowSampler
+    from distpose_app.training.windows import WindowSampler
 
     data = h36m.load_h36m(_fake_file(tmp_path / "h.npz"))
     a = training_sets.as_training_set(h36m.camera_views(data, (1,), 30.0), "a")
@@ -117,7 +117,7 @@ def test_content_weights_reweight_views_within_their_source(tmp_path):
     """A view-name pattern makes its windows W times as likely within the source; the source
     shares stay as given, and without source weights they stay the sources' window counts."""
     from distpose_app.data.training_sets import content_factors
-    from distpose_app.training.loop import WindowSampler
+    from distpose_app.training.windows import WindowSampler
 
     data = h36m.load_h36m(_fake_file(tmp_path / "h.npz"))
     a = training_sets.as_training_set(h36m.camera_views(data, (1,), 30.0), "a")

@@ -12,7 +12,8 @@ from distpose_app.core.errors import DistposeError
 from distpose_app.data.synthetic import build_synthetic
 from distpose_app.evaluation import protocol as ev
 from distpose_app.lifter.model import load_checkpoint
-from distpose_app.training.loop import TrainConfig, WindowSampler, train
+from distpose_app.training.loop import TrainConfig, train
+from distpose_app.training.windows import WindowSampler
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_second_order_maml_differs_from_first_order(tiny_sets, tmp_path):
 
 
 def test_closeup_view_aims_between_chest_and_head_from_desk_distance():
-    from distpose_app.training.loop import CLOSEUP_DISTANCE_M, closeup_view
+    from distpose_app.training.windows import CLOSEUP_DISTANCE_M, closeup_view
 
     rng = np.random.default_rng(0)
     cam = walking(30, 0)[:, :, [0, 1, 2]] * np.array([1.0, -1.0, 1.0]) + [0.4, 0.3, 3.0]

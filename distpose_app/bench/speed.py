@@ -182,7 +182,8 @@ def training_speed(model_config: dict, settings: BenchSettings, seed: int = 0) -
     from distpose_app.adapt.iso import select_parameters
     from distpose_app.data.lens_sampler import LensSampler
     from distpose_app.lifter.model import TemporalModel
-    from distpose_app.training.loop import TrainConfig, WindowSampler, meta_step, supervised_step
+    from distpose_app.training.loop import TrainConfig, meta_step, supervised_step
+    from distpose_app.training.windows import WindowSampler
 
     torch.manual_seed(seed)
     config = TrainConfig(mode="augmented")
