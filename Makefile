@@ -106,8 +106,8 @@ pretrained/augmented.pt: | $(VENV)/.app-installed
 	    --out runs/augmented-7 --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
-	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 400 --lr 1e-4 \
-	    --out runs/meta --export $@
+	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 1000 --lr 1e-4 \
+	    --source-weights bandai=0.65,h36m-cameras=0.2,h36m-virtual=0.15 --out runs/meta --export $@
 	$(CALIBRATE) $@
 H36M_EVAL := .cache/eval
 pretrained/evaluation.json: pretrained/baseline.pt pretrained/augmented.pt pretrained/meta.pt
