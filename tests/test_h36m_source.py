@@ -111,6 +111,13 @@ def test_windows_are_drawn_by_source_weight(tmp_path):
         assert len(set(joined.sequence[np.concatenate([sup, qry])])) == 1
     with pytest.raises(DistposeError, match="do not cover"):
         s.weight_sources(joined.source, {"a": 1.0})
+    # b's 100 frames hold windows of 60 frames but no task (two halves of 60): all-b tasks fail
+    long = WindowSampler(joined.positions_3d, joined.sequence, joined.intrinsics,
+                         joined.image_size, 60, np.random.default_rng(0))  # fmt: skip
+    long.weight_sources(joined.source, {"a": 0.0, "b": 1.0})
+    assert (joined.source[joined.sequence[long.random_starts(100)]] == "b").all()
+    with pytest.raises(DistposeError, match="long enough for a meta task"):
+        long.task_starts(1, 2, 2)
 
 
 def test_content_weights_reweight_views_within_their_source(tmp_path):

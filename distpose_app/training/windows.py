@@ -117,7 +117,7 @@ class WindowSampler:
         # Meta tasks follow the same shares, over the windows of sequences long enough for one.
         runs = np.searchsorted(self.seq_start, self.starts, side="right") - 1
         task = p * np.isin(runs, self.task_seqs)
-        self._task_cdf = np.cumsum(task / task.sum()) if task.sum() > 0 else None
+        self._task_cdf = np.cumsum(task / task.sum()) if task.sum() > 0 else np.zeros(0)
 
     def random_starts(self, count: int) -> np.ndarray:
         cdf = getattr(self, "_cdf", None)
@@ -133,6 +133,9 @@ class WindowSampler:
         cdf = getattr(self, "_task_cdf", None)
         if cdf is None:
             k = self.rng.choice(self.task_seqs)
+        elif not len(cdf):
+            raise DistposeError("no sequence of a source with a share is long enough for a meta "
+                                f"task (two halves of {self.window} frames)")  # fmt: skip
         else:
             start = self.starts[min(np.searchsorted(cdf, self.rng.random()), len(cdf) - 1)]
             k = np.searchsorted(self.seq_start, start, side="right") - 1
