@@ -52,6 +52,7 @@ def main() -> int:
     from distpose_app.cli.evaluate import held_out_data
     from distpose_app.core.paths import CACHE_DIR, DEFAULT_ARCHIVE
     from distpose_app.data.external import load_external
+    from distpose_app.evaluation import protocol as ev
     from distpose_app.lifter.inference import lift_sequence
     from distpose_app.lifter.model import load_checkpoint
 
@@ -70,10 +71,8 @@ def main() -> int:
     for lens in args.lens:
         seen, ideal = buffers(data, lens, args.noise_px)
         a, b = (_skeleton(lift_sequence(model, x.astype(np.float32))) for x in (seen, ideal))
-        # As `distpose evaluate` and the app: a camera's whole picture (the Demo) has no shift.
-        res = adapt_model(
-            model, seen, "lens", whole_picture=bool(getattr(data, "whole_picture", False))
-        )
+        whole = ev.parse_imaging(lens).keeps_whole_picture(data)  # as `distpose evaluate`
+        res = adapt_model(model, seen, "lens", whole_picture=whole)
         cells = [f"{a[k]:.2f} → {b[k]:.2f} ({100 * (b[k] / a[k] - 1):+.1f}%)"
                  for k in ("symmetry_mm", "consistency_mm")]  # fmt: skip
         print(f"| `{lens}` | {cells[0]} | {cells[1]} | {res.reason} |", flush=True)

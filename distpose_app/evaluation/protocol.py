@@ -154,6 +154,10 @@ class Imaging:
         """True when the camera differs from the data's beyond the lens."""
         return self.pp_offset != (0.0, 0.0) or self.hfov_deg is not None
 
+    def keeps_whole_picture(self, data) -> bool:
+        """Data marked `whole_picture` (the Demo's) stay a whole picture unless the centre moves."""
+        return bool(getattr(data, "whole_picture", False)) and self.pp_offset == (0.0, 0.0)
+
     def true_camera(self, cam: Intrinsics) -> Intrinsics:
         """The camera that takes the picture, from the data's camera `cam` (pixels)."""
         fx, fy = cam.fx, cam.fy
@@ -330,8 +334,8 @@ def _with_state(model: torch.nn.Module, state: dict) -> torch.nn.Module:
 def _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config, fewshot_k, seed,
            whole_picture=False):  # fmt: skip
     """Adapt `model` for `method` on the A buffer (model-rate 2D (T, 17, 2), 3D (T, 17, 3) m)
-    with the app's `adapt.adapt_model` (few-shot: `adapt.fewshot_adapt`); whole_picture as
-    there. Returns the model to lift with and the row's extra fields."""
+    with the app's `adapt.adapt_model` (and its whole_picture; few-shot: `adapt.fewshot_adapt`).
+    Returns the model to lift with and the row's extra fields."""
     from distpose_app.adapt import iso as adapt
 
     variant = method.partition("+")[2]
@@ -407,10 +411,8 @@ def evaluate_lens(
     """Score every method on imaging string `lens_text` (a lens string, optionally with @pp /
     @hfov); one result dict per method (mm, frames). noise_px > 0 adds detector-like noise to
     the 2D (data.synthetic.add_detector_noise: that sigma, larger on wrists and ankles and on fast
-    joints), the same draw for every method. Data marked `whole_picture` (the Demo's) adapt as
-    the app adapts a camera's whole picture, unless `lens_text` moves the principal point."""
+    joints), the same draw for every method. Adapt as the app's (`Imaging.keeps_whole_picture`)."""
     imaging = parse_imaging(lens_text)
-    whole_picture = bool(getattr(data, "whole_picture", False)) and imaging.pp_offset == (0.0, 0.0)
     px = _noisy(data, distorted_pixels(data, imaging, input_2d), noise_px, seed, drop_prob)
     seqs = _ranges(data)
     eval_half, adapt_half = seqs[0::2], seqs[1::2]
@@ -439,7 +441,7 @@ def evaluate_lens(
         if model is None:
             continue
         model, info = _adapt(method, model, adapt_2d, adapt_3d, iso_config, meta_iso_config,
-                             fewshot_k, seed, whole_picture)  # fmt: skip
+                             fewshot_k, seed, imaging.keeps_whole_picture(data))  # fmt: skip
         inputs = observed
         if method == "oracle" or method.endswith("+truelens"):
             if ideal is None:
