@@ -137,6 +137,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-bias", choices=("random", "fitted", "none"), default="random")
     g.add_argument("--seed", type=v.seed_int, default=0)
     g.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
+    g.add_argument("--device", default="cpu",
+                   help="where the network trains: cpu (default), cuda or cuda:N")  # fmt: skip
+    g.add_argument(
+        "--workers",
+        type=v.non_negative_int,
+        default=0,
+        help="processes drawing the batches (baseline, augmented), one core each; 0 (default): "
+        "the training process draws them. With a GPU, use most of the cores",
+    )
     g.add_argument("--val-every", type=v.positive_int, default=250)
     g = p.add_argument_group("meta (MAML)")
     g.add_argument(
@@ -212,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         closeup=args.closeup,
         seed=args.seed,
         val_every=args.val_every,
+        device=args.device,
+        workers=args.workers,
         init=args.init or "",
         widen=args.widen,
         tasks_per_batch=args.tasks,

@@ -33,6 +33,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from distpose_app.lifter.model import (
     save_checkpoint,
 )
 from distpose_app.lifter.widen import widen
+from distpose_app.training.feed import BatchFeed
 from distpose_app.training.windows import LensPool, WindowSampler
 
 MODES = ("baseline", "augmented", "meta")
@@ -105,6 +107,11 @@ class TrainConfig:
     closeup: float = 0.15
     seed: int = 0
     val_every: int = 250
+    # Where the network trains ("cpu", "cuda", "cuda:1") and how many processes draw its
+    # batches (0: the training process itself; `training.feed`). Run settings, not the model's:
+    # recorded so that a run can be repeated as it ran.
+    device: str = "cpu"
+    workers: int = 0
     # meta
     init: str = ""  # checkpoint to start meta-training from (the augmented model)
     widen: int = 0  # with init (baseline/augmented): continue at this many channels (Net2Net)
@@ -143,9 +150,31 @@ class TrainConfig:
         check_number("noise_px", self.noise_px, low=0.0)
         check_number("bone_loss", self.bone_loss, low=0.0)
         check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        if self.workers < 0:
+            raise DistposeError(f"batch workers must be 0 or more, not {self.workers}")
+        if self.workers and self.mode == "meta":
+            raise DistposeError("meta-training draws its tasks itself: run it without --workers")
+        check_device(self.device)
         if self.mode != "meta":  # meta-training takes its architecture from --init
             check_config({"filter_widths": list(self.filter_widths), "channels": self.channels,
                           "dropout": float(self.dropout)}, "training config")  # fmt: skip
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device for a `--device` string; DistposeError when it is not one this machine
+    has (a CUDA device asked for where torch sees none, or an index beyond the count)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DistposeError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise DistposeError(f"device {device!r}: training runs on cpu or cuda")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (dev.index or 0) >= count:
+        raise DistposeError(f"device {device!r}: torch sees {count} CUDA device(s) here")
+    return dev
 
 
 def _masking(config: TrainConfig) -> MaskConfig | None:
@@ -172,21 +201,37 @@ def _lr_at(config: TrainConfig, step: int) -> float:
     return config.lr * (config.lr_final / config.lr) ** (step / max(config.steps - 1, 1))
 
 
-def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, world=1):
-    """Draw the global batch, run this process's share forward and backward. Returns the loss.
-
-    Every process draws the same global batch (same seed) and keeps windows rank::world, so a
-    step under torchrun sees exactly the batch a single process would.
-    """
+def draw_batch(sampler, lens_sampler, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch with the sampler's generator: `config.batch_windows` windows, each
+    through its own lens (none for `baseline`), body, detector noise, close-up and mask.
+    Returns (inputs (B, L, 17, 2), targets (B, L, 17, 3)) as `WindowSampler.make_batch`."""
     starts = sampler.random_starts(config.batch_windows)
     lenses = None
     if lens_sampler is not None:
         seqs = sampler.sequence[starts]
         lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
-    x, y = sampler.make_batch(starts, lenses, config.noise_px, config.flip,
+    return sampler.make_batch(starts, lenses, config.noise_px, config.flip,
                               masking=_masking(config), closeup=config.closeup,
                               **_augment(config))  # fmt: skip
-    x, y = x[rank::world], y[rank::world]
+
+
+def _draw_with(sampler, lens_sampler, config, rng):
+    """`draw_batch` with a worker's own generator (the sampler is the worker's forked copy)."""
+    sampler.rng = rng
+    return draw_batch(sampler, lens_sampler, config)
+
+
+def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, world=1,
+                        batch=None):  # fmt: skip
+    """Run this process's share of the global batch forward and backward. Returns the loss.
+
+    batch: (inputs, targets) drawn elsewhere (`training.feed`), else drawn here. Every process
+    draws the same global batch (same seed) and keeps windows rank::world, so a step under
+    torchrun sees exactly the batch a single process would.
+    """
+    x, y = draw_batch(sampler, lens_sampler, config) if batch is None else batch
+    device = next(model.parameters()).device
+    x, y = x[rank::world].to(device), y[rank::world].to(device)
     model.train()
     net = getattr(model, "module", model)
     pred = model(x)
@@ -196,9 +241,10 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
     return mpjpe.item()  # the logs and progress report MPJPE alone
 
 
-def supervised_step(model, optimiser, sampler, lens_sampler, config, window, rank=0, world=1):
+def supervised_step(model, optimiser, sampler, lens_sampler, config, window, rank=0, world=1,
+                    batch=None):  # fmt: skip
     optimiser.zero_grad(set_to_none=True)
-    loss = supervised_backward(model, sampler, lens_sampler, config, window, rank, world)
+    loss = supervised_backward(model, sampler, lens_sampler, config, window, rank, world, batch)
     optimiser.step()
     return loss
 
@@ -259,13 +305,15 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
+        device = next(model.parameters()).device
+        x, y = x.to(device), y.to(device)
         ns = len(sup)
         if config.inner_params == "lens":
             from distpose_app.adapt.lens_fit import LensAdaptConfig, k1_grid_search
             from distpose_app.lifter.model import undistort_screen
 
             k1, _ = k1_grid_search(model, x[:ns], LENS_INNER_GRID, LensAdaptConfig().focal)
-            lens = torch.tensor([k1, 0.0, 0.0, 0.0, 0.0])
+            lens = torch.tensor([k1, 0.0, 0.0, 0.0, 0.0], device=device)
             pred = model(undistort_screen(x[ns:], lens))
             loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
             loss.backward()
@@ -302,6 +350,8 @@ def validation_mpjpe(model, sampler, lens_sampler, config, window, batches: int 
             lenses = [sampler.sample_lens(s, lens_sampler) for s in sampler.sequence[starts]]
         x, y = sampler.make_batch(starts, lenses, config.noise_px, False,
                                   noise=_augment(config)["noise"])  # fmt: skip
+        device = next(model.parameters()).device
+        x, y = x.to(device), y.to(device)
         errors.append(float(losses.mpjpe_loss(model(x), y[:, output_slice(model, window)])))
     sampler.rng = state
     return float(np.mean(errors))
@@ -321,6 +371,9 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     rank, world = distributed.init_from_env()
     if config.mode != "meta" and config.batch_windows % world:
         raise DistposeError(f"--batch {config.batch_windows} must divide by {world} processes")
+    if world > 1 and (config.workers or config.device != "cpu"):
+        raise DistposeError("under torchrun, train on the CPU without --workers (one GPU: "
+                            "--device cuda --workers N in one process)")  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -356,6 +409,7 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
         raise DistposeError("content weights need training data with named, sourced views")
     val = WindowSampler(val_data.positions_3d, val_data.sequence, val_data.intrinsics,
                         val_data.image_size, window, np.random.default_rng(0))  # fmt: skip
+    model.to(check_device(config.device))  # before the optimiser: its state follows the weights
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, amsgrad=True)
     inner_names = [
         n
@@ -380,32 +434,42 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     bar = Progress(config.steps, f"train {config.mode}", enabled=progress and main, initial=step)
     t0 = time.perf_counter() - elapsed
     running = []
-    while step < config.steps:
-        for g in optimiser.param_groups:
-            g["lr"] = _lr_at(config, step)
-        if config.mode == "meta":
-            loss = meta_step(net, optimiser, sampler, lens_sampler, config, window, inner_names,
-                             rank, world)  # fmt: skip
-        else:
-            loss = supervised_step(stepped, optimiser, sampler, lens_sampler, config, window,
-                                   rank, world)  # fmt: skip
-        running.append(loss)
-        step += 1
-        if main and (step % config.val_every == 0 or step == config.steps):
-            val_mpjpe = validation_mpjpe(net, val, lens_sampler, config, window)
-            record = {"step": step, "train_mpjpe_mm": 1000 * float(np.mean(running)),
-                      "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
-                      "seconds": time.perf_counter() - t0}  # fmt: skip
-            running = []
-            assert log is not None  # open on the main process
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            meta = _metadata(config, step, record, window)
-            if val_mpjpe < best:
-                best = val_mpjpe
-                save_checkpoint(out / "best.pt", net, meta)
-            _save_resume(last, net, optimiser, step, best, time.perf_counter() - t0, sampler)
-        bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
+    # Batches drawn by worker processes (`--workers`), else by this one in each step.
+    feed = None
+    if config.workers:
+        draw = partial(_draw_with, sampler, lens_sampler, config)
+        feed = BatchFeed(draw, config.workers, config.seed, first_step=step)
+    try:
+        while step < config.steps:
+            for g in optimiser.param_groups:
+                g["lr"] = _lr_at(config, step)
+            if config.mode == "meta":
+                loss = meta_step(net, optimiser, sampler, lens_sampler, config, window,
+                                 inner_names, rank, world)  # fmt: skip
+            else:
+                batch = None if feed is None else feed.next()
+                loss = supervised_step(stepped, optimiser, sampler, lens_sampler, config, window,
+                                       rank, world, batch)  # fmt: skip
+            running.append(loss)
+            step += 1
+            if main and (step % config.val_every == 0 or step == config.steps):
+                val_mpjpe = validation_mpjpe(net, val, lens_sampler, config, window)
+                record = {"step": step, "train_mpjpe_mm": 1000 * float(np.mean(running)),
+                          "val_mpjpe_mm": 1000 * val_mpjpe, "lr": _lr_at(config, step - 1),
+                          "seconds": time.perf_counter() - t0}  # fmt: skip
+                running = []
+                assert log is not None  # open on the main process
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                meta = _metadata(config, step, record, window)
+                if val_mpjpe < best:
+                    best = val_mpjpe
+                    save_checkpoint(out / "best.pt", net, meta)
+                _save_resume(last, net, optimiser, step, best, time.perf_counter() - t0, sampler)
+            bar.update(1, postfix=f"loss {1000 * loss:6.1f} mm")
+    finally:
+        if feed is not None:
+            feed.close()
     bar.close()
     if main:
         assert log is not None
