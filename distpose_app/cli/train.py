@@ -135,6 +135,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-scale", type=v.non_negative_float, default=1.0,
                    help="detector noise scale factor")  # fmt: skip
     g.add_argument("--noise-bias", choices=("random", "fitted", "none"), default="random")
+    g.add_argument(
+        "--noise-residuals",
+        type=v.probability,
+        default=0.0,
+        help="share of windows given windows of real detection residuals (Human3.6M's Stacked "
+        "Hourglass, joints and frames correlated as a detector's) instead of the fitted "
+        "model's error (default 0)",
+    )
+    g.add_argument("--noise-residual-subjects", default="S1,S5",
+                   help="whose detections give the residuals (default %(default)s)")  # fmt: skip
     g.add_argument("--seed", type=v.seed_int, default=0)
     g.add_argument("--threads", type=v.threads_int, help="torch CPU threads")
     g.add_argument("--device", default="cpu",
@@ -213,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
         noise_px=args.noise_px,
         noise_scale=args.noise_scale,
         noise_bias=args.noise_bias,
+        noise_residuals=args.noise_residuals,
+        noise_residual_subjects=tuple(
+            x.strip() for x in args.noise_residual_subjects.split(",") if x.strip()
+        ),
+        noise_residual_file=str(args.h36m) if args.noise_residuals else "",
         bodies=args.bodies,
         sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
         source_weights=_weights(args.source_weights),

@@ -208,8 +208,9 @@ def undistort_h36m_lens(
     return xy * f + c
 
 
-def _load_detection_errors(path: str | Path):
-    """Ground truth and detections of every detection sequence, in metres at the root depth.
+def _load_detection_errors(path: str | Path, subjects=None):
+    """Ground truth and detections of every detection sequence (of `subjects` only, names
+    such as "S1", when given), in metres at the root depth.
 
     Returns gt (R, 17, 2), det (R, 17, 2) (Spine NaN), segment lengths, and the file's fps."""
     with np.load(path, allow_pickle=False) as d:
@@ -229,6 +230,8 @@ def _load_detection_errors(path: str | Path):
     first = np.searchsorted(sequence[order], np.arange(len(subject) + 1))
     gts, dets, lengths = [], [], []
     for m, s in enumerate(sh_seq):
+        if subjects is not None and f"S{int(subject[s])}" not in subjects:
+            continue
         match = np.flatnonzero((cam_subject == subject[s]) & (cam_id == sh_cam[m]))
         if len(match) != 1:
             raise DataFormatError(f"{path}: no unique camera {sh_cam[m]} for sequence {s}")
@@ -524,11 +527,14 @@ NOISE_SPREAD = 1.5
 class DetectorNoiseSampler:
     """Adds a fitted noise model (`DetectorNoise.to_dict` form) to a training batch: callable
     (rng, px (B, L, 17, 2) pixels, metres_to_px (B, L) pixels per metre at the person's depth)
-    -> noisy px."""
+    -> noisy px. With a `residual_noise.ResidualBank`, a `residual_share` of the windows get
+    a window of real detection residuals instead of the model's positional error."""
 
-    def __init__(self, model: dict, scale: float, bias: str):
+    def __init__(self, model: dict, scale: float, bias: str, bank=None,
+                 residual_share: float = 0.0):  # fmt: skip
         self.model = DetectorNoise.from_dict(model)
         self.scale, self.bias = scale, bias
+        self.bank, self.residual_share = bank, residual_share
 
     def __call__(self, rng, px, metres_to_px):
         # Left/right swaps first (a detector labels the wrong limb), then the positional error,
@@ -539,4 +545,14 @@ class DetectorNoiseSampler:
         offsets = sample_noise(self.model, rng, px.shape[:2], metres_to_px,
                                scale=1.0, bias=bias)  # fmt: skip
         size = rng.uniform(0.0, NOISE_SPREAD * self.scale, (len(px), 1, 1, 1))
-        return swapped + size * offsets
+        noisy = swapped + size * offsets
+        if self.bank is None or self.residual_share <= 0:
+            return noisy
+        # Real residuals at the detector's own size (times `scale`), in pixels of this window.
+        real = rng.random(len(px)) < self.residual_share
+        if real.any():
+            b, length = int(real.sum()), px.shape[1]
+            to_px = np.broadcast_to(np.asarray(metres_to_px), px.shape[:2])[real]
+            residual = self.bank.sample(rng, b, length) * to_px[..., None, None]
+            noisy[real] = swapped[real] + self.scale * residual
+        return noisy

@@ -88,6 +88,12 @@ class TrainConfig:
     noise_model: dict = field(default_factory=dict)
     noise_scale: float = 1.0
     noise_bias: str = "random"
+    # Share of windows given real detection residuals instead of the model's positional error
+    # (`data.residual_noise`), from these subjects' detections in the Human3.6M file
+    # `noise_residual_file` (set by the CLI from --h36m).
+    noise_residuals: float = 0.0
+    noise_residual_subjects: tuple[str, ...] = ("S1", "S5")
+    noise_residual_file: str = ""
     # Share of windows whose body is resized and re-proportioned (`bodies.BodyConfig`).
     bodies: float = 0.5
     # The mocap sources (`training_sets.SOURCES`); recorded in the checkpoint.
@@ -142,6 +148,11 @@ class TrainConfig:
             raise DistposeError(f"body share must be in [0, 1], got {self.bodies}")
         if self.noise_bias not in ("random", "fitted", "none"):
             raise DistposeError(f"unknown noise bias {self.noise_bias!r}")
+        if not 0.0 <= self.noise_residuals <= 1.0:
+            raise DistposeError(f"residual share must be in [0, 1], got {self.noise_residuals}")
+        if self.noise_residuals and not (self.noise_model and self.noise_residual_file):
+            raise DistposeError("real detection residuals need the detector-noise model and "
+                                "the Human3.6M file (--noise detector)")  # fmt: skip
         if not (self.noise_scale >= 0 and np.isfinite(self.noise_scale)):
             raise DistposeError(f"noise scale must be a finite number >= 0, not {self.noise_scale}")
         # NaN passes every comparison above and below: each number is checked for finiteness
@@ -181,14 +192,27 @@ def _masking(config: TrainConfig) -> MaskConfig | None:
     return MaskConfig() if config.masking else None
 
 
-def _augment(config: TrainConfig) -> dict:
-    """make_batch's body and detector-noise arguments for a config."""
+def _augment(config: TrainConfig, bank=None) -> dict:
+    """make_batch's body and detector-noise arguments for a config; bank: the
+    `residual_noise.ResidualBank` of real residuals when the config asks for them."""
     noise = None
     if config.noise_model:
         from distpose_app.data.detector_noise import DetectorNoiseSampler
 
-        noise = DetectorNoiseSampler(config.noise_model, config.noise_scale, config.noise_bias)
+        noise = DetectorNoiseSampler(config.noise_model, config.noise_scale, config.noise_bias,
+                                     bank, config.noise_residuals)  # fmt: skip
     return {"bodies": config.bodies, "noise": noise}
+
+
+def residual_bank(config: TrainConfig, window: int):
+    """The real-residual windows `config` asks for (None when it asks for none)."""
+    if not config.noise_residuals:
+        return None
+    from distpose_app.data.residual_noise import ResidualBank, detection_residuals
+
+    subjects = set(config.noise_residual_subjects)
+    residuals, lengths = detection_residuals(config.noise_residual_file, subjects, MODEL_FPS)
+    return ResidualBank(residuals, lengths, window)
 
 
 def output_slice(model: TemporalModel, window: int) -> slice:
@@ -201,9 +225,10 @@ def _lr_at(config: TrainConfig, step: int) -> float:
     return config.lr * (config.lr_final / config.lr) ** (step / max(config.steps - 1, 1))
 
 
-def draw_batch(sampler, lens_sampler, config) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_batch(sampler, lens_sampler, config, augment=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch with the sampler's generator: `config.batch_windows` windows, each
     through its own lens (none for `baseline`), body, detector noise, close-up and mask.
+    augment: `_augment`'s arguments (default: from the config, without real residuals).
     Returns (inputs (B, L, 17, 2), targets (B, L, 17, 3)) as `WindowSampler.make_batch`."""
     starts = sampler.random_starts(config.batch_windows)
     lenses = None
@@ -212,24 +237,24 @@ def draw_batch(sampler, lens_sampler, config) -> tuple[torch.Tensor, torch.Tenso
         lenses = [sampler.sample_lens(s, lens_sampler) for s in seqs]
     return sampler.make_batch(starts, lenses, config.noise_px, config.flip,
                               masking=_masking(config), closeup=config.closeup,
-                              **_augment(config))  # fmt: skip
+                              **(augment or _augment(config)))  # fmt: skip
 
 
-def _draw_with(sampler, lens_sampler, config, rng):
+def _draw_with(sampler, lens_sampler, config, augment, rng):
     """`draw_batch` with a worker's own generator (the sampler is the worker's forked copy)."""
     sampler.rng = rng
-    return draw_batch(sampler, lens_sampler, config)
+    return draw_batch(sampler, lens_sampler, config, augment)
 
 
 def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, world=1,
-                        batch=None):  # fmt: skip
+                        batch=None, augment=None):  # fmt: skip
     """Run this process's share of the global batch forward and backward. Returns the loss.
 
     batch: (inputs, targets) drawn elsewhere (`training.feed`), else drawn here. Every process
     draws the same global batch (same seed) and keeps windows rank::world, so a step under
     torchrun sees exactly the batch a single process would.
     """
-    x, y = draw_batch(sampler, lens_sampler, config) if batch is None else batch
+    x, y = draw_batch(sampler, lens_sampler, config, augment) if batch is None else batch
     device = next(model.parameters()).device
     x, y = x[rank::world].to(device), y[rank::world].to(device)
     model.train()
@@ -242,9 +267,10 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
 
 
 def supervised_step(model, optimiser, sampler, lens_sampler, config, window, rank=0, world=1,
-                    batch=None):  # fmt: skip
+                    batch=None, augment=None):  # fmt: skip
     optimiser.zero_grad(set_to_none=True)
-    loss = supervised_backward(model, sampler, lens_sampler, config, window, rank, world, batch)
+    loss = supervised_backward(model, sampler, lens_sampler, config, window, rank, world, batch,
+                               augment)  # fmt: skip
     optimiser.step()
     return loss
 
@@ -278,7 +304,7 @@ LENS_INNER_GRID = tuple(np.round(np.linspace(-0.6, 0.9, 11), 3))
 
 
 def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_names, rank=0,
-              world=1):  # fmt: skip
+              world=1, augment=None):  # fmt: skip
     """One MAML outer step over `tasks_per_batch` lens tasks. Returns the mean query MPJPE.
     Under torchrun every process draws every task and runs tasks rank::world."""
     model.eval()  # batch norm on running statistics, dropout off: see the module docstring
@@ -299,9 +325,10 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         # One person per task: the same body for its support and query windows.
         n = len(sup) + len(qry)
         body = np.repeat(sample_bone_factors(task_rng, 1), n, axis=0)
-        augment = {**_augment(config), "bodies": body if task_rng.random() < config.bodies else 0.0}
+        bodies = body if task_rng.random() < config.bodies else 0.0
+        task_augment = {**(augment or _augment(config)), "bodies": bodies}
         x, y = sampler.make_batch(np.concatenate([sup, qry]), [lens] * n, config.noise_px, False,
-                                  task_rng, _masking(config), closeup, **augment)  # fmt: skip
+                                  task_rng, _masking(config), closeup, **task_augment)  # fmt: skip
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
@@ -435,9 +462,10 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
     t0 = time.perf_counter() - elapsed
     running = []
     # Batches drawn by worker processes (`--workers`), else by this one in each step.
+    augment = _augment(config, residual_bank(config, window))  # built once: the bank is large
     feed = None
     if config.workers:
-        draw = partial(_draw_with, sampler, lens_sampler, config)
+        draw = partial(_draw_with, sampler, lens_sampler, config, augment)
         feed = BatchFeed(draw, config.workers, config.seed, first_step=step)
     try:
         while step < config.steps:
@@ -445,11 +473,11 @@ def train(config: TrainConfig, train_data, val_data, out_dir: str | Path, resume
                 g["lr"] = _lr_at(config, step)
             if config.mode == "meta":
                 loss = meta_step(net, optimiser, sampler, lens_sampler, config, window,
-                                 inner_names, rank, world)  # fmt: skip
+                                 inner_names, rank, world, augment)  # fmt: skip
             else:
                 batch = None if feed is None else feed.next()
                 loss = supervised_step(stepped, optimiser, sampler, lens_sampler, config, window,
-                                       rank, world, batch)  # fmt: skip
+                                       rank, world, batch, augment)  # fmt: skip
             running.append(loss)
             step += 1
             if main and (step % config.val_every == 0 or step == config.steps):
