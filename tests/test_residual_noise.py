@@ -23,7 +23,7 @@ def test_residuals_per_subject_at_the_model_rate_with_the_spine_filled(tmp_path)
     assert np.isfinite(one).all()
     # The injected error's size (metres at the person's depth), not pixels.
     assert 0.01 < np.median(np.linalg.norm(one, axis=-1)) < 0.05
-    with pytest.raises(DataFormatError):
+    with pytest.raises(DataFormatError, match="sequence of S9 matches"):
         detection_residuals(path, {"S9"})
 
 

@@ -249,7 +249,9 @@ def _load_detection_errors(path: str | Path, subjects=None):
         dets.append(det * to_metres[:, None, None])
         lengths.append(n)
     if not lengths:
-        raise DataFormatError(f"{path}: no detection sequence matches the ground truth")
+        among = f" of {', '.join(sorted(subjects))}" if subjects is not None else ""
+        raise DataFormatError(f"{path}: no detection sequence{among} matches the ground truth "
+                              "(Human3.6M has detections of S1 and S5)")  # fmt: skip
     return np.concatenate(gts), np.concatenate(dets), np.array(lengths), fps
 
 
