@@ -255,6 +255,16 @@ def _load_detection_errors(path: str | Path, subjects=None):
     return np.concatenate(gts), np.concatenate(dets), np.array(lengths), fps
 
 
+def undo_swaps(det: np.ndarray, swapped: np.ndarray) -> np.ndarray:
+    """det (R, 17, 2) with each pair of SWAP_PAIRS exchanged back where swapped (R, pairs) is
+    True (`_detect_swaps`); a new array."""
+    det = det.copy()
+    for p, (a, b) in enumerate(SWAP_PAIRS):
+        rows = swapped[:, p]
+        det[rows, a], det[rows, b] = det[rows, b], det[rows, a].copy()
+    return det
+
+
 def _run_starts(flags: np.ndarray, segment_start: np.ndarray) -> np.ndarray:
     """Count of runs of True along axis 0, runs cut at segment starts. flags (R, ...) bool."""
     previous = np.zeros_like(flags)
@@ -370,11 +380,7 @@ def fit_detector_noise(h36m_npz_path: str | Path, fps: float = DEFAULT_FPS) -> D
     swapped, eligible = _detect_swaps(gt, det, segment_start)
     swap_rate = swapped.sum(0) / np.maximum(eligible.sum(0), 1)
     swap_burst = _mean_burst(swapped, segment_start)
-    det = det.copy()
-    for p, (a, b) in enumerate(SWAP_PAIRS):
-        rows = swapped[:, p]
-        det[rows, a], det[rows, b] = det[rows, b], det[rows, a].copy()
-    error = det - gt  # (R, 17, 2), Spine NaN
+    error = undo_swaps(det, swapped) - gt  # (R, 17, 2), Spine NaN
 
     # 2. Bias, core and outliers (every frame; the joints with a detection).
     seen = [j for j in range(NUM_JOINTS) if j != SPINE]

@@ -21,9 +21,9 @@ from .detector_noise import (
     DEFAULT_FPS,
     SPINE,
     SPINE_NEIGHBOURS,
-    SWAP_PAIRS,
     _detect_swaps,
     _load_detection_errors,
+    undo_swaps,
 )
 
 
@@ -38,11 +38,7 @@ def detection_residuals(h36m_npz_path: str | Path, subjects=None, fps: float = D
     Returns (residuals (R, 17, 2) float32, lengths (K,) of the K contiguous runs)."""
     gt, det, lengths, src_fps = _load_detection_errors(h36m_npz_path, subjects)
     swapped, _ = _detect_swaps(gt, det, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
-    det = det.copy()
-    for p, (a, b) in enumerate(SWAP_PAIRS):
-        rows = swapped[:, p]
-        det[rows, a], det[rows, b] = det[rows, b], det[rows, a].copy()
-    error = det - gt
+    error = undo_swaps(det, swapped) - gt
     error[:, SPINE] = error[:, list(SPINE_NEIGHBOURS)].mean(1)
     runs, out_lengths = [], []
     for seg in np.split(error, np.cumsum(lengths)[:-1]):
