@@ -91,11 +91,11 @@ def test_error_readout_is_a_moving_average_and_compares_on_the_same_frames():
     for e in (10.0, 20.0, None, float("nan"), 30.0, 40.0, 50.0):
         readout.add(e)
     assert readout.mpjpe_mm == pytest.approx(35.0) and readout.frames == 4
-    assert readout.text() == "MPJPE 35 mm"
+    assert readout.text() == "MPJPE 35.0 mm"
     readout.add(5.0, 9.0)  # adapted from here on: both averages restart on the same frames
     readout.add(7.0, 11.0)
     assert readout.mpjpe_mm == pytest.approx(6.0) and readout.unadapted_mpjpe_mm == 10.0
-    assert readout.text() == "MPJPE 6 mm (unadapted 10 mm), over 0 s"
+    assert readout.text() == "MPJPE 6.0 mm (unadapted 10.0 mm), over 0 s"
     readout.add(8.0)  # reverted: the comparison stops
     assert readout.unadapted_mpjpe_mm is None and readout.frames == 1
 
