@@ -80,13 +80,15 @@ CALIBRATE := $(BIN)/distpose adapt-calibrate --threads 1
 pretrained/baseline.pt: | $(VENV)/.app-installed
 	$(TRAIN) baseline --threads 1 --steps 1500 --out runs/baseline --export $@
 	$(CALIBRATE) $@
-# augmented trains in seven stages (a session's budget each): 5,000 steps from scratch, 9,000
+# augmented trains in eight stages (a session's budget each): 5,000 steps from scratch, 9,000
 # more with the learning rate restarted at 5e-4 and decayed to 2e-5, 8,000 steps of 1,024
 # single-output windows (strided, 4x the windows a second) from 4e-4 to 1e-5, then widened from
 # 256 to 512 channels (the first 1,000 steps of a 5,000-step decay from 3e-4 to 1e-5), 4,000
 # steps from 2.5e-4 to 1e-5, 4,000 from 2e-4 to 1e-5 with Bandai's walks, runs and dashes
 # drawn 0.3 times as often within their source (their stance knee is bent), and 4,000 from
-# 1.5e-4 to 1e-5 with a quarter of the windows from Bandai and half from Human3.6M's cameras.
+# 1.5e-4 to 1e-5 with a quarter of the windows from Bandai and half from Human3.6M's cameras,
+# and 1,500 more of that with S1's real detection residuals on a quarter of the windows (one
+# batch worker: its random stream differs from the in-process one).
 TRAIN1 := $(BIN)/distpose train augmented --batch 1024 --chunk 1 --threads 2
 pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN) augmented --threads 2 --steps 5000 --out runs/augmented --export runs/augmented-1.pt
@@ -103,11 +105,16 @@ pretrained/augmented.pt: | $(VENV)/.app-installed
 	$(TRAIN1) --steps 4000 --lr 1.5e-4 --lr-final 1e-5 --init runs/augmented-6.pt \
 	    --content-weight '_(walk|run|dash)=0.3' \
 	    --source-weights bandai=0.25,h36m-cameras=0.5,h36m-virtual=0.25 \
-	    --out runs/augmented-7 --export $@
+	    --out runs/augmented-7 --export runs/augmented-7.pt
+	$(TRAIN1) --workers 1 --steps 1500 --lr 1.5e-4 --lr-final 1e-5 --init runs/augmented-7.pt \
+	    --content-weight '_(walk|run|dash)=0.3' \
+	    --source-weights bandai=0.25,h36m-cameras=0.5,h36m-virtual=0.25 \
+	    --noise-residuals 0.25 --noise-residual-subjects S1 --out runs/augmented-8 --export $@
 	$(CALIBRATE) $@
 pretrained/meta.pt: pretrained/augmented.pt
 	$(BIN)/distpose train meta --threads 2 --init pretrained/augmented.pt --steps 1000 --lr 1e-4 \
-	    --source-weights bandai=0.65,h36m-cameras=0.2,h36m-virtual=0.15 --out runs/meta --export $@
+	    --source-weights bandai=0.65,h36m-cameras=0.2,h36m-virtual=0.15 \
+	    --noise-residuals 0.25 --noise-residual-subjects S1 --out runs/meta --export $@
 	$(CALIBRATE) $@
 H36M_EVAL := .cache/eval
 pretrained/evaluation.json: pretrained/baseline.pt pretrained/augmented.pt pretrained/meta.pt
