@@ -60,3 +60,26 @@ def test_matched_frames_drops_frames_where_the_detector_found_someone_else(rca):
     other["keypoints"][4] = np.nan  # nobody found
     same = rca.matched_frames(other, lens_free, "none")
     assert same.tolist() == [True, True, False, True, False, True]
+
+
+def test_summary_says_where_the_warped_cases_stand(rca):
+    nan = float("nan")
+
+    def row(lens, unadapted, truelens, adapted, bar, accepted=True):
+        return {"lens": lens, "unadapted_mm": unadapted, "truelens_mm": truelens,
+                "adapted_mm": adapted, "bar": bar, "accepted": accepted,
+                "runs_apart_mm": 0.0}  # fmt: skip
+
+    rows = [
+        row("none", 0.0, 0.0, 0.0, True, accepted=False),
+        row("fisheye", 50.0, 48.0, 48.5, True),  # the true lens helps, Adapt met
+        row("brown:-0.3", 40.0, 42.0, 41.5, False),  # the true lens hurts: near it, not met
+        row("brown:0.12", 30.0, 29.0, 31.0, False),  # helps, Adapt more than 1 mm off
+        row("fisheye", nan, nan, nan, False, accepted=False),  # no frame to compare
+    ]
+    text = rca.summarise(rows)
+    assert "lens-free: 1 of 1 met (declined 1)" in text
+    assert "warped: 1 of 4 met (accepted 3)" in text
+    assert "3 comparable (1 with no frame" in text
+    assert "within 1 mm of the true lens in 2 of 3" in text
+    assert "no correction in 2, where Adapt met the bar in 1" in text
