@@ -23,8 +23,11 @@ def test_residuals_per_subject_at_the_model_rate_with_the_spine_filled(tmp_path)
     assert np.isfinite(one).all()
     # The injected error's size (metres at the person's depth), not pixels.
     assert 0.01 < np.median(np.linalg.norm(one, axis=-1)) < 0.05
-    with pytest.raises(DataFormatError, match="sequence of S9 matches"):
+    with pytest.raises(DataFormatError, match="no detections of S9 \\(detections of S1, S5\\)"):
         detection_residuals(path, {"S9"})
+    # Asked for S1 and S6 where S6 has no detections: refused, not S1 alone in silence.
+    with pytest.raises(DataFormatError, match="no detections of S6 "):
+        detection_residuals(path, {"S1", "S6"})
 
 
 def test_swaps_are_undone_before_the_residual_is_kept(tmp_path):

@@ -226,6 +226,11 @@ def _load_detection_errors(path: str | Path, subjects=None):
         sh_seq, sh_cam, sh_start = d["sh_sequence"], d["sh_camera"], d["sh_start"]
         keypoints = d["sh_keypoints"]
         fps = float(d["fps"]) if "fps" in d.files else 50.0
+    detected = sorted({f"S{int(subject[s])}" for s in sh_seq}, key=lambda n: int(n[1:]))
+    absent = sorted(set(subjects or ()) - set(detected))
+    if absent:  # one silently dropped subject would leave the run on fewer people than asked
+        raise DataFormatError(f"{path}: no detections of {', '.join(absent)} (detections "
+                              f"of {', '.join(detected) or 'nobody'})")  # fmt: skip
     order = np.argsort(sequence, kind="stable")
     first = np.searchsorted(sequence[order], np.arange(len(subject) + 1))
     gts, dets, lengths = [], [], []
@@ -250,8 +255,7 @@ def _load_detection_errors(path: str | Path, subjects=None):
         lengths.append(n)
     if not lengths:
         among = f" of {', '.join(sorted(subjects))}" if subjects is not None else ""
-        raise DataFormatError(f"{path}: no detection sequence{among} matches the ground truth "
-                              "(Human3.6M has detections of S1 and S5)")  # fmt: skip
+        raise DataFormatError(f"{path}: no detection sequence{among} matches the ground truth")
     return np.concatenate(gts), np.concatenate(dets), np.array(lengths), fps
 
 
