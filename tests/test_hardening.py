@@ -636,3 +636,16 @@ def test_number_checks_reject_nan_everywhere():
     assert v.check_number("n", 3, low=1, integer=True) == 3
     with pytest.raises(DistposeError, match="whole"):
         v.check_number("n", 2.5, integer=True)
+
+
+def test_residual_subjects_without_detections_are_refused_before_any_loading(capsys, tmp_path):
+    """`--noise-residual-subjects S1,S6` on a file with detections of S1 and S5 only: one line
+    naming S6 and the subjects that have detections, before the noise fit and the data load."""
+    from h36m_fake import make_model, write_synthetic_h36m
+
+    h36m = write_synthetic_h36m(tmp_path / "h.npz", make_model(), frames=200, sequences=1,
+                                subjects=(1, 5), detected=(1, 5))  # fmt: skip
+    code, err = _cli(capsys, "train", "augmented", "--h36m", h36m, "--noise-residuals", "0.25",
+                     "--noise-residual-subjects", "S1,S6", "--out", tmp_path / "run")  # fmt: skip
+    _one_line_exit_2(code, err, "no detections of S6", "detections of S1, S5")
+    assert not (tmp_path / "run").exists()

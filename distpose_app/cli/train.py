@@ -250,6 +250,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = set(config.sources) - set(SOURCES)
     if unknown or not config.sources:
         raise DistposeError(f"--sources: choose from {','.join(SOURCES)}, not {args.sources!r}")
+    # A subject without detections: refused before the noise fit and the data's loading.
+    if config.noise_residuals:
+        from distpose_app.data.detector_noise import check_detected_subjects
+
+        check_detected_subjects(args.h36m, config.noise_residual_subjects)
     if args.noise == "detector":
         from distpose_app.data.detector_noise import fit_detector_noise
 

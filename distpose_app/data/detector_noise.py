@@ -208,6 +208,21 @@ def undistort_h36m_lens(
     return xy * f + c
 
 
+def check_detected_subjects(path: str | Path, subjects) -> list[str]:
+    """Raise DataFormatError unless every one of `subjects` (names such as "S1"; None: any)
+    has detections in the Human3.6M file at `path`; returns the subjects that do."""
+    with np.load(path, allow_pickle=False) as d:
+        if "sh_sequence" not in d.files or "subject" not in d.files:
+            raise DataFormatError(f"{path}: no detections (no sh_sequence)")
+        subject, sh_seq = d["subject"], d["sh_sequence"]
+    detected = sorted({f"S{int(subject[s])}" for s in sh_seq}, key=lambda n: int(n[1:]))
+    absent = sorted(set(subjects or ()) - set(detected))
+    if absent:  # one silently dropped subject would leave the run on fewer people than asked
+        raise DataFormatError(f"{path}: no detections of {', '.join(absent)} (detections "
+                              f"of {', '.join(detected) or 'nobody'})")  # fmt: skip
+    return detected
+
+
 def _load_detection_errors(path: str | Path, subjects=None):
     """Ground truth and detections of every detection sequence (of `subjects` only, names
     such as "S1", when given), in metres at the root depth.
@@ -226,11 +241,7 @@ def _load_detection_errors(path: str | Path, subjects=None):
         sh_seq, sh_cam, sh_start = d["sh_sequence"], d["sh_camera"], d["sh_start"]
         keypoints = d["sh_keypoints"]
         fps = float(d["fps"]) if "fps" in d.files else 50.0
-    detected = sorted({f"S{int(subject[s])}" for s in sh_seq}, key=lambda n: int(n[1:]))
-    absent = sorted(set(subjects or ()) - set(detected))
-    if absent:  # one silently dropped subject would leave the run on fewer people than asked
-        raise DataFormatError(f"{path}: no detections of {', '.join(absent)} (detections "
-                              f"of {', '.join(detected) or 'nobody'})")  # fmt: skip
+    check_detected_subjects(path, subjects)
     order = np.argsort(sequence, kind="stable")
     first = np.searchsorted(sequence[order], np.arange(len(subject) + 1))
     gts, dets, lengths = [], [], []
