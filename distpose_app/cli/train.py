@@ -143,7 +143,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Hourglass, joints and frames correlated as a detector's) instead of the fitted "
         "model's error (default 0)",
     )
-    g.add_argument("--noise-residual-subjects", default="S1,S5",
+    g.add_argument("--noise-residual-subjects", default="S1,S5",  # TrainConfig's (lazy: torch)
                    help="whose detections give the residuals (default %(default)s)")  # fmt: skip
     g.add_argument("--seed", type=v.seed_int, default=0)
     g.add_argument("--threads", type=v.threads_int, help="torch CPU threads")

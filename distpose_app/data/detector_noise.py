@@ -214,7 +214,12 @@ def check_detected_subjects(path: str | Path, subjects) -> list[str]:
     with np.load(path, allow_pickle=False) as d:
         if "sh_sequence" not in d.files or "subject" not in d.files:
             raise DataFormatError(f"{path}: no detections (no sh_sequence)")
-        subject, sh_seq = d["subject"], d["sh_sequence"]
+        return _require_detected(path, d["subject"], d["sh_sequence"], subjects)
+
+
+def _require_detected(path, subject: np.ndarray, sh_seq: np.ndarray, subjects) -> list[str]:
+    """`check_detected_subjects` on the file's arrays: subject (S,) per sequence, sh_seq (M,)
+    the sequence of each detection sequence."""
     detected = sorted({f"S{int(subject[s])}" for s in sh_seq}, key=lambda n: int(n[1:]))
     absent = sorted(set(subjects or ()) - set(detected))
     if absent:  # one silently dropped subject would leave the run on fewer people than asked
@@ -241,7 +246,7 @@ def _load_detection_errors(path: str | Path, subjects=None):
         sh_seq, sh_cam, sh_start = d["sh_sequence"], d["sh_camera"], d["sh_start"]
         keypoints = d["sh_keypoints"]
         fps = float(d["fps"]) if "fps" in d.files else 50.0
-    check_detected_subjects(path, subjects)
+    _require_detected(path, subject, sh_seq, subjects)
     order = np.argsort(sequence, kind="stable")
     first = np.searchsorted(sequence[order], np.arange(len(subject) + 1))
     gts, dets, lengths = [], [], []

@@ -188,6 +188,12 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
+def _on_model(model: torch.nn.Module, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors on the device of the model's weights (`--device`)."""
+    device = next(model.parameters()).device
+    return tuple(t.to(device) for t in tensors)
+
+
 def _masking(config: TrainConfig) -> MaskConfig | None:
     return MaskConfig() if config.masking else None
 
@@ -255,8 +261,7 @@ def supervised_backward(model, sampler, lens_sampler, config, window, rank=0, wo
     torchrun sees exactly the batch a single process would.
     """
     x, y = draw_batch(sampler, lens_sampler, config, augment) if batch is None else batch
-    device = next(model.parameters()).device
-    x, y = x[rank::world].to(device), y[rank::world].to(device)
+    x, y = _on_model(model, x[rank::world], y[rank::world])
     model.train()
     net = getattr(model, "module", model)
     pred = model(x)
@@ -332,15 +337,14 @@ def meta_step(model, optimiser, sampler, lens_sampler, config, window, inner_nam
         if flip:
             x = x[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0])
             y = y[..., FLIP_PERMUTATION, :] * torch.tensor([-1.0, 1.0, 1.0])
-        device = next(model.parameters()).device
-        x, y = x.to(device), y.to(device)
+        x, y = _on_model(model, x, y)
         ns = len(sup)
         if config.inner_params == "lens":
             from distpose_app.adapt.lens_fit import LensAdaptConfig, k1_grid_search
             from distpose_app.lifter.model import undistort_screen
 
             k1, _ = k1_grid_search(model, x[:ns], LENS_INNER_GRID, LensAdaptConfig().focal)
-            lens = torch.tensor([k1, 0.0, 0.0, 0.0, 0.0], device=device)
+            lens = torch.tensor([k1, 0.0, 0.0, 0.0, 0.0], device=x.device)
             pred = model(undistort_screen(x[ns:], lens))
             loss = losses.mpjpe_loss(pred, y[ns:, sl]) / config.tasks_per_batch
             loss.backward()
@@ -377,8 +381,7 @@ def validation_mpjpe(model, sampler, lens_sampler, config, window, batches: int 
             lenses = [sampler.sample_lens(s, lens_sampler) for s in sampler.sequence[starts]]
         x, y = sampler.make_batch(starts, lenses, config.noise_px, False,
                                   noise=_augment(config)["noise"])  # fmt: skip
-        device = next(model.parameters()).device
-        x, y = x.to(device), y.to(device)
+        x, y = _on_model(model, x, y)
         errors.append(float(losses.mpjpe_loss(model(x), y[:, output_slice(model, window)])))
     sampler.rng = state
     return float(np.mean(errors))
